@@ -1,0 +1,61 @@
+"""A faithful model of Xen's NUMA page allocator and memory claims, reached by hypercalls.
+
+``boot(nodes=[4096, 4096])`` powers on an emulated host (node memory in MiB) with dom0;
+everything else goes through :meth:`Hypervisor.hypercall`, as it does on real Xen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypervisor_model.errors import XenError
+from hypervisor_model.guest_memory import Arena, GuestFault, HypercallBuffer
+from hypervisor_model.host import HostConfig, HostConfigError, load_host, make_host
+from hypervisor_model.hypervisor import Hypervisor
+from hypervisor_model.invariants import InvariantError
+
+__all__ = [
+    "Arena",
+    "GuestFault",
+    "HostConfig",
+    "HostConfigError",
+    "HypercallBuffer",
+    "Hypervisor",
+    "InvariantError",
+    "XenError",
+    "boot",
+    "boot_from_toml",
+    "make_host",
+]
+
+
+def boot(
+    nodes: Sequence[int] | None = None,
+    *,
+    ranges: Sequence[Sequence[Sequence[int]]] | None = None,
+    offline: Sequence[int] = (),
+    distances: Sequence[Sequence[int]] | None = None,
+    cpus_per_node: int | Sequence[int] = 4,
+    dom0_memory: int = 0,
+) -> Hypervisor:
+    """Boot an emulated host: ``nodes`` in MiB per node, or explicit MFN ``ranges``.
+
+    ``offline`` node ids keep their memory out of the heap; ``distances`` is the SLIT
+    matrix (default 10 local, 20 remote); ``dom0_memory`` is dom0's RAM in MiB.
+    """
+    return Hypervisor(
+        make_host(
+            nodes,
+            ranges=ranges,
+            offline=offline,
+            distances=distances,
+            cpus_per_node=cpus_per_node,
+            dom0_memory=dom0_memory,
+        )
+    )
+
+
+def boot_from_toml(path: str | Path) -> Hypervisor:
+    """Boot the host a TOML file describes (see :func:`hypervisor_model.host.load_host`)."""
+    return Hypervisor(load_host(path))

@@ -1,0 +1,56 @@
+"""A domain as the memory code sees it: limits, claims, node affinity, its pages and physmap.
+
+Field names are Xen's (``struct domain`` in xen/include/xen/sched.h). A domain owns its pages
+as runs of MFNs (with the guest frame each backs, Xen's M2P) and, when translated (HVM/PVH),
+a physmap of runs gfn -> mfn (Xen's p2m). Both grow with extents, not pages.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from hypervisor_model.host import MAX_NUMNODES
+from hypervisor_model.runmap import RunMap
+
+DOMDYING_alive, DOMDYING_dying, DOMDYING_dead = 0, 1, 2
+NODE_MASK_ALL = (1 << MAX_NUMNODES) - 1
+SHUTDOWN_CODE_NONE = 0xFFFFFFFF  # shutdown_code starts as ~0u (domain_create)
+
+
+@dataclass(eq=False)
+class Domain:
+    """One domain. Counters change under ``page_alloc_lock`` and, for claims, ``heap_lock``."""
+
+    domain_id: int
+    is_hvm: bool = False
+    cdf_flags: int = 0
+    ssidref: int = 0
+    handle: bytes = bytes(16)
+    max_vcpus: int = 0
+    nr_vcpus: int = 0  # vCPUs created by XEN_DOMCTL_max_vcpus
+    cpupool: int = 0
+    is_dying: int = DOMDYING_alive
+    max_pages: int = 0  # a new domain may not allocate until max_mem raises this
+    tot_pages: int = 0
+    outstanding_pages: int = 0  # whole claim: host-wide plus node claims (v7)
+    node_claims: int = 0
+    claims: dict[int, int] = field(default_factory=dict)
+    node_affinity: int = NODE_MASK_ALL
+    auto_node_affinity: bool = True
+    last_alloc_node: int = 0
+    controller_pause_count: int = 1  # created paused by the controller
+    creation_finished: bool = False
+    shutdown_code: int = SHUTDOWN_CODE_NONE
+    pages: RunMap = field(default_factory=RunMap)  # mfn -> gfn (or None), owned pages
+    p2m: RunMap = field(default_factory=RunMap)  # gfn -> mfn, translated domains only
+    node_pages: dict[int, int] = field(default_factory=dict)  # pages owned per node
+    page_alloc_lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def is_translated(self) -> bool:
+        """HVM and PVH guests have a p2m (paging_mode_translate); PV guests do not."""
+        return self.is_hvm
+
+    def owned_pages(self) -> int:
+        return sum(run.length for run in self.pages)

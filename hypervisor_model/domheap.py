@@ -1,0 +1,157 @@
+"""Pages of domains: allocate and assign, free, and map into the guest's physmap.
+
+The counterparts of alloc_domheap_pages / assign_pages / free_domheap_pages (page_alloc.c)
+and guest_physmap_add_page / guest_remove_page (memory.c, the x86 p2m). Lock order is
+Xen's: a domain's ``page_alloc_lock`` before ``heap_lock``, never the other way round.
+"""
+
+from __future__ import annotations
+
+from hypervisor_model.domain import Domain
+from hypervisor_model.errors import XenError
+from hypervisor_model.heap import NR_ZONES, Heap, aligned_chunks, bits_to_zone
+from hypervisor_model.memflags import (
+    MEMF_get_bits,
+    MEMF_no_dma,
+    MEMF_no_owner,
+    MEMF_no_refcount,
+)
+from hypervisor_model.public.errno import E2BIG, EINVAL, EPERM
+from hypervisor_model.runmap import Run, RunMap
+
+BITS_PER_LONG = 64
+# The p2m maps guest frames below 2^(paddr_bits - PAGE_SHIFT) (52-bit physical addresses).
+P2M_LIMIT = 1 << (52 - 12)
+
+
+def alloc_domheap_pages(heap: Heap, d: Domain | None, order: int, memflags: int) -> int | None:
+    """Allocate ``2**order`` pages for ``d`` and assign them to it; return the first MFN.
+
+    Zones above the DMA zone are tried first, then all zones unless MEMF_no_dma
+    (alloc_domheap_pages). A failed assignment frees the pages: a claim already redeemed
+    for them stays spent, as in Xen.
+    """
+    bits = MEMF_get_bits(memflags) or BITS_PER_LONG + 12
+    zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
+    if memflags & MEMF_no_owner:
+        memflags |= MEMF_no_refcount
+    found = None
+    if not heap.dma_bitsize:
+        memflags &= ~MEMF_no_dma
+    elif (dma_zone := bits_to_zone(heap.dma_bitsize)) < zone_hi:
+        found = heap.alloc_heap_pages(dma_zone + 1, zone_hi, order, memflags, d)
+    if found is None:
+        if memflags & MEMF_no_dma:
+            return None
+        found = heap.alloc_heap_pages(1, zone_hi, order, memflags, d)
+        if found is None:
+            return None
+    mfn, node = found
+    if d is not None and not memflags & MEMF_no_owner:
+        try:
+            assign_pages(d, mfn, 1 << order, node, memflags)
+        except XenError:
+            heap.free_heap_pages(mfn, order)
+            return None
+    return mfn
+
+
+def assign_pages(d: Domain, mfn: int, nr: int, node: int, memflags: int) -> None:
+    """Make ``d`` the owner of ``nr`` pages (assign_pages): refused for a dying domain
+    (EINVAL), or beyond max_pages (EPERM when already over, else E2BIG)."""
+    with d.page_alloc_lock:
+        if d.is_dying:
+            raise XenError(EINVAL, f"d{d.domain_id} is dying")
+        if not memflags & MEMF_no_refcount:
+            if d.tot_pages > d.max_pages:
+                raise XenError(EPERM, f"d{d.domain_id} already above max_pages")
+            if nr > d.max_pages - d.tot_pages:
+                raise XenError(E2BIG, f"d{d.domain_id} would exceed max_pages")
+            d.tot_pages += nr
+        d.pages.insert(mfn, nr, None, 1, None)
+        d.node_pages[node] = d.node_pages.get(node, 0) + nr
+
+
+def free_domheap_pages(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
+    """Take ``nr`` owned pages from ``d`` and return them to the heap (free_domheap_pages).
+
+    Freeing never gives a claim back."""
+    with d.page_alloc_lock:
+        removed = d.pages.remove(mfn, mfn + nr)
+        assert sum(p.length for p in removed) == nr, "freeing pages the domain does not own"
+        d.tot_pages -= nr
+    for start, end, node in heap.split_by_node(mfn, mfn + nr):
+        with d.page_alloc_lock:
+            d.node_pages[node] -= end - start
+            if not d.node_pages[node]:
+                del d.node_pages[node]
+        for head, order in aligned_chunks(start, end):
+            heap.free_heap_pages(head, order)
+
+
+def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:
+    """Free up to ``budget`` runs of a dying domain's pages; True once none are left."""
+    with d.page_alloc_lock:
+        d.p2m = RunMap()
+        runs = list(d.pages)[:budget]
+    for run in runs:
+        free_domheap_pages(heap, d, run.start, run.length)
+    return not runs
+
+
+# -- the guest physmap ---------------------------------------------------------------------
+
+
+def _set_m2p(d: Domain, mfn: int, nr: int, gfn: int | None) -> None:
+    d.pages.remove(mfn, mfn + nr)
+    d.pages.insert(mfn, nr, gfn, 1, None)
+
+
+def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
+    """Map ``2**order`` owned pages at ``gfn``. A translated guest's old mappings there are
+    dropped (their pages stay allocated to the domain, unmapped, as in Xen's p2m); a PV
+    guest only records the machine-to-phys entries. False if the p2m cannot map ``gfn``."""
+    nr = 1 << order
+    with d.page_alloc_lock:
+        if d.is_translated:
+            if gfn + nr > P2M_LIMIT:
+                return False
+            for old in d.p2m.remove(gfn, gfn + nr):
+                assert old.value is not None
+                _set_m2p(d, old.value, old.length, None)
+            d.p2m.insert(gfn, nr, mfn, 1, None)
+        _set_m2p(d, mfn, nr, gfn)
+        return True
+
+
+def mapped_prefix(pieces: list[Run], start: int) -> int:
+    """How many keys from ``start`` the pieces cover without a gap."""
+    cursor = start
+    for piece in pieces:
+        if piece.start != cursor:
+            break
+        cursor = piece.end
+    return cursor - start
+
+
+def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> bool:
+    """Remove and free the pages at ``gmfn .. gmfn+nr-1`` one by one until one cannot be
+    removed (guest_remove_page): a hole in a translated guest's physmap (ENOENT), or, for PV
+    where gmfn is a machine frame, a frame the domain does not own (ENXIO) or not RAM
+    (EINVAL). Returns True only if all ``nr`` pages went."""
+    with d.page_alloc_lock:
+        index = d.p2m if d.is_translated else d.pages
+        pieces = index.overlapping(gmfn, gmfn + nr)
+        done = mapped_prefix(pieces, gmfn)
+        pieces = [p.piece(gmfn, gmfn + done) for p in pieces]
+        pieces = [p for p in pieces if p.length > 0]
+        if d.is_translated:
+            d.p2m.remove(gmfn, gmfn + done)
+            frees = [(p.value, p.length, p.step) for p in pieces]
+        else:
+            frees = [(p.start, p.length, 1) for p in pieces]
+    for first, length, step in frees:
+        assert first is not None
+        low = first if step == 1 else first - length + 1
+        free_domheap_pages(heap, d, low, length)
+    return done == nr

@@ -1,0 +1,143 @@
+"""Hypercall buffers and guest handles: the only memory the hypervisor reads or writes.
+
+A caller allocates page-granular buffers from the host's arena, as libxencall allocates
+hypercall buffers from a mapped device, and passes their addresses as guest handles. The
+hypervisor touches them only through :meth:`Arena.copy_from_guest` / :meth:`copy_to_guest`:
+an address outside a live buffer is a fault (EFAULT), never a read of other memory.
+Addresses are the arena's own (each buffer followed by an unmapped guard page, never reused),
+so the same bytes and addresses could be served to a model in another process.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from bisect import bisect_right
+from collections.abc import Mapping
+
+from construct import Construct, Container
+
+PAGE_SIZE = 4096
+ARENA_BASE = 0x7F00_0000_0000  # where the arena's addresses start (user half of x86_64)
+USER_LIMIT = 1 << 47  # canonical user addresses: access_ok() refuses anything above
+
+
+class GuestFault(Exception):
+    """A guest handle that does not point into live hypercall memory (EFAULT)."""
+
+
+class HypercallBuffer:
+    """One hypercall buffer: ``size`` bytes at guest address ``addr``, backed by ``mem``."""
+
+    def __init__(self, arena: Arena, addr: int, size: int) -> None:
+        self.arena = arena
+        self.addr = addr
+        self.size = size
+        self.mem = mmap.mmap(-1, max(size, 1) + (-max(size, 1) % PAGE_SIZE))
+        self.live = True
+
+    def free(self) -> None:
+        self.arena.free(self)
+
+    def __enter__(self) -> HypercallBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.free()
+
+
+class Arena:
+    """The host's hypercall-buffer memory, shared by every caller of one host."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._starts: list[int] = []
+        self._buffers: dict[int, HypercallBuffer] = {}
+        self._next = ARENA_BASE
+
+    def alloc(self, size: int) -> HypercallBuffer:
+        """A zeroed buffer of at least ``size`` bytes (xencall_alloc_buffer)."""
+        if size < 0:
+            raise ValueError(f"expected a non-negative size, got {size}")
+        pages = -(-max(size, 1) // PAGE_SIZE)
+        with self._lock:
+            buf = HypercallBuffer(self, self._next, size)
+            self._next += (pages + 1) * PAGE_SIZE  # a guard page after every buffer
+            self._starts.append(buf.addr)
+            self._buffers[buf.addr] = buf
+        return buf
+
+    def free(self, buf: HypercallBuffer) -> None:
+        with self._lock:
+            if not buf.live:
+                return
+            buf.live = False
+            del self._buffers[buf.addr]
+            self._starts.remove(buf.addr)
+
+    def live_buffers(self) -> int:
+        return len(self._buffers)
+
+    def _locate(self, addr: int, size: int) -> tuple[HypercallBuffer, int]:
+        with self._lock:
+            i = bisect_right(self._starts, addr) - 1
+            buf = self._buffers[self._starts[i]] if i >= 0 else None
+        if buf is None or addr + size > buf.addr + buf.size:
+            raise GuestFault(f"no hypercall memory at {addr:#x}+{size:#x}")
+        return buf, addr - buf.addr
+
+    def readable(self, addr: int) -> int:
+        """How many bytes from ``addr`` lie inside one live buffer (0 if none)."""
+        try:
+            buf, offset = self._locate(addr, 0)
+        except GuestFault:
+            return 0
+        return buf.size - offset
+
+    def copy_from_guest(self, addr: int, size: int) -> bytes:
+        """``size`` bytes at guest address ``addr``; zero bytes always succeed."""
+        if size == 0:
+            return b""
+        buf, offset = self._locate(addr, size)
+        return bytes(buf.mem[offset : offset + size])
+
+    def copy_to_guest(self, addr: int, data: bytes) -> None:
+        if not data:
+            return
+        buf, offset = self._locate(addr, len(data))
+        buf.mem[offset : offset + len(data)] = data
+
+
+def handle_range_ok(addr: int, count: int, item_size: int) -> bool:
+    """guest_handle_subrange_okay: the range lies in the caller's address space."""
+    return addr + count * item_size <= USER_LIMIT
+
+
+_compiled: dict[int, Construct] = {}
+
+
+def _codec(layout: Construct) -> Construct:
+    """The compiled form of a public layout (same bytes, faster), compiled once."""
+    codec = _compiled.get(id(layout))
+    if codec is None:
+        codec = _compiled[id(layout)] = layout.compile()
+    return codec
+
+
+def parse(layout: Construct, data: bytes) -> Container:
+    return _codec(layout).parse(data)
+
+
+def build(layout: Construct, obj: Mapping[str, object]) -> bytes:
+    return bytes(_codec(layout).build(obj))
+
+
+def copy_struct_from_guest(arena: Arena, addr: int, layout: Construct) -> Container:
+    """Copy a structure in and decode it with the public ABI (copy_from_guest)."""
+    return parse(layout, arena.copy_from_guest(addr, layout.sizeof()))
+
+
+def copy_struct_to_guest(
+    arena: Arena, addr: int, layout: Construct, obj: Mapping[str, object]
+) -> None:
+    arena.copy_to_guest(addr, build(layout, obj))

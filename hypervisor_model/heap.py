@@ -1,0 +1,377 @@
+"""Xen's binary buddy allocator (xen/common/page_alloc.c): free lists per node, zone and order.
+
+State is one entry per free block, never per page. Every rule here is Xen's; the only
+simplification is scrubbing: the model scrubs instantly, so every free block is clean, lists
+take blocks at the head, and ``scrub_pages`` is always 0 (as Xen reports it anyway).
+The claim rules that live inside the allocator are delegated to :mod:`claims`.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left, bisect_right, insort
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from hypervisor_model import claims
+from hypervisor_model.host import MAX_NUMNODES, HostConfig, HostConfigError
+from hypervisor_model.memflags import (
+    NUMA_NO_NODE,
+    MEMF_exact_node,
+    MEMF_get_node,
+    MEMF_no_refcount,
+)
+
+PAGE_SHIFT = 12
+MAX_ORDER = 18  # 2 * PAGETABLE_ORDER on x86: the largest buddy is 1 GiB
+NR_ZONES = 52 - PAGE_SHIFT + 1  # PADDR_BITS - PAGE_SHIFT + 1; zone 0 (MEMZONE_XEN) unused
+ALL_ZONES = (1, NR_ZONES - 1)
+
+
+def page_to_zone(mfn: int) -> int:
+    """Zone = bit length of the MFN, MFN 0 in zone 1 (page_to_zone)."""
+    return mfn.bit_length() or 1
+
+
+def bits_to_zone(bits: int) -> int:
+    return 1 if bits < PAGE_SHIFT + 1 else bits - PAGE_SHIFT
+
+
+def aligned_chunks(start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Cut ``[start, end)`` into maximal aligned power-of-two blocks (_init_heap_pages)."""
+    while start < end:
+        order = min(MAX_ORDER, (end - start).bit_length() - 1)
+        if start:
+            order = min(order, (start & -start).bit_length() - 1)
+        yield start, order
+        start += 1 << order
+
+
+def _next_node(node: int, mask: int) -> int:
+    """The next node after ``node`` in ``mask``, or MAX_NUMNODES (next_node)."""
+    rest = mask >> (node + 1)
+    return node + 1 + (rest & -rest).bit_length() - 1 if rest else MAX_NUMNODES
+
+
+def first_node(mask: int) -> int:
+    return (mask & -mask).bit_length() - 1 if mask else MAX_NUMNODES
+
+
+def cycle_node(node: int, mask: int) -> int:
+    nxt = _next_node(node, mask)
+    return nxt if nxt < MAX_NUMNODES else first_node(mask)
+
+
+class Heap:
+    """The domain heap of one host, with the counters Xen keeps under ``heap_lock``."""
+
+    def __init__(self, host: HostConfig) -> None:
+        self.lock = threading.Lock()  # heap_lock
+        nr_nodes = len(host.nodes)
+        self.online_mask = sum(1 << n for n, node in enumerate(host.nodes) if node.online)
+        self.avail = [[0] * NR_ZONES for _ in range(nr_nodes)]
+        self.node_avail_pages = [0] * nr_nodes
+        self.total_avail_pages = 0
+        # Claim counters are heap state in Xen too (page_alloc.c, v7 claim sets).
+        self.outstanding_claims = 0
+        self.claimed_pages = [0] * nr_nodes
+        self._free: dict[int, tuple[int, int]] = {}  # head MFN -> (order, node)
+        self._lists: list[list[list[OrderedDict[int, None]]]] = [
+            [[OrderedDict() for _ in range(MAX_ORDER + 1)] for _ in range(NR_ZONES)]
+            for _ in range(nr_nodes)
+        ]
+        self.offlined: list[int] = []  # sorted MFNs taken out of the heap
+        self.offlining: list[int] = []  # sorted MFNs in use, to be taken out when freed
+        self._recall_hook: claims.RecallHook | None = None
+
+        # An offline node's memory is not the heap's: its frames are as absent as a hole.
+        ranges = sorted(
+            (s, e, n) for n, node in enumerate(host.nodes) if node.online for s, e in node.ranges
+        )
+        self._range_starts = [s for s, _, _ in ranges]
+        self._ranges = ranges
+        self.total_pages = sum(e - s for s, e, _ in ranges)
+        self.max_page = max((e for _, e, _ in ranges), default=0)  # highest RAM MFN + 1
+        self.dma_bitsize = self._default_dma_bitsize(host)
+        self._boot()
+
+    # -- topology -------------------------------------------------------------------------
+
+    def mfn_to_nid(self, mfn: int) -> int | None:
+        """The node owning ``mfn``, or None for a hole (mfn_valid is false there)."""
+        i = bisect_right(self._range_starts, mfn) - 1
+        if i < 0:
+            return None
+        _, end, node = self._ranges[i]
+        return node if mfn < end else None
+
+    def ram_ranges(self) -> list[tuple[int, int, int]]:
+        """Every RAM range as ``(start, end, node)``, in address order."""
+        return list(self._ranges)
+
+    def split_by_node(self, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+        """The RAM parts of ``[start, end)`` as ``(start, end, node)``."""
+        i = max(bisect_right(self._range_starts, start) - 1, 0)
+        for s, e, node in self._ranges[i:]:
+            if s >= end:
+                break
+            if e > start:
+                yield max(s, start), min(e, end), node
+
+    def _default_dma_bitsize(self, host: HostConfig) -> int:
+        """DMA zone width: only with more than one online node (arch_get_dma_bitsize)."""
+        if self.online_mask.bit_count() <= 1:
+            return 0
+        for node in host.nodes:
+            start, spanned = node.spanned
+            if node.online and spanned and not start >> (32 - PAGE_SHIFT):
+                last = (start + spanned // 4 - 1) & ((1 << 64) - 1)
+                return min(last.bit_length() + PAGE_SHIFT, 32)
+        raise HostConfigError("no online node with memory below 4 GiB (Xen panics at boot)")
+
+    def _boot(self) -> None:
+        """Hand RAM to the heap as end_boot_allocator does: node 0's region, then the rest
+        in reverse order; MFN 0 is kept away from the buddy allocator."""
+        regions = [(s, e) for s, e, _ in self._ranges]
+        first = next((r for r in regions if self.mfn_to_nid(r[0]) == 0), None)
+        order = ([first] if first else []) + [r for r in reversed(regions) if r is not first]
+        for start, end in order:
+            for head, chunk_order in aligned_chunks(max(start, 1), end):
+                self._free_block(head, chunk_order)
+
+    # -- free lists -------------------------------------------------------------------------
+
+    def _push(self, head: int, order: int, node: int) -> None:
+        """Add a free block at the head of its list (page_list_add_scrub, clean)."""
+        lst = self._lists[node][page_to_zone(head)][order]
+        lst[head] = None
+        lst.move_to_end(head, last=False)
+        self._free[head] = (order, node)
+
+    def _unlink(self, head: int) -> tuple[int, int]:
+        order, node = self._free.pop(head)
+        del self._lists[node][page_to_zone(head)][order][head]
+        return order, node
+
+    def free_blocks(self) -> Iterator[tuple[int, int, int]]:
+        """Every free block as ``(head, order, node)``."""
+        for head, (order, node) in self._free.items():
+            yield head, order, node
+
+    def free_block_count(self) -> int:
+        return len(self._free)
+
+    def find_free_block(self, mfn: int) -> int | None:
+        """Head of the free block containing ``mfn``, if it is free."""
+        for order in range(MAX_ORDER + 1):
+            head = mfn & ~((1 << order) - 1)
+            if self._free.get(head, (None,))[0] == order:
+                return head
+        return None
+
+    # -- allocation -----------------------------------------------------------------------
+
+    def get_free_buddy(
+        self, zone_lo: int, zone_hi: int, order: int, memflags: int, d: claims.ClaimHolder | None
+    ) -> tuple[int, int, int] | None:
+        """Find and unlink a free block of at least ``order``: ``(head, order, node)``.
+
+        Node choice (get_free_buddy): the requested node, else round-robin after
+        ``d.last_alloc_node`` within the domain's node affinity, then the other online
+        nodes; exact-node requests fail after their node. NUMA distance plays no part.
+        """
+        nodemask = self.online_mask
+        if d is not None and nodemask & d.node_affinity:
+            nodemask &= d.node_affinity
+        node = req_node = MEMF_get_node(memflags)
+        if node == NUMA_NO_NODE:
+            if d is not None:
+                node = cycle_node(d.last_alloc_node, nodemask)
+            if node >= MAX_NUMNODES:
+                node = first_node(self.online_mask)  # cpu_to_node(smp_processor_id())
+        elif node >= MAX_NUMNODES:
+            return None
+        holder = d if d is not None and not memflags & MEMF_no_refcount else None
+        first, retried = node, False
+        while True:
+            if node < len(self.avail) and claims.node_can_serve(self, node, 1 << order, holder):
+                found = self._take(node, zone_lo, zone_hi, order)
+                if found is not None:
+                    return found[0], found[1], node
+            if memflags & MEMF_exact_node and req_node != NUMA_NO_NODE:
+                return None
+            if not nodemask >> node & 1:
+                # The first node may be requested from outside the mask.
+                first = node = first_node(nodemask)
+                if node < MAX_NUMNODES:
+                    continue
+            elif (node := _next_node(node, nodemask)) >= MAX_NUMNODES:
+                node = first_node(nodemask)
+            if node == first:
+                if memflags & MEMF_exact_node or retried:
+                    return None
+                retried = True
+                nodemask = self.online_mask & ~nodemask
+                first = node = first_node(nodemask)
+                if node >= MAX_NUMNODES:
+                    return None
+
+    def _take(self, node: int, zone_lo: int, zone_hi: int, order: int) -> tuple[int, int] | None:
+        """Unlink the first block of the smallest sufficient order, zones high to low."""
+        avail, lists = self.avail[node], self._lists[node]
+        for zone in range(zone_hi, zone_lo - 1, -1):
+            if avail[zone] < 1 << order:
+                continue
+            for j in range(order, MAX_ORDER + 1):
+                lst = lists[zone][j]
+                if lst:
+                    head, _ = lst.popitem(last=False)
+                    del self._free[head]
+                    return head, j
+        return None
+
+    def alloc_heap_pages(
+        self,
+        zone_lo: int,
+        zone_hi: int,
+        order: int,
+        memflags: int,
+        d: claims.ClaimHolder | None,
+    ) -> tuple[int, int] | None:
+        """Allocate ``2**order`` contiguous pages; return ``(mfn, node)`` (alloc_heap_pages).
+
+        Claims: the host-wide check comes first, the per-node check is part of the node
+        search, and the domain's claim is redeemed in the same locked region.
+        """
+        if order > MAX_ORDER:
+            return None
+        request = 1 << order
+        holder = d if d is not None and not memflags & MEMF_no_refcount else None
+        with self.lock:
+            if not claims.host_can_serve(self, request, holder):
+                return None
+            found = self.get_free_buddy(zone_lo, zone_hi, order, memflags, d)
+            if found is None:
+                return None
+            head, buddy_order, node = found
+            # Halve the block, giving back the lower half each time and keeping the upper.
+            while buddy_order != order:
+                buddy_order -= 1
+                self._push(head, buddy_order, node)
+                head += 1 << buddy_order
+            self.avail[node][page_to_zone(head)] -= request
+            self.total_avail_pages -= request
+            self.node_avail_pages[node] -= request
+            if holder is not None and holder.outstanding_pages:
+                claims.redeem(self, holder, node, request)
+            if d is not None:
+                d.last_alloc_node = node
+            return head, node
+
+    # -- freeing --------------------------------------------------------------------------
+
+    def free_heap_pages(self, head: int, order: int) -> None:
+        """Return an aligned block to the heap, merging with free buddies (free_heap_pages)."""
+        with self.lock:
+            self._free_block(head, order)
+
+    def _free_block(self, head: int, order: int) -> None:
+        node = self.mfn_to_nid(head)
+        assert node is not None and head & ((1 << order) - 1) == 0
+        size = 1 << order
+        self.avail[node][page_to_zone(head)] += size
+        self.total_avail_pages += size
+        self.node_avail_pages[node] += size
+        became_offlined = self._settle_offlining(head, head + size)
+        while order < MAX_ORDER:
+            buddy = head ^ (1 << order)
+            if self._free.get(buddy) != (order, node):
+                break
+            self._unlink(buddy)
+            head = min(head, buddy)
+            order += 1
+        self._push(head, order, node)
+        if became_offlined:
+            self._reserve_offlined(head)
+
+    def _settle_offlining(self, start: int, end: int) -> bool:
+        """Pages pending offline become offlined as they are freed (mark_page_free)."""
+        lo, hi = bisect_left(self.offlining, start), bisect_left(self.offlining, end)
+        if lo == hi:
+            return False
+        for mfn in self.offlining[lo:hi]:
+            insort(self.offlined, mfn)
+        del self.offlining[lo:hi]
+        return True
+
+    def _offlined_in(self, start: int, end: int) -> list[int]:
+        return self.offlined[bisect_left(self.offlined, start) : bisect_left(self.offlined, end)]
+
+    def _reserve_offlined(self, head: int) -> None:
+        """Split the free block at ``head`` around its offlined pages and take those pages
+        out of every counter (reserve_offlined_page); then recall claims that no longer fit."""
+        order, node = self._unlink(head)
+        end = head + (1 << order)
+        bad = self._offlined_in(head, end)
+        gap_start = head
+        for mfn in [*bad, end]:
+            for chunk, chunk_order in aligned_chunks(gap_start, mfn):
+                self._push(chunk, chunk_order, node)
+            gap_start = mfn + 1
+        zone = page_to_zone(head)
+        self.avail[node][zone] -= len(bad)
+        self.total_avail_pages -= len(bad)
+        self.node_avail_pages[node] -= len(bad)
+        if self._recall_hook is not None:
+            self._recall_hook(self, node)
+
+    def offline_page(self, mfn: int) -> bool:
+        """Offline a RAM page (mark_page_offline): a free page leaves the heap at once
+        (True); a page in use is only marked, and leaves when it is freed (False)."""
+        with self.lock:
+            if self.is_offlined(mfn):
+                return True
+            head = self.find_free_block(mfn)
+            if head is None:
+                if not self.is_offlining(mfn):
+                    insort(self.offlining, mfn)
+                return False
+            insort(self.offlined, mfn)
+            self._reserve_offlined(head)
+            return True
+
+    def online_page(self, mfn: int) -> bool:
+        """Undo offlining (online_page): an offlined page goes back to the heap, a pending
+        one is simply kept. False if the page was neither."""
+        with self.lock:
+            if self.is_offlined(mfn):
+                self.offlined.remove(mfn)
+                self._free_block(mfn, 0)
+                return True
+            if self.is_offlining(mfn):
+                self.offlining.remove(mfn)
+                return True
+            return False
+
+    def is_offlined(self, mfn: int) -> bool:
+        i = bisect_left(self.offlined, mfn)
+        return i < len(self.offlined) and self.offlined[i] == mfn
+
+    def is_offlining(self, mfn: int) -> bool:
+        i = bisect_left(self.offlining, mfn)
+        return i < len(self.offlining) and self.offlining[i] == mfn
+
+    # -- readers ----------------------------------------------------------------------------
+
+    def avail_heap_pages(self, zone_lo: int, zone_hi: int, node: int) -> int:
+        """Free pages in a zone range of one node, or of all online nodes for -1."""
+        zone_hi = min(zone_hi, NR_ZONES - 1)
+        total = 0
+        for n, zones in enumerate(self.avail):
+            if self.online_mask >> n & 1 and node in (-1, n):
+                total += sum(zones[zone_lo : zone_hi + 1])
+        return total
+
+    def avail_node_heap_pages(self, node: int) -> int:
+        online = 0 <= node < len(self.avail) and self.online_mask >> node & 1
+        return self.node_avail_pages[node] if online else 0

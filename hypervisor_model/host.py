@@ -1,0 +1,192 @@
+"""What a host is made of: NUMA nodes (memory ranges, online state, CPUs), distances, dom0.
+
+A description is built from keyword arguments (for tests) or a TOML file (for tools); both
+end in the same validated, immutable :class:`HostConfig`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from hypervisor_model.public.xen import XEN_PAGE_SHIFT
+
+MAX_NUMNODES = 64  # CONFIG_NR_NUMA_NODES default (xen/arch/x86/Kconfig)
+PADDR_BITS = 52  # x86_64 physical address width (asm/config.h)
+PAGES_PER_MIB = 1 << (20 - XEN_PAGE_SHIFT)
+LOCAL_DISTANCE, REMOTE_DISTANCE = 10, 20  # __node_distance() without an ACPI SLIT
+
+
+class HostConfigError(ValueError):
+    """A host description that cannot describe a machine."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One NUMA node: its RAM as MFN ranges ``[start, end)``, whether it is online, its CPUs."""
+
+    ranges: tuple[tuple[int, int], ...]
+    online: bool = True
+    cpus: int = 4
+
+    @property
+    def pages(self) -> int:
+        return sum(end - start for start, end in self.ranges)
+
+    @property
+    def spanned(self) -> tuple[int, int]:
+        """``(start_pfn, spanned_pages)``: holes inside the node count, as node_spanned_pages."""
+        if not self.ranges:
+            return 0, 0
+        return self.ranges[0][0], self.ranges[-1][1] - self.ranges[0][0]
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """A whole host. ``distances`` is the SLIT matrix (0xFF = unreachable)."""
+
+    nodes: tuple[NodeConfig, ...]
+    distances: tuple[tuple[int, ...], ...]
+    dom0_memory_mib: int = 0
+    cpu_khz: int = 2_000_000
+
+    def distance(self, a: int, b: int) -> int:
+        return self.distances[a][b]
+
+
+def _ranges_from_sizes(sizes_mib: Sequence[int]) -> list[list[tuple[int, int]]]:
+    """Nodes laid out back to back from MFN 0, in node order."""
+    ranges, start = [], 0
+    for size in sizes_mib:
+        pages = _int(size, "node memory (MiB)") * PAGES_PER_MIB
+        ranges.append([(start, start + pages)] if pages else [])
+        start += pages
+    return ranges
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HostConfigError(f"{what}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def make_host(
+    nodes: Sequence[int] | None = None,
+    *,
+    ranges: Sequence[Sequence[Sequence[int]]] | None = None,
+    offline: Sequence[int] = (),
+    distances: Sequence[Sequence[int]] | None = None,
+    cpus_per_node: int | Sequence[int] = 4,
+    dom0_memory: int = 0,
+    cpu_khz: int = 2_000_000,
+) -> HostConfig:
+    """Validate a host description.
+
+    ``nodes`` gives each node's memory in MiB (nodes back to back from MFN 0); ``ranges``
+    instead gives each node's MFN ranges ``[start, end)``, which may leave holes. ``offline``
+    lists node ids whose memory is not given to the heap. ``dom0_memory`` is in MiB.
+    """
+    if (nodes is None) == (ranges is None):
+        raise HostConfigError("expected exactly one of nodes= (MiB per node) or ranges=")
+    node_ranges = (
+        _ranges_from_sizes(nodes)
+        if nodes is not None
+        else [[(_int(s, "range start"), _int(e, "range end")) for s, e in r] for r in ranges or ()]
+    )
+    count = len(node_ranges)
+    if not 1 <= count <= MAX_NUMNODES:
+        raise HostConfigError(f"expected 1..{MAX_NUMNODES} nodes, got {count}")
+    cpus = [cpus_per_node] * count if isinstance(cpus_per_node, int) else list(cpus_per_node)
+    if len(cpus) != count:
+        raise HostConfigError(f"cpus_per_node: expected {count} entries, got {len(cpus)}")
+    offline_set = {_int(n, "offline node") for n in offline}
+    if offline_set - set(range(count)):
+        raise HostConfigError(
+            f"offline: expected node ids below {count}, got {sorted(offline_set)}"
+        )
+    if offline_set == set(range(count)):
+        raise HostConfigError("expected at least one online node, got all offline")
+
+    spans = sorted((s, e, n) for n, r in enumerate(node_ranges) for s, e in r)
+    for s, e, n in spans:
+        if e <= s:
+            raise HostConfigError(f"node {n}: expected start < end, got [{s:#x}, {e:#x})")
+        if e > 1 << (PADDR_BITS - XEN_PAGE_SHIFT):
+            raise HostConfigError(f"node {n}: range end {e:#x} beyond {PADDR_BITS} address bits")
+    for (_, e1, n1), (s2, _, n2) in pairwise(spans):
+        if s2 < e1:
+            raise HostConfigError(f"nodes {n1} and {n2}: expected disjoint ranges, got overlap")
+
+    matrix = distances or [
+        [LOCAL_DISTANCE if a == b else REMOTE_DISTANCE for b in range(count)] for a in range(count)
+    ]
+    if len(matrix) != count or any(len(row) != count for row in matrix):
+        raise HostConfigError(f"distances: expected a {count}x{count} matrix")
+    for row in matrix:
+        for d in row:
+            if _int(d, "distance") > 0xFF:
+                raise HostConfigError(f"distances: expected values up to 255, got {d}")
+
+    return HostConfig(
+        nodes=tuple(
+            NodeConfig(
+                ranges=tuple(sorted(r)),
+                online=n not in offline_set,
+                cpus=_int(cpus[n], "cpus"),
+            )
+            for n, r in enumerate(node_ranges)
+        ),
+        distances=tuple(tuple(row) for row in matrix),
+        dom0_memory_mib=_int(dom0_memory, "dom0_memory (MiB)"),
+        cpu_khz=_int(cpu_khz, "cpu_khz"),
+    )
+
+
+def host_from_mapping(doc: Mapping[str, Any]) -> HostConfig:
+    """A host from a parsed TOML document: top-level keys and a ``[[node]]`` array."""
+    known = {"node", "distances", "dom0_memory", "cpu_khz"}
+    if unknown := set(doc) - known:
+        raise HostConfigError(f"unknown host keys {sorted(unknown)}; expected {sorted(known)}")
+    nodes = doc.get("node")
+    if not isinstance(nodes, list) or not nodes:
+        raise HostConfigError("expected at least one [[node]] table")
+    node_keys = {"memory", "ranges", "online", "cpus"}
+    sizes, ranges, offline, cpus = [], [], [], []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Mapping) or set(node) - node_keys:
+            raise HostConfigError(f"node {i}: expected keys among {sorted(node_keys)}, got {node}")
+        if ("memory" in node) == ("ranges" in node):
+            raise HostConfigError(f"node {i}: expected exactly one of memory (MiB) or ranges")
+        sizes.append(node.get("memory"))
+        ranges.append(node.get("ranges"))
+        if not node.get("online", True):
+            offline.append(i)
+        cpus.append(node.get("cpus", 4))
+    if all(r is None for r in ranges):
+        layout: dict[str, Any] = {"nodes": sizes}
+    elif all(s is None for s in sizes):
+        layout = {"ranges": ranges}
+    else:
+        raise HostConfigError("expected every node to use memory, or every node ranges")
+    return make_host(
+        **layout,
+        offline=offline,
+        distances=doc.get("distances"),
+        cpus_per_node=cpus,
+        dom0_memory=doc.get("dom0_memory", 0),
+        cpu_khz=doc.get("cpu_khz", 2_000_000),
+    )
+
+
+def load_host(path: str | Path) -> HostConfig:
+    """A host from a TOML file."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise HostConfigError(f"{path}: {e}") from None
+    return host_from_mapping(doc)

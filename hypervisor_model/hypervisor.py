@@ -1,0 +1,169 @@
+"""One emulated host: heap, domains and the hypercall entry, the model's only way in.
+
+A hypercall is a number and argument words issued on behalf of a calling domain; it
+returns Xen's ``long`` (a negative errno on failure). Structures travel as guest handles
+into the host's hypercall-buffer arena.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import time
+from collections.abc import Callable
+
+from hypervisor_model import claims
+from hypervisor_model.domain import Domain
+from hypervisor_model.domctl import do_domctl
+from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page
+from hypervisor_model.errors import XenError
+from hypervisor_model.guest_memory import Arena, GuestFault
+from hypervisor_model.heap import MAX_ORDER, Heap
+from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
+from hypervisor_model.invariants import check_invariants
+from hypervisor_model.memory_op import do_memory_op
+from hypervisor_model.public.errno import EFAULT, ENOSYS, ESRCH
+from hypervisor_model.public.xen import (
+    DOMID_ANY,
+    DOMID_FIRST_RESERVED,
+    HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_sysctl,
+)
+from hypervisor_model.sysctl import do_sysctl
+
+WORD_MASK = (1 << 64) - 1
+HYPERCALL_ARGS = 6  # x86_64 passes up to six argument registers
+PREEMPT_EVERY = 64  # extents between continuation points of long hypercalls
+
+Handler = Callable[..., int]
+
+
+class Hypervisor:
+    """An emulated Xen host. Safe to call from many threads at once."""
+
+    def __init__(self, host: HostConfig) -> None:
+        self.host = host
+        self.heap = Heap(host)
+        self.heap._recall_hook = self._recall_claims
+        self.arena = Arena()
+        self.domctl_lock = threading.Lock()
+        self.sysctl_lock = threading.Lock()
+        self._domlist_lock = threading.Lock()
+        self._domains: dict[int, Domain] = {}
+        self._domid_last = 0
+        self.nr_cpus = sum(node.cpus for node in host.nodes if node.online)
+        self._handlers: dict[int, Handler] = _handlers()
+        # A debug switch for single-threaded tests: verify every invariant after each call.
+        self.check_after_each_hypercall = False
+        self._boot_dom0()
+
+    # -- domains ----------------------------------------------------------------------------
+
+    def find_domain(self, domid: int) -> Domain | None:
+        """The domain with this id, dying ones included (rcu_lock_domain_by_id)."""
+        return self._domains.get(domid)
+
+    def domain_list(self) -> list[Domain]:
+        """All domains in domid order (for_each_domain)."""
+        with self._domlist_lock:
+            return [self._domains[i] for i in sorted(self._domains)]
+
+    def domid_alloc(self, requested: int) -> int | None:
+        """Reserve a domid (domid_alloc): an exact free id below DOMID_FIRST_RESERVED, or for
+        DOMID_ANY the next free id after the last one handed out, wrapping, never 0."""
+        with self._domlist_lock:
+            if requested < DOMID_FIRST_RESERVED:
+                return None if requested in self._domains else requested
+            if requested != DOMID_ANY:
+                return None
+            for domid in [
+                *range(self._domid_last + 1, DOMID_FIRST_RESERVED),
+                *range(1, self._domid_last + 1),
+            ]:
+                if domid not in self._domains:
+                    self._domid_last = domid
+                    return domid
+            return None
+
+    def add_domain(self, d: Domain) -> None:
+        with self._domlist_lock:
+            self._domains[d.domain_id] = d
+
+    def remove_domain(self, d: Domain) -> None:
+        with self._domlist_lock:
+            self._domains.pop(d.domain_id, None)
+
+    def _recall_claims(self, heap: Heap, node: int) -> None:
+        claims.recall_after_offline(heap, node, self._domains.values())
+
+    def _boot_dom0(self) -> None:
+        """Domain 0, the control domain, running with its boot memory from the heap."""
+        dom0 = Domain(
+            0,
+            max_vcpus=self.nr_cpus,
+            nr_vcpus=self.nr_cpus,
+            controller_pause_count=0,
+            creation_finished=True,
+        )
+        pages = self.host.dom0_memory_mib * PAGES_PER_MIB
+        dom0.max_pages = pages
+        self.add_domain(dom0)
+        gfn = 0
+        while gfn < pages:
+            order = min(MAX_ORDER, (pages - gfn).bit_length() - 1)
+            while (mfn := alloc_domheap_pages(self.heap, dom0, order, 0)) is None:
+                if order == 0:
+                    raise HostConfigError(
+                        f"dom0_memory: expected at most the host's free memory, "
+                        f"got {self.host.dom0_memory_mib} MiB"
+                    )
+                order -= 1
+            guest_physmap_add_page(dom0, gfn, mfn, order)
+            gfn += 1 << order
+
+    def is_control_domain(self, d: Domain) -> bool:
+        return d.domain_id == 0
+
+    # -- the hypercall entry ----------------------------------------------------------------
+
+    def hypercall(self, op: int, *args: int, caller: int = 0) -> int:
+        """Issue hypercall ``op`` with argument words ``args`` as domain ``caller``.
+
+        Returns Xen's result: non-negative on success, ``-errno`` on failure.
+        """
+        if len(args) > HYPERCALL_ARGS:
+            raise TypeError(f"expected at most {HYPERCALL_ARGS} argument words, got {len(args)}")
+        words = [operator.index(a) & WORD_MASK for a in args]
+        words += [0] * (HYPERCALL_ARGS - len(words))
+        current = self.find_domain(caller)
+        if current is None:
+            return -ESRCH  # only an existing domain can issue hypercalls
+        handler = self._handlers.get(operator.index(op))
+        if handler is None:
+            return -ENOSYS
+        try:
+            rc = handler(self, current, *words)
+        except XenError as e:
+            rc = -e.errno
+        except GuestFault:
+            rc = -EFAULT
+        if self.check_after_each_hypercall:
+            check_invariants(self)
+        return rc
+
+    def preempt_check(self) -> None:
+        """A continuation point: let other threads' hypercalls run (hypercall_preempt_check)."""
+        time.sleep(0)
+
+    def check_invariants(self) -> None:
+        """Raise :class:`InvariantError` unless every accounting invariant holds."""
+        check_invariants(self)
+
+
+def _handlers() -> dict[int, Handler]:
+    return {
+        HYPERVISOR_memory_op: do_memory_op,
+        HYPERVISOR_domctl: do_domctl,
+        HYPERVISOR_sysctl: do_sysctl,
+    }

@@ -1,0 +1,116 @@
+"""The accounting invariants of the model, checked all at once.
+
+Claims (v7): outstanding_claims <= total_avail_pages; claimed_pages[n] <= node_avail_pages[n];
+both totals equal the sums over domains; a domain's node claims sum to ``node_claims`` and
+fit in ``outstanding_pages``. Heap: the free blocks are aligned buddies on one node and zone,
+and sum to every free counter. Memory: each RAM frame is exactly one of free, owned by one
+domain, offlined, or MFN 0 (never given to the allocator); physmaps agree with ownership.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+from hypervisor_model.heap import MAX_ORDER, NR_ZONES, page_to_zone
+
+if TYPE_CHECKING:
+    from hypervisor_model.hypervisor import Hypervisor
+
+
+class InvariantError(AssertionError):
+    """An accounting invariant does not hold; the message lists every violation."""
+
+
+def check_invariants(hv: Hypervisor) -> None:
+    domains = hv.domain_list()
+    with ExitStack() as stack:
+        for d in domains:  # page_alloc_lock before heap_lock, as Xen orders them
+            stack.enter_context(d.page_alloc_lock)
+        stack.enter_context(hv.heap.lock)
+        problems = _claim_problems(hv, domains) + _heap_problems(hv) + _frame_problems(hv, domains)
+    if problems:
+        raise InvariantError("; ".join(problems))
+
+
+def _claim_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore[type-arg]
+    heap, out = hv.heap, []
+    if heap.outstanding_claims > heap.total_avail_pages:
+        out.append(f"outstanding_claims {heap.outstanding_claims} > free {heap.total_avail_pages}")
+    if heap.outstanding_claims != sum(d.outstanding_pages for d in domains):
+        out.append("outstanding_claims differs from the sum of domains' outstanding_pages")
+    for n, claimed in enumerate(heap.claimed_pages):
+        if claimed > heap.node_avail_pages[n]:
+            out.append(f"node {n}: claimed {claimed} > free {heap.node_avail_pages[n]}")
+        if claimed != sum(d.claims.get(n, 0) for d in domains):
+            out.append(f"node {n}: claimed_pages differs from the sum of domains' claims")
+    for d in domains:
+        if d.node_claims != sum(d.claims.values()) or d.node_claims > d.outstanding_pages:
+            out.append(f"d{d.domain_id}: node_claims inconsistent with claims[]")
+        if any(pages <= 0 or not heap.online_mask >> n & 1 for n, pages in d.claims.items()):
+            out.append(f"d{d.domain_id}: claim entry on an offline node or empty")
+    return out
+
+
+def _heap_problems(hv: Hypervisor) -> list[str]:
+    heap, out = hv.heap, []
+    counted = [[0] * NR_ZONES for _ in heap.avail]
+    for head, order, node in heap.free_blocks():
+        size = 1 << order
+        zone = page_to_zone(head)
+        if head & (size - 1) or order > MAX_ORDER or head == 0:
+            out.append(f"free block {head:#x} order {order} misaligned")
+        if page_to_zone(head + size - 1) != zone:
+            out.append(f"free block {head:#x} order {order} spans zones")
+        if any(p != (head, head + size, node) for p in heap.split_by_node(head, head + size)):
+            out.append(f"free block {head:#x} order {order} leaves node {node}'s RAM")
+        counted[node][zone] += size
+    for n, zones in enumerate(heap.avail):
+        if zones != counted[n]:
+            out.append(f"node {n}: avail[][] differs from its free lists")
+        if heap.node_avail_pages[n] != sum(zones):
+            out.append(f"node {n}: node_avail_pages {heap.node_avail_pages[n]} != {sum(zones)}")
+    if heap.total_avail_pages != sum(heap.node_avail_pages):
+        out.append("total_avail_pages differs from the sum of node_avail_pages")
+    return out
+
+
+def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore[type-arg]
+    heap, out = hv.heap, []
+    spans = [(head, head + (1 << order), "free") for head, order, _ in heap.free_blocks()]
+    spans += [(mfn, mfn + 1, "offlined") for mfn in heap.offlined]
+    if heap.mfn_to_nid(0) is not None:
+        spans.append((0, 1, "MFN 0"))
+    for d in domains:
+        owned = 0
+        per_node: dict[int, int] = {}
+        for run in d.pages:
+            spans.append((run.start, run.end, f"d{d.domain_id}"))
+            owned += run.length
+            for s, e, node in heap.split_by_node(run.start, run.end):
+                per_node[node] = per_node.get(node, 0) + e - s
+        if owned != d.tot_pages:
+            out.append(f"d{d.domain_id}: tot_pages {d.tot_pages} but owns {owned} pages")
+        if per_node != d.node_pages:
+            out.append(f"d{d.domain_id}: per-node page counts out of date")
+        for run in d.p2m:
+            for gfn in (run.start, run.end - 1):
+                mfn = run.value_at(gfn)
+                back = d.pages.find(mfn) if mfn is not None else None
+                if back is None or back.value_at(mfn) != gfn:  # type: ignore[arg-type]
+                    out.append(f"d{d.domain_id}: gfn {gfn:#x} maps a frame not backed by it")
+    spans.sort()
+    for (_, e1, w1), (s2, _, w2) in pairwise(spans):
+        if s2 < e1:
+            out.append(f"frames {s2:#x}.. both {w1} and {w2}")
+    covered = sum(e - s for s, e, _ in spans)
+    if covered != heap.total_pages:
+        out.append(f"{covered} frames accounted for, expected {heap.total_pages} RAM frames")
+    for s, e, what in spans:
+        if sum(pe - ps for ps, pe, _ in heap.split_by_node(s, e)) != e - s:
+            out.append(f"{what} frames {s:#x}..{e:#x} outside RAM")
+    for mfn in heap.offlining:
+        if mfn and not any(d.pages.find(mfn) for d in domains):
+            out.append(f"pending-offline frame {mfn:#x} is not in use")
+    return out

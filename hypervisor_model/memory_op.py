@@ -1,0 +1,241 @@
+"""``__HYPERVISOR_memory_op``: reservations, populate_physmap and legacy claims (memory.c).
+
+populate / increase / decrease never return a negative errno: every failure, early or per
+extent, becomes the count of extents completed so far (0 for bad arguments).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from hypervisor_model import claims
+from hypervisor_model.domain import Domain
+from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page, guest_remove_pages
+from hypervisor_model.errors import XenError
+from hypervisor_model.guest_memory import GuestFault, copy_struct_from_guest, handle_range_ok
+from hypervisor_model.heap import MAX_ORDER, PAGE_SHIFT
+from hypervisor_model.host import MAX_NUMNODES
+from hypervisor_model.memflags import NUMA_NO_NODE, MEMF_bits, MEMF_exact_node, MEMF_node
+from hypervisor_model.public import domctl as domctl_abi
+from hypervisor_model.public import memory as abi
+from hypervisor_model.public.errno import EINVAL, ENOSYS, EPERM, ESRCH
+from hypervisor_model.public.xen import DOMID_SELF
+
+if TYPE_CHECKING:
+    from hypervisor_model.hypervisor import Hypervisor
+
+UINT_MAX = 0xFFFFFFFF
+DOMU_MAX_ORDER, HWDOM_MAX_ORDER, CTLDOM_MAX_ORDER = 9, 12, MAX_ORDER  # x86 defaults
+PFN = struct.Struct("<Q")  # xen_pfn_t in an extent list
+PREEMPT_EVERY = 64  # extents between continuation points
+
+
+def do_memory_op(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int) -> int:
+    op, start_extent = cmd & abi.MEMOP_CMD_MASK, cmd >> abi.MEMOP_EXTENT_SHIFT
+    if op in _EXTENT_LOOPS:
+        return _reservation_op(hv, current, op, start_extent, arg)
+    handler = _SIMPLE_OPS.get(op)
+    if handler is None:
+        raise XenError(ENOSYS)  # arch_memory_op's default
+    if start_extent:
+        raise XenError(EINVAL, "start_extent is internal to continuations")
+    return handler(hv, current, arg)
+
+
+def lookup_any_id(hv: Hypervisor, current: Domain, domid: int) -> Domain | None:
+    """rcu_lock_domain_by_any_id: DOMID_SELF is the caller."""
+    return current if domid == DOMID_SELF else hv.find_domain(domid)
+
+
+def max_order(hv: Hypervisor, d: Domain) -> int:
+    """The largest extent a domain may request (max_order in memory.c)."""
+    order = DOMU_MAX_ORDER
+    if hv.is_control_domain(d):
+        order = max(order, CTLDOM_MAX_ORDER, HWDOM_MAX_ORDER)
+    return min(order, MAX_ORDER)
+
+
+# -- increase / decrease / populate -------------------------------------------------------
+
+
+def _construct_memflags(hv: Hypervisor, current: Domain, mem_flags: int) -> int:
+    """Translate XENMEMF_* into MEMF_* (construct_memop_from_reservation); EINVAL if the
+    flags are invalid for this caller."""
+    memflags = 0
+    address_bits = abi.XENMEMF_get_address_bits(mem_flags)
+    max_page_order = max(hv.heap.max_page - 1, 0).bit_length()  # get_order_from_pages
+    if address_bits and address_bits < max_page_order + PAGE_SHIFT:
+        if address_bits <= PAGE_SHIFT:
+            raise XenError(EINVAL, "address width too small")
+        memflags = MEMF_bits(address_bits)
+    if mem_flags & abi.XENMEMF_vnode:
+        return memflags  # no vNUMA topology is modelled: the node bits are ignored
+    node = abi.XENMEMF_get_node(mem_flags)
+    if node == NUMA_NO_NODE:
+        return memflags
+    if hv.is_control_domain(current):  # propagate_node
+        if node >= MAX_NUMNODES:
+            raise XenError(EINVAL, f"node {node} beyond MAX_NUMNODES")
+        memflags |= MEMF_node(node)
+        if mem_flags & abi.XENMEMF_exact_node_request:
+            memflags |= MEMF_exact_node
+    elif mem_flags & abi.XENMEMF_exact_node_request:
+        raise XenError(EINVAL, "exact node requests need privilege")
+    return memflags
+
+
+def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: int) -> int:
+    try:
+        r = copy_struct_from_guest(hv.arena, arg, abi.xen_memory_reservation)
+    except GuestFault:
+        return start
+    if r.nr_extents > UINT_MAX >> abi.MEMOP_EXTENT_SHIFT or start >= r.nr_extents:
+        return start
+    d = lookup_any_id(hv, current, r.domid)
+    if d is None:
+        return start
+    try:
+        memflags = _construct_memflags(hv, current, r.mem_flags)
+    except XenError:
+        return start
+    populate_on_demand = op == abi.XENMEM_populate_physmap and (
+        r.mem_flags & abi.XENMEMF_populate_on_demand
+    )
+    if not (d is current or hv.is_control_domain(current)):
+        return start  # xsm_memory_adjust_reservation(XSM_TARGET)
+    if populate_on_demand:
+        return start  # populate-on-demand is not modelled: nothing is populated
+    # An extent list must lie in the caller's address space (guest_handle_subrange_okay;
+    # increase_reservation alone accepts none), and no extent may exceed max_order.
+    listed = r.extent_start or op != abi.XENMEM_increase_reservation
+    if listed and not handle_range_ok(r.extent_start, r.nr_extents, PFN.size):
+        return start
+    if r.extent_order > max_order(hv, current):
+        return start
+    return _EXTENT_LOOPS[op](hv, d, r, start, memflags)
+
+
+def _extent_list(hv: Hypervisor, handle: int, start: int, end: int) -> list[int]:
+    """The readable part of an extent list: entries stop at the first unreadable one."""
+    readable = hv.arena.readable(handle + start * PFN.size) // PFN.size if handle else 0
+    count = min(end - start, readable)
+    raw = hv.arena.copy_from_guest(handle + start * PFN.size, count * PFN.size)
+    return [v for (v,) in PFN.iter_unpack(raw)]
+
+
+def _write_mfn(hv: Hypervisor, handle: int, index: int, mfn: int) -> bool:
+    """Tell a PV guest the machine frame of extent ``index`` (__copy_mfn_to_guest_offset)."""
+    try:
+        hv.arena.copy_to_guest(handle + index * PFN.size, PFN.pack(mfn))
+    except GuestFault:
+        return False
+    return True
+
+
+def _extent_loop(
+    hv: Hypervisor, start: int, items: Iterable[int], step: Callable[[int, int], bool]
+) -> int:
+    """Run ``step(index, item)`` per extent until one fails; return the extents done.
+
+    Other hypercalls get to run every PREEMPT_EVERY extents, as with Xen's continuations.
+    """
+    done = start
+    for item in items:
+        if done != start and (done - start) % PREEMPT_EVERY == 0:
+            hv.preempt_check()
+        if not step(done, item):
+            break
+        done += 1
+    return done
+
+
+def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
+    """Allocate and map one extent per listed gfn; PV guests get the MFNs written back."""
+
+    def populate(index: int, gfn: int) -> bool:
+        mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags)
+        if mfn is None or not guest_physmap_add_page(d, gfn, mfn, r.extent_order):
+            return False
+        return d.is_translated or _write_mfn(hv, r.extent_start, index, mfn)
+
+    gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
+    return _extent_loop(hv, start, gfns, populate)
+
+
+def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
+    """Allocate extents without mapping them; PV callers may get the MFNs in a list."""
+
+    def increase(index: int, _: int) -> bool:
+        mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags)
+        if mfn is None:
+            return False
+        return d.is_translated or not r.extent_start or _write_mfn(hv, r.extent_start, index, mfn)
+
+    return _extent_loop(hv, start, range(start, r.nr_extents), increase)
+
+
+def _decrease_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
+    """Free the pages behind each listed extent; stop at the first page that is not there."""
+
+    def decrease(_: int, gfn: int) -> bool:
+        return guest_remove_pages(hv.heap, d, gfn, 1 << r.extent_order)
+
+    gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
+    return _extent_loop(hv, start, gfns, decrease)
+
+
+_EXTENT_LOOPS: dict[int, Callable[[Hypervisor, Domain, Any, int, int], int]] = {
+    abi.XENMEM_increase_reservation: _increase_reservation,
+    abi.XENMEM_decrease_reservation: _decrease_reservation,
+    abi.XENMEM_populate_physmap: _populate_physmap,
+}
+
+
+# -- the simple ops ------------------------------------------------------------------------
+
+
+def _maximum_ram_page(hv: Hypervisor, current: Domain, arg: int) -> int:
+    return hv.heap.max_page
+
+
+def _domain_stat(field: str) -> Callable[[Hypervisor, Domain, int], int]:
+    """current_reservation / maximum_reservation: a domain's tot_pages or max_pages."""
+
+    def handler(hv: Hypervisor, current: Domain, arg: int) -> int:
+        domid = copy_struct_from_guest(hv.arena, arg, abi.xen_memory_domain).domid
+        d = lookup_any_id(hv, current, domid)
+        if d is None:
+            raise XenError(ESRCH)
+        if not (d is current or hv.is_control_domain(current)):
+            raise XenError(EPERM)  # xsm_memory_stat_reservation(XSM_TARGET)
+        return int(getattr(d, field))
+
+    return handler
+
+
+def _claim_pages(hv: Hypervisor, current: Domain, arg: int) -> int:
+    """XENMEM_claim_pages: a legacy claim, through the v7 claim-set installer as LEGACY."""
+    r = copy_struct_from_guest(hv.arena, arg, abi.xen_memory_reservation)
+    if r.extent_start or r.extent_order or r.mem_flags:
+        raise XenError(EINVAL, "claims take no extent list, order or flags")
+    d = hv.find_domain(r.domid)  # DOMID_SELF is not accepted here
+    if d is None:
+        raise XenError(EINVAL, "no such domain")
+    if not hv.is_control_domain(current):
+        raise XenError(EPERM)  # xsm_claim_pages(XSM_PRIV)
+    if d.is_dying:
+        raise XenError(EINVAL, "domain is dying")
+    entry = (r.nr_extents, domctl_abi.XEN_DOMCTL_CLAIM_MEMORY_LEGACY, 0)
+    with d.page_alloc_lock, hv.heap.lock:
+        claims.set_claim_entries(hv.heap, d, [entry])
+    return 0
+
+
+_SIMPLE_OPS: dict[int, Callable[[Hypervisor, Domain, int], int]] = {
+    abi.XENMEM_maximum_ram_page: _maximum_ram_page,
+    abi.XENMEM_current_reservation: _domain_stat("tot_pages"),
+    abi.XENMEM_maximum_reservation: _domain_stat("max_pages"),
+    abi.XENMEM_claim_pages: _claim_pages,
+}

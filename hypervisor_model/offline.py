@@ -1,0 +1,65 @@
+"""Page offlining for XEN_SYSCTL_page_offline_op: offline, online, query (page_alloc.c).
+
+Frames at or above ``max_page`` are invalid (EINVAL, status untouched); frames below it
+that are not RAM cannot be offlined (FAILED | NOT_CONV_RAM, EINVAL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hypervisor_model.public import sysctl as abi
+from hypervisor_model.public.errno import EINVAL
+from hypervisor_model.public.xen import DOMID_INVALID
+
+if TYPE_CHECKING:
+    from hypervisor_model.hypervisor import Hypervisor
+
+Action = Callable[["Hypervisor", int, int], tuple[int, int]]
+
+
+def _owner(hv: Hypervisor, mfn: int) -> int | None:
+    for d in hv.domain_list():
+        with d.page_alloc_lock:
+            if d.pages.find(mfn) is not None:
+                return d.domain_id
+    return None
+
+
+def offline_page(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
+    """offline_page(): a free page is offlined now; a page in use becomes pending and is
+    reported with its owner (or as anonymous, which counts as a failure)."""
+    if mfn >= hv.heap.max_page:
+        return -EINVAL, status
+    if hv.heap.mfn_to_nid(mfn) is None:
+        return -EINVAL, abi.PG_OFFLINE_FAILED | abi.PG_OFFLINE_NOT_CONV_RAM
+    if hv.heap.offline_page(mfn):
+        return 0, abi.PG_OFFLINE_OFFLINED
+    owner = _owner(hv, mfn)
+    if owner is None:
+        shift = abi.PG_OFFLINE_OWNER_SHIFT
+        return 0, abi.PG_OFFLINE_ANONYMOUS | abi.PG_OFFLINE_FAILED | DOMID_INVALID << shift
+    return 0, abi.PG_OFFLINE_OWNED | abi.PG_OFFLINE_PENDING | owner << abi.PG_OFFLINE_OWNER_SHIFT
+
+
+def online_page(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
+    if mfn >= hv.heap.max_page:
+        return -EINVAL, status
+    return 0, abi.PG_ONLINE_ONLINED if hv.heap.online_page(mfn) else 0
+
+
+def query_page_offline(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
+    if mfn >= hv.heap.max_page or hv.heap.mfn_to_nid(mfn) is None:
+        return -EINVAL, status
+    with hv.heap.lock:
+        result = abi.PG_OFFLINE_STATUS_OFFLINE_PENDING if hv.heap.is_offlining(mfn) else 0
+        result |= abi.PG_OFFLINE_STATUS_OFFLINED if hv.heap.is_offlined(mfn) else 0
+    return 0, result
+
+
+ACTIONS: dict[int, Action] = {
+    abi.sysctl_page_offline: offline_page,
+    abi.sysctl_page_online: online_page,
+    abi.sysctl_query_page_offline: query_page_offline,
+}

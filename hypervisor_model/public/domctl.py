@@ -1,0 +1,190 @@
+"""Domain-control hypercall ABI (``public/domctl.h``, x86_64) as construct layouts.
+
+``xen_domctl`` keeps its union ``u`` as 128 raw bytes; each sub-op payload below
+is parsed from, or built into, those bytes by whoever handles that command.
+"""
+
+from construct import Array, Bytes, Construct, Default, FixedSized, GreedyBytes, Struct
+
+from .xen import (
+    domid_t,
+    guest_handle,
+    int32_t,
+    uint8_t,
+    uint16_t,
+    uint32_t,
+    uint64_aligned_t,
+    uint64_t,
+    xen_domain_handle_t,
+    xenctl_bitmap,
+)
+
+# Non-stable commands must carry exactly this version, else -EACCES.
+XEN_DOMCTL_INTERFACE_VERSION = 0x18
+
+# Command numbers (``xen_domctl.cmd``).
+XEN_DOMCTL_createdomain = 1
+XEN_DOMCTL_destroydomain = 2
+XEN_DOMCTL_pausedomain = 3
+XEN_DOMCTL_unpausedomain = 4
+XEN_DOMCTL_getdomaininfo = 5
+XEN_DOMCTL_max_mem = 11
+XEN_DOMCTL_max_vcpus = 15
+XEN_DOMCTL_setnodeaffinity = 68
+XEN_DOMCTL_getnodeaffinity = 69
+XEN_DOMCTL_setvnumainfo = 74
+XEN_DOMCTL_get_domain_state = 90  # the one stable op: interface_version must be 0
+
+# createdomain ``flags`` (XEN_DOMCTL_CDF_*).
+XEN_DOMCTL_CDF_hvm = 1 << 0
+XEN_DOMCTL_CDF_hap = 1 << 1
+XEN_DOMCTL_CDF_s3_integrity = 1 << 2
+XEN_DOMCTL_CDF_oos_off = 1 << 3
+XEN_DOMCTL_CDF_xs_domain = 1 << 4
+XEN_DOMCTL_CDF_iommu = 1 << 5
+XEN_DOMCTL_CDF_nested_virt = 1 << 6
+XEN_DOMCTL_CDF_vpmu = 1 << 7
+XEN_DOMCTL_CDF_trap_unmapped_accesses = 1 << 8
+XEN_DOMCTL_CDF_MAX = XEN_DOMCTL_CDF_trap_unmapped_accesses  # highest defined flag
+
+# getdomaininfo ``flags`` (XEN_DOMINF_*); the guest's shutdown code sits in bits 16..23.
+XEN_DOMINF_dying = 1 << 0
+XEN_DOMINF_hvm_guest = 1 << 1
+XEN_DOMINF_shutdown = 1 << 2
+XEN_DOMINF_paused = 1 << 3
+XEN_DOMINF_blocked = 1 << 4
+XEN_DOMINF_running = 1 << 5
+XEN_DOMINF_debugged = 1 << 6
+XEN_DOMINF_xs_domain = 1 << 7
+XEN_DOMINF_hap = 1 << 8
+XEN_DOMINF_shutdownmask = 255
+XEN_DOMINF_shutdownshift = 16
+
+# getdomaininfo ``max_vcpu_id`` of a domain without vCPUs.
+XEN_INVALID_MAX_VCPU_ID = 0xFFFFFFFF
+
+# get_domain_state ``state`` and ``caps`` bits.
+XEN_DOMCTL_GETDOMSTATE_STATE_EXIST = 0x0001
+XEN_DOMCTL_GETDOMSTATE_STATE_SHUTDOWN = 0x0002
+XEN_DOMCTL_GETDOMSTATE_STATE_DYING = 0x0004
+XEN_DOMCTL_GETDOMSTATE_STATE_DEAD = 0x0008
+XEN_DOMCTL_GETDOMSTATE_CAP_CONTROL = 0x0001
+XEN_DOMCTL_GETDOMSTATE_CAP_HARDWARE = 0x0002
+XEN_DOMCTL_GETDOMSTATE_CAP_XENSTORE = 0x0004
+
+# The domctl envelope: a 16-byte header and a 128-byte union, 144 bytes.
+xen_domctl: Construct = Struct(
+    "cmd" / uint32_t,
+    "interface_version" / uint32_t,
+    "domain" / domid_t,
+    "_pad" / Default(Array(3, uint16_t), [0, 0, 0]),
+    # The union, raw; a shorter payload is zero-filled to 128 bytes on build.
+    "u" / FixedSized(128, GreedyBytes),
+)
+
+# x86's per-architecture part of createdomain and getdomaininfo.
+xen_arch_domainconfig: Construct = Struct(
+    "emulation_flags" / uint32_t,
+    "misc_flags" / uint32_t,
+)
+
+# XEN_DOMCTL_createdomain payload (68 bytes); xen_domctl.domain is IN/OUT.
+xen_domctl_createdomain: Construct = Struct(
+    "ssidref" / uint32_t,
+    "handle" / xen_domain_handle_t,
+    "flags" / uint32_t,
+    "iommu_opts" / uint32_t,
+    "max_vcpus" / uint32_t,
+    "max_evtchn_port" / uint32_t,
+    "max_grant_frames" / int32_t,  # negative: use Xen's default
+    "max_maptrack_frames" / int32_t,  # negative: use Xen's default
+    "grant_opts" / uint32_t,
+    "altp2m" / Struct("opts" / uint16_t, "nr" / uint16_t),
+    "vmtrace_size" / uint32_t,
+    "cpupool_id" / uint32_t,
+    "arch" / xen_arch_domainconfig,
+)
+
+# XEN_DOMCTL_getdomaininfo payload (112 bytes), libxc's xc_domaininfo_t.
+xen_domctl_getdomaininfo: Construct = Struct(
+    "domain" / domid_t,
+    "pad1" / Default(uint16_t, 0),
+    "flags" / uint32_t,
+    "tot_pages" / uint64_aligned_t,
+    "max_pages" / uint64_aligned_t,
+    "outstanding_pages" / uint64_aligned_t,
+    "shr_pages" / uint64_aligned_t,
+    "paged_pages" / uint64_aligned_t,
+    "shared_info_frame" / uint64_aligned_t,
+    "cpu_time" / uint64_aligned_t,
+    "nr_online_vcpus" / uint32_t,
+    "max_vcpu_id" / uint32_t,
+    "ssidref" / uint32_t,
+    "handle" / xen_domain_handle_t,
+    "cpupool" / uint32_t,
+    "gpaddr_bits" / uint8_t,
+    "pad2" / Default(Bytes(7), bytes(7)),
+    "arch_config" / xen_arch_domainconfig,
+)
+
+# XEN_DOMCTL_max_mem payload: the new limit in KiB.
+xen_domctl_max_mem: Construct = Struct("max_memkb" / uint64_aligned_t)
+
+# XEN_DOMCTL_max_vcpus payload.
+xen_domctl_max_vcpus: Construct = Struct("max" / uint32_t)
+
+# XEN_DOMCTL_{set,get}nodeaffinity payload: the domain's node mask.
+xen_domctl_nodeaffinity: Construct = Struct("nodemap" / xenctl_bitmap)
+
+# XEN_DOMCTL_setvnumainfo payload (48 bytes): counts, then four arrays by reference.
+xen_domctl_vnuma: Construct = Struct(
+    "nr_vnodes" / uint32_t,
+    "nr_vmemranges" / uint32_t,
+    "nr_vcpus" / uint32_t,
+    "pad" / Default(uint32_t, 0),
+    "vdistance" / guest_handle,  # uint[nr_vnodes * nr_vnodes]
+    "vcpu_to_vnode" / guest_handle,  # uint[nr_vcpus]
+    "vnode_to_pnode" / guest_handle,  # uint[nr_vnodes]
+    "vmemrange" / guest_handle,  # xen_vmemrange[nr_vmemranges]
+)
+
+# XEN_DOMCTL_get_domain_state payload (16 bytes).
+xen_domctl_get_domain_state: Construct = Struct(
+    "state" / uint16_t,
+    "caps" / uint16_t,
+    "pad0" / Default(uint32_t, 0),
+    "unique_id" / uint64_t,
+)
+
+# ---------------------------------------------------------------------------
+# NUMA-aware claim sets. NOT in Xen master: this follows v7 of the series
+# "xen/mm: Introduce NUMA-aware memory claim sets" (posted 2026-05-08), patch 2/3,
+# the newest posted revision (fact sheet section 1.6). Earlier and later
+# revisions differ in names and numbers; this section is the only place to change.
+# ---------------------------------------------------------------------------
+
+XEN_DOMCTL_claim_memory = 91
+
+# xen_domctl_claim_memory ``mode``. (The v7 design document swaps these; the code wins.)
+XEN_DOMCTL_CLAIM_MEMORY_SET = 0
+XEN_DOMCTL_CLAIM_MEMORY_GET = 1
+
+# Special values of xen_memory_claim ``target``; any other value is a NUMA node ID.
+XEN_DOMCTL_CLAIM_MEMORY_HOST = 0x80000000  # a host-wide claim, from any node
+XEN_DOMCTL_CLAIM_MEMORY_LEGACY = 0x40000000  # XENMEM_claim_pages semantics
+
+# One entry of a claim set (16 bytes).
+xen_memory_claim: Construct = Struct(
+    "pages" / uint64_aligned_t,
+    "target" / uint32_t,
+    "cmd" / Default(uint32_t, 0),  # reserved, must be zero
+)
+xen_memory_claim_t: Construct = xen_memory_claim
+memory_claim_t: Construct = xen_memory_claim  # the v7 design document's name
+
+# XEN_DOMCTL_claim_memory payload (16 bytes).
+xen_domctl_claim_memory: Construct = Struct(
+    "claim_set" / guest_handle,  # xen_memory_claim[nr_entries]
+    "nr_entries" / uint32_t,  # SET: entries given; GET: capacity in, entries needed out
+    "mode" / uint32_t,
+)

@@ -1,0 +1,54 @@
+"""Primitives and constants of Xen's ``public/xen.h`` (x86_64), bound once.
+
+Every other layout in this package is built from these aliases, so the word
+size and the guest-handle width are decided here and nowhere else.
+"""
+
+from construct import Bytes, Construct, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct
+
+# Fixed-width C integers; all of Xen's x86_64 ABI is little-endian.
+uint8_t: Construct = Int8ul
+uint16_t: Construct = Int16ul
+uint32_t: Construct = Int32ul
+int32_t: Construct = Int32sl
+uint64_t: Construct = Int64ul
+
+# A domain ID is 16 bits wide.
+domid_t: Construct = uint16_t
+# Both are ``unsigned long`` on x86_64.
+xen_pfn_t: Construct = uint64_t
+xen_ulong_t: Construct = uint64_t
+# 8-byte aligned in C; where that alignment inserts a gap, structs say so with Padding.
+uint64_aligned_t: Construct = uint64_t
+# XEN_GUEST_HANDLE and XEN_GUEST_HANDLE_64 alike: an 8-byte guest address, 0 is NULL.
+guest_handle: Construct = uint64_t
+# A domain's 16-byte handle (usually a UUID).
+xen_domain_handle_t: Construct = Bytes(16)
+
+# Hypercall numbers (``__HYPERVISOR_*``).
+HYPERVISOR_memory_op = 12
+HYPERVISOR_multicall = 13
+HYPERVISOR_sched_op = 29
+HYPERVISOR_sysctl = 35
+HYPERVISOR_domctl = 36
+
+# Reserved domain IDs: ordinary domains are below DOMID_FIRST_RESERVED.
+DOMID_FIRST_RESERVED = 0x7FF0
+DOMID_SELF = 0x7FF0
+DOMID_IO = 0x7FF1
+DOMID_XEN = 0x7FF2
+DOMID_COW = 0x7FF3
+DOMID_INVALID = 0x7FF4
+DOMID_ANY = 0x7FF5
+DOMID_IDLE = 0x7FFF
+# The bits of a domid that name a domain.
+DOMID_MASK = 0x7FFF
+
+XEN_PAGE_SHIFT = 12
+
+# A bitmap passed by reference (node and CPU masks): 16 bytes.
+xenctl_bitmap: Construct = Struct(
+    "bitmap" / guest_handle,  # bytes of the map, bit i of byte i // 8 is element i
+    "nr_bits" / uint32_t,  # how many bits the caller's buffer holds
+    Padding(4),
+)

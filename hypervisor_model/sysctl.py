@@ -1,0 +1,194 @@
+"""``__HYPERVISOR_sysctl``: host-wide information and control (xen/common/sysctl.c).
+
+Copy in (EFAULT), interface version (EACCES), the XSM check (control domain only), then
+the command under the sysctl lock; the struct is copied back only on success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from construct import Construct, Container
+
+from hypervisor_model import offline
+from hypervisor_model.domain import Domain
+from hypervisor_model.domctl import getdomaininfo
+from hypervisor_model.errors import XenError
+from hypervisor_model.guest_memory import GuestFault, build, copy_struct_from_guest, parse
+from hypervisor_model.heap import NR_ZONES, bits_to_zone
+from hypervisor_model.host import MAX_NUMNODES
+from hypervisor_model.memflags import NUMA_NO_DISTANCE
+from hypervisor_model.public import domctl as domctl_abi
+from hypervisor_model.public import sysctl as abi
+from hypervisor_model.public.errno import EACCES, EFAULT, EINVAL, ENOMEM, ENOSYS, EPERM
+
+if TYPE_CHECKING:
+    from hypervisor_model.hypervisor import Hypervisor
+
+# The model's xmalloc limit for page_offline_op's status array (Xen's depends on its heap).
+MAX_OFFLINE_STATUS_BYTES = 64 << 20
+
+
+def do_sysctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
+    op = copy_struct_from_guest(hv.arena, arg, abi.xen_sysctl)
+    if op.interface_version != abi.XEN_SYSCTL_INTERFACE_VERSION:
+        raise XenError(EACCES, "interface version mismatch")
+    if not hv.is_control_domain(current):
+        raise XenError(EPERM)  # xsm_sysctl(XSM_PRIV)
+    handler = _COMMANDS.get(op.cmd)
+    with hv.sysctl_lock:
+        if handler is None:
+            raise XenError(ENOSYS)  # arch_do_sysctl's default
+        union = handler(hv, op)
+    if union is not None:  # copied back on success, except for page_offline_op
+        op.u = union
+        try:
+            hv.arena.copy_to_guest(arg, build(abi.xen_sysctl, op))
+        except GuestFault:
+            raise XenError(EFAULT) from None
+    return 0
+
+
+def _reply(op: Container, layout: Construct, obj: Mapping[str, object]) -> bytes:
+    """The union with the payload written over its start; the rest keeps the caller's bytes."""
+    new = build(layout, obj)
+    return bytes(new + op.u[len(new) :])
+
+
+Payload = bytes | None
+
+
+def _physinfo(hv: Hypervisor, op: Container) -> Payload:
+    heap = hv.heap
+    with heap.lock:  # free and outstanding are read together (get_outstanding_claims)
+        free_pages = heap.avail_heap_pages(1, NR_ZONES - 1, -1)
+        outstanding = heap.outstanding_claims
+    cores = hv.host.nodes[0].cpus if hv.host.nodes[0].online else hv.nr_cpus
+    return _reply(
+        op,
+        abi.xen_sysctl_physinfo,
+        dict(
+            threads_per_core=1,
+            cores_per_socket=max(cores, 1),
+            nr_cpus=hv.nr_cpus,
+            max_cpu_id=hv.nr_cpus - 1,
+            nr_nodes=heap.online_mask.bit_count(),
+            max_node_id=MAX_NUMNODES - 1,
+            cpu_khz=hv.host.cpu_khz,
+            capabilities=abi.XEN_SYSCTL_PHYSCAP_hvm
+            | abi.XEN_SYSCTL_PHYSCAP_pv
+            | abi.XEN_SYSCTL_PHYSCAP_hap
+            | abi.XEN_SYSCTL_PHYSCAP_shadow
+            | abi.XEN_SYSCTL_PHYSCAP_gnttab_v1
+            | abi.XEN_SYSCTL_PHYSCAP_gnttab_v2,
+            arch_capabilities=0,
+            pad=0,
+            total_pages=heap.total_pages,
+            free_pages=free_pages,
+            scrub_pages=0,
+            outstanding_pages=outstanding,
+            # get_upper_mfn_bound(): below 2^32 frames without CONFIG_BIGMEM
+            max_mfn=min(heap.max_page, 1 << 32) - 1,
+            hw_cap=[0] * 8,
+        ),
+    )
+
+
+def _numainfo(hv: Hypervisor, op: Container) -> Payload:
+    """Per-node memory and distances. The row count is the highest online node + 1; when
+    the caller's buffer is smaller, Xen writes fewer rows and reports that count."""
+    ni = parse(abi.xen_sysctl_numainfo, op.u)
+    heap = hv.heap
+    count = heap.online_mask.bit_length()
+    if ni.meminfo or ni.distance:
+        count = min(count, ni.num_nodes)
+        for i in range(count):
+            online = heap.online_mask >> i & 1
+            if ni.meminfo:
+                if online:
+                    _, spanned = hv.host.nodes[i].spanned
+                    row = dict(memsize=spanned << 12, memfree=heap.avail_node_heap_pages(i) << 12)
+                else:
+                    row = dict(memsize=abi.XEN_INVALID_MEM_SZ, memfree=abi.XEN_INVALID_MEM_SZ)
+                hv.arena.copy_to_guest(
+                    ni.meminfo + i * abi.xen_sysctl_meminfo.sizeof(),
+                    build(abi.xen_sysctl_meminfo, row),
+                )
+            if ni.distance:
+                distances = [hv.host.distance(i, j) for j in range(count)]
+                raw = b"".join(
+                    (abi.XEN_INVALID_NODE_DIST if d == NUMA_NO_DISTANCE or d <= 9 else d).to_bytes(
+                        4, "little"
+                    )
+                    for d in distances
+                )
+                hv.arena.copy_to_guest(ni.distance + i * count * 4, raw)
+    return _reply(op, abi.xen_sysctl_numainfo, dict(ni, num_nodes=count))
+
+
+def _getdomaininfolist(hv: Hypervisor, op: Container) -> Payload:
+    req = parse(abi.xen_sysctl_getdomaininfolist, op.u)
+    size = domctl_abi.xen_domctl_getdomaininfo.sizeof()
+    count = 0
+    for d in hv.domain_list():
+        if d.domain_id < req.first_domain:
+            continue
+        if count == req.max_domains:
+            break
+        record = build(domctl_abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
+        hv.arena.copy_to_guest(req.buffer + count * size, record)
+        count += 1
+    return _reply(op, abi.xen_sysctl_getdomaininfolist, dict(req, num_domains=count))
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value & 1 << 31 else value
+
+
+def _availheap(hv: Hypervisor, op: Container) -> Payload:
+    """Free bytes in a zone range of a node, or of all nodes for node -1. Claims are not
+    subtracted (avail_domheap_pages_region, with its signed clamping of the zones)."""
+    req = parse(abi.xen_sysctl_availheap, op.u)
+    lo = bits_to_zone(req.min_bitwidth) if req.min_bitwidth else 1
+    hi = bits_to_zone(req.max_bitwidth) if req.max_bitwidth else NR_ZONES - 1
+    lo = max(1, min(NR_ZONES - 1, _signed32(lo & 0xFFFFFFFF)))
+    hi = max(1, min(NR_ZONES - 1, _signed32(hi & 0xFFFFFFFF)))
+    with hv.heap.lock:
+        pages = hv.heap.avail_heap_pages(lo, hi, req.node)
+    return _reply(op, abi.xen_sysctl_availheap, dict(req, avail_bytes=pages << 12))
+
+
+def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
+    """Offline, online or query each MFN in ``[start, end]``, stopping at the first error;
+    the whole status array is copied out, unvisited entries reading 0x01010101."""
+    req = parse(abi.xen_sysctl_page_offline_op, op.u)
+    if req.end < req.start:
+        raise XenError(EINVAL, "end before start")
+    count = req.end - req.start + 1
+    if count * 4 > MAX_OFFLINE_STATUS_BYTES:
+        raise XenError(ENOMEM, "status array too large")
+    action = offline.ACTIONS.get(req.cmd)
+    status = [abi.PG_OFFLINE_INVALID * 0x01010101] * count
+    rc = 0
+    for i in range(count):
+        if action is None:
+            rc = -EINVAL
+            break
+        rc, status[i] = action(hv, req.start + i, status[i])
+        if rc:
+            break
+    raw = b"".join(s.to_bytes(4, "little") for s in status)
+    hv.arena.copy_to_guest(req.status, raw)
+    if rc:
+        raise XenError(-rc)
+    return None
+
+
+_COMMANDS = {
+    abi.XEN_SYSCTL_physinfo: _physinfo,
+    abi.XEN_SYSCTL_numainfo: _numainfo,
+    abi.XEN_SYSCTL_getdomaininfolist: _getdomaininfolist,
+    abi.XEN_SYSCTL_availheap: _availheap,
+    abi.XEN_SYSCTL_page_offline_op: _page_offline_op,
+}
