@@ -72,21 +72,31 @@ def assign_pages(d: Domain, mfn: int, nr: int, node: int, memflags: int) -> None
         d.node_pages[node] = d.node_pages.get(node, 0) + nr
 
 
+def _disown(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
+    """Take ``nr`` pages from ``d``'s books; the caller holds ``d.page_alloc_lock``."""
+    removed = d.pages.remove(mfn, mfn + nr)
+    assert sum(p.length for p in removed) == nr, "freeing pages the domain does not own"
+    d.tot_pages -= nr
+    for start, end, node in heap.split_by_node(mfn, mfn + nr):
+        d.node_pages[node] -= end - start
+        if not d.node_pages[node]:
+            del d.node_pages[node]
+
+
+def _give_back(heap: Heap, mfn: int, nr: int) -> None:
+    """Return frames to the heap as aligned buddies, node by node."""
+    for start, end, _ in heap.split_by_node(mfn, mfn + nr):
+        for head, order in aligned_chunks(start, end):
+            heap.free_heap_pages(head, order)
+
+
 def free_domheap_pages(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
     """Take ``nr`` owned pages from ``d`` and return them to the heap (free_domheap_pages).
 
     Freeing never gives a claim back."""
     with d.page_alloc_lock:
-        removed = d.pages.remove(mfn, mfn + nr)
-        assert sum(p.length for p in removed) == nr, "freeing pages the domain does not own"
-        d.tot_pages -= nr
-    for start, end, node in heap.split_by_node(mfn, mfn + nr):
-        with d.page_alloc_lock:
-            d.node_pages[node] -= end - start
-            if not d.node_pages[node]:
-                del d.node_pages[node]
-        for head, order in aligned_chunks(start, end):
-            heap.free_heap_pages(head, order)
+        _disown(heap, d, mfn, nr)
+    _give_back(heap, mfn, nr)
 
 
 def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:
@@ -94,8 +104,10 @@ def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:
     with d.page_alloc_lock:
         d.p2m = RunMap()
         runs = list(d.pages)[:budget]
+        for run in runs:
+            _disown(heap, d, run.start, run.length)
     for run in runs:
-        free_domheap_pages(heap, d, run.start, run.length)
+        _give_back(heap, run.start, run.length)
     return not runs
 
 
@@ -113,6 +125,8 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
     guest only records the machine-to-phys entries. False if the p2m cannot map ``gfn``."""
     nr = 1 << order
     with d.page_alloc_lock:
+        if d.pages.covered(mfn, mfn + nr) != nr:
+            return False  # the domain died and gave the pages back meanwhile
         if d.is_translated:
             if gfn + nr > P2M_LIMIT:
                 return False
@@ -141,17 +155,16 @@ def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> bool:
     (EINVAL). Returns True only if all ``nr`` pages went."""
     with d.page_alloc_lock:
         index = d.p2m if d.is_translated else d.pages
-        pieces = index.overlapping(gmfn, gmfn + nr)
-        done = mapped_prefix(pieces, gmfn)
-        pieces = [p.piece(gmfn, gmfn + done) for p in pieces]
-        pieces = [p for p in pieces if p.length > 0]
+        done = mapped_prefix(index.overlapping(gmfn, gmfn + nr), gmfn)
         if d.is_translated:
-            d.p2m.remove(gmfn, gmfn + done)
-            frees = [(p.value, p.length, p.step) for p in pieces]
+            frames = [
+                (p.value if p.step == 1 else p.value - p.length + 1, p.length)  # type: ignore[operator]
+                for p in d.p2m.remove(gmfn, gmfn + done)
+            ]
         else:
-            frees = [(p.start, p.length, 1) for p in pieces]
-    for first, length, step in frees:
-        assert first is not None
-        low = first if step == 1 else first - length + 1
-        free_domheap_pages(heap, d, low, length)
+            frames = [(gmfn, done)] if done else []
+        for mfn, length in frames:
+            _disown(heap, d, mfn, length)
+    for mfn, length in frames:
+        _give_back(heap, mfn, length)
     return done == nr

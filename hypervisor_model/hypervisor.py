@@ -11,6 +11,7 @@ import operator
 import threading
 import time
 from collections.abc import Callable
+from itertools import chain
 
 from hypervisor_model import claims
 from hypervisor_model.domain import Domain
@@ -77,10 +78,8 @@ class Hypervisor:
                 return None if requested in self._domains else requested
             if requested != DOMID_ANY:
                 return None
-            for domid in [
-                *range(self._domid_last + 1, DOMID_FIRST_RESERVED),
-                *range(1, self._domid_last + 1),
-            ]:
+            after_last = range(self._domid_last + 1, DOMID_FIRST_RESERVED)
+            for domid in chain(after_last, range(1, self._domid_last + 1)):
                 if domid not in self._domains:
                     self._domid_last = domid
                     return domid
@@ -95,7 +94,7 @@ class Hypervisor:
             self._domains.pop(d.domain_id, None)
 
     def _recall_claims(self, heap: Heap, node: int) -> None:
-        claims.recall_after_offline(heap, node, self._domains.values())
+        claims.recall_after_offline(heap, node, self.domain_list())
 
     def _boot_dom0(self) -> None:
         """Domain 0, the control domain, running with its boot memory from the heap."""

@@ -103,7 +103,9 @@ class Guest:
         )[0]
 
     def info(self, domid: int) -> Container:
-        rc, after = self.domctl(domctl.XEN_DOMCTL_getdomaininfo, domid, domctl.xen_domctl_getdomaininfo)
+        rc, after = self.domctl(
+            domctl.XEN_DOMCTL_getdomaininfo, domid, domctl.xen_domctl_getdomaininfo
+        )
         assert rc == 0, rc
         return after.payload
 
@@ -163,7 +165,13 @@ class Guest:
         return rc, nr, entries
 
     def reservation(
-        self, op: int, domid: int, frames: Sequence[int] | None, order: int = 0, flags: int = 0, *,
+        self,
+        op: int,
+        domid: int,
+        frames: Sequence[int] | None,
+        order: int = 0,
+        flags: int = 0,
+        *,
         nr_extents: int | None = None,
     ) -> tuple[int, list[int]]:
         """populate / increase / decrease with an extent list; returns the count and the
