@@ -14,6 +14,7 @@ from collections.abc import Callable
 from itertools import chain
 
 from hypervisor_model import claims
+from hypervisor_model.counters import Change, changes, snapshot
 from hypervisor_model.domain import Domain
 from hypervisor_model.domctl import do_domctl
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page
@@ -57,6 +58,8 @@ class Hypervisor:
         self._handlers: dict[int, Handler] = _handlers()
         # A debug switch for single-threaded tests: verify every invariant after each call.
         self.check_after_each_hypercall = False
+        # Probes on the machine: each is told, in the calling thread, what a hypercall moved.
+        self.trace_hooks: list[Callable[[list[Change]], None]] = []
         self._boot_dom0()
 
     # -- domains ----------------------------------------------------------------------------
@@ -141,12 +144,18 @@ class Hypervisor:
         handler = self._handlers.get(operator.index(op))
         if handler is None:
             return -ENOSYS
+        hooks = list(self.trace_hooks)
+        before = snapshot(self) if hooks else None
         try:
             rc = handler(self, current, *words)
         except XenError as e:
             rc = -e.errno
         except GuestFault:
             rc = -EFAULT
+        if before is not None:
+            moved = changes(before, snapshot(self))
+            for hook in hooks:
+                hook(moved)
         if self.check_after_each_hypercall:
             check_invariants(self)
         return rc

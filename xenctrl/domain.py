@@ -1,0 +1,330 @@
+"""Domain calls of libxenctrl (tools/libs/ctrl/xc_domain.c): lifecycle, limits, NUMA
+affinity, claims and the reservation ops.
+
+Same names and argument order as C; out-parameters are returned; failures raise XenError.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+from hypervisor_model.guest_memory import parse
+from hypervisor_model.public import domctl, memory, sysctl
+from hypervisor_model.public.errno import EBUSY, EINVAL, ENOMEM
+from hypervisor_model.public.xen import DOMID_ANY
+from xenctrl import trace
+from xenctrl.errors import XenError
+from xenctrl.handle import (
+    Bounce,
+    check,
+    do_domctl,
+    do_sysctl,
+    reservation,
+    xc_interface,
+    xc_memory_op,
+)
+from xenctrl.misc import xc_get_nodemap_size
+from xenctrl.types import xc_domaininfo_t, xen_domctl_createdomain, xen_memory_claim_t
+
+traced = trace.traced("xenctrl")
+
+
+def _to_ctypes(ctype: type[ctypes.Structure], raw: bytes) -> Any:
+    return ctype.from_buffer_copy(raw[: ctypes.sizeof(ctype)])
+
+
+def default_createdomain(hvm: bool = True, max_vcpus: int = 1) -> xen_domctl_createdomain:
+    """A createdomain config as libxl fills it for a simple guest."""
+    config = xen_domctl_createdomain()
+    config.flags = (domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap) if hvm else 0
+    config.max_vcpus = max_vcpus
+    config.max_evtchn_port = 1023
+    config.max_grant_frames = -1
+    config.max_maptrack_frames = -1
+    config.grant_opts = 2  # XEN_DOMCTL_GRANT_version(2)
+    return config
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+
+@traced
+def xc_domain_create(
+    xch: xc_interface, domid: int = DOMID_ANY, config: xen_domctl_createdomain | None = None
+) -> int:
+    """Create a domain (paused); returns its domid. ``config`` is written back, as in C."""
+    config = config if config is not None else default_createdomain()
+    fields = parse(domctl.xen_domctl_createdomain, bytes(config))
+    rc, reply = do_domctl(
+        xch, domctl.XEN_DOMCTL_createdomain, domid, domctl.xen_domctl_createdomain, **fields
+    )
+    check(rc)
+    ctypes.memmove(ctypes.addressof(config), reply.u, ctypes.sizeof(config))
+    return int(reply.domain)
+
+
+@traced
+def xc_domain_destroy(xch: xc_interface, domid: int) -> None:
+    check(do_domctl(xch, domctl.XEN_DOMCTL_destroydomain, domid)[0])
+
+
+@traced
+def xc_domain_pause(xch: xc_interface, domid: int) -> None:
+    check(do_domctl(xch, domctl.XEN_DOMCTL_pausedomain, domid)[0])
+
+
+@traced
+def xc_domain_unpause(xch: xc_interface, domid: int) -> None:
+    check(do_domctl(xch, domctl.XEN_DOMCTL_unpausedomain, domid)[0])
+
+
+@traced
+def xc_domain_max_vcpus(xch: xc_interface, domid: int, max: int) -> None:
+    check(
+        do_domctl(xch, domctl.XEN_DOMCTL_max_vcpus, domid, domctl.xen_domctl_max_vcpus, max=max)[0]
+    )
+
+
+@traced
+def xc_domain_setmaxmem(xch: xc_interface, domid: int, max_memkb: int) -> None:
+    """Set the domain's memory limit in KiB (C passes uint64_t: -1 means all ones)."""
+    kb = max_memkb & ((1 << 64) - 1)
+    check(
+        do_domctl(xch, domctl.XEN_DOMCTL_max_mem, domid, domctl.xen_domctl_max_mem, max_memkb=kb)[0]
+    )
+
+
+# -- information -----------------------------------------------------------------------------
+
+
+@traced
+def xc_domain_getinfo_single(xch: xc_interface, domid: int) -> xc_domaininfo_t:
+    rc, reply = do_domctl(xch, domctl.XEN_DOMCTL_getdomaininfo, domid)
+    check(rc)
+    return _to_ctypes(xc_domaininfo_t, reply.u)
+
+
+@traced
+def xc_domain_getinfolist(
+    xch: xc_interface, first_domain: int, max_domains: int
+) -> list[xc_domaininfo_t]:
+    """Up to ``max_domains`` records of domains with id >= ``first_domain``, in id order."""
+    size = ctypes.sizeof(xc_domaininfo_t)
+    out = bytearray(max_domains * size)
+    with Bounce(xch, out, len(out), "out") as buf:
+        rc, reply = do_sysctl(
+            xch,
+            sysctl.XEN_SYSCTL_getdomaininfolist,
+            sysctl.xen_sysctl_getdomaininfolist,
+            first_domain=first_domain,
+            max_domains=max_domains,
+            buffer=buf.addr,
+            num_domains=0,
+        )
+    check(rc)
+    return [_to_ctypes(xc_domaininfo_t, bytes(out[i * size :])) for i in range(reply.num_domains)]
+
+
+@traced
+def xc_get_tot_pages(xch: xc_interface, domid: int) -> int:
+    return int(xc_domain_getinfo_single(xch, domid).tot_pages)
+
+
+# -- NUMA node affinity ----------------------------------------------------------------------
+
+
+def _nodemap_call(xch: xc_interface, cmd: int, domid: int, nodemap: bytes) -> bytes:
+    size = xc_get_nodemap_size(xch)
+    local = bytearray(nodemap[:size].ljust(size, b"\0"))
+    with Bounce(xch, local, size, "both") as buf:
+        rc, _ = do_domctl(
+            xch,
+            cmd,
+            domid,
+            domctl.xen_domctl_nodeaffinity,
+            nodemap=dict(bitmap=buf.addr, nr_bits=size * 8),
+        )
+    check(rc)
+    return bytes(local)
+
+
+@traced
+def xc_domain_node_setaffinity(
+    xch: xc_interface, domid: int, nodemap: bytes | Sequence[int]
+) -> None:
+    """Pin memory allocation to the nodes set in ``nodemap`` (bit n = node n)."""
+    _nodemap_call(xch, domctl.XEN_DOMCTL_setnodeaffinity, domid, bytes(nodemap))
+
+
+@traced
+def xc_domain_node_getaffinity(xch: xc_interface, domid: int) -> bytes:
+    return _nodemap_call(xch, domctl.XEN_DOMCTL_getnodeaffinity, domid, b"")
+
+
+# -- claims ----------------------------------------------------------------------------------
+
+
+@traced
+def xc_domain_claim_pages(xch: xc_interface, domid: int, nr_pages: int) -> None:
+    """Stake (or with 0 release) a legacy host-wide claim: a target total of pages."""
+    check(
+        xc_memory_op(
+            xch,
+            memory.XENMEM_claim_pages,
+            memory.xen_memory_reservation,
+            extent_start=0,
+            nr_extents=nr_pages,
+            extent_order=0,
+            mem_flags=0,
+            domid=domid,
+        )
+    )
+
+
+@traced
+def xc_domain_claim_memory(
+    xch: xc_interface,
+    domid: int,
+    mode: int,
+    nr_entries: int,
+    claim_set: Any = None,
+) -> int:
+    """Set or get a NUMA claim set (v7 of the claim-set series); returns ``nr_entries`` as
+    Xen left it. SET takes a sequence of ``memory_claim_t``; GET fills a ctypes array of
+    capacity ``nr_entries``. A short GET buffer raises ERANGE with ``.nr_entries`` needed."""
+    size = ctypes.sizeof(xen_memory_claim_t)
+    if claim_set is not None and not isinstance(claim_set, ctypes.Array):
+        claim_set = (xen_memory_claim_t * max(len(claim_set), 1))(*claim_set)
+    if claim_set is not None and len(claim_set) < nr_entries:
+        raise ValueError(f"expected a claim_set of at least {nr_entries}, got {len(claim_set)}")
+    with Bounce(xch, claim_set, nr_entries * size, "both") as buf:
+        rc, reply = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_claim_memory,
+            domid,
+            domctl.xen_domctl_claim_memory,
+            claim_set=buf.addr,
+            nr_entries=nr_entries,
+            mode=mode,
+        )
+    returned = int(reply.payload.nr_entries)
+    if rc < 0:
+        error = XenError(-rc, trace.current_call())
+        error.nr_entries = returned
+        raise error
+    return returned
+
+
+# -- reservations ----------------------------------------------------------------------------
+
+
+@traced
+def xc_domain_populate_physmap(
+    xch: xc_interface,
+    domid: int,
+    nr_extents: int,
+    extent_order: int,
+    mem_flags: int,
+    extent_start: Any,
+) -> int:
+    """Populate extents at the listed gfns; returns how many were done (never raises for a
+    short count). PV guests get MFNs written back into ``extent_start``."""
+    return check(
+        reservation(
+            xch,
+            memory.XENMEM_populate_physmap,
+            domid,
+            nr_extents,
+            extent_order,
+            mem_flags,
+            extent_start,
+        )
+    )
+
+
+def _exact(done: int, nr_extents: int, errno: int) -> None:
+    if done != nr_extents:
+        raise XenError(errno, trace.current_call(), f"{done} of {nr_extents} extents done")
+
+
+@traced
+def xc_domain_populate_physmap_exact(
+    xch: xc_interface,
+    domid: int,
+    nr_extents: int,
+    extent_order: int,
+    mem_flags: int,
+    extent_start: Any,
+) -> None:
+    """All extents or an error: a short count is EBUSY, as libxc reports it."""
+    done = xc_domain_populate_physmap(xch, domid, nr_extents, extent_order, mem_flags, extent_start)
+    _exact(done, nr_extents, EBUSY)
+
+
+@traced
+def xc_domain_increase_reservation(
+    xch: xc_interface,
+    domid: int,
+    nr_extents: int,
+    extent_order: int,
+    mem_flags: int,
+    extent_start: Any = None,
+) -> int:
+    return check(
+        reservation(
+            xch,
+            memory.XENMEM_increase_reservation,
+            domid,
+            nr_extents,
+            extent_order,
+            mem_flags,
+            extent_start,
+        )
+    )
+
+
+@traced
+def xc_domain_increase_reservation_exact(
+    xch: xc_interface,
+    domid: int,
+    nr_extents: int,
+    extent_order: int,
+    mem_flags: int,
+    extent_start: Any = None,
+) -> None:
+    """All extents or ENOMEM."""
+    done = xc_domain_increase_reservation(
+        xch, domid, nr_extents, extent_order, mem_flags, extent_start
+    )
+    _exact(done, nr_extents, ENOMEM)
+
+
+@traced
+def xc_domain_decrease_reservation(
+    xch: xc_interface, domid: int, nr_extents: int, extent_order: int, extent_start: Any
+) -> int:
+    """Give back the listed extents; a NULL list is EINVAL without a hypercall."""
+    if extent_start is None:
+        raise XenError(EINVAL, trace.current_call(), "extent_start is NULL")
+    return check(
+        reservation(
+            xch,
+            memory.XENMEM_decrease_reservation,
+            domid,
+            nr_extents,
+            extent_order,
+            0,
+            extent_start,
+        )
+    )
+
+
+@traced
+def xc_domain_decrease_reservation_exact(
+    xch: xc_interface, domid: int, nr_extents: int, extent_order: int, extent_start: Any
+) -> None:
+    """All extents or EINVAL."""
+    done = xc_domain_decrease_reservation(xch, domid, nr_extents, extent_order, extent_start)
+    _exact(done, nr_extents, EINVAL)

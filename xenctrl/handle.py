@@ -1,0 +1,222 @@
+"""The xc_interface handle and the hypercall plumbing beneath every ``xc_*`` call.
+
+As in libxenctrl, a call fills a structure in its own memory, bounces it into hypercall
+buffers (allocated from the host's arena, as libxencall allocates from its device), issues
+the hypercall with the buffer's address, and bounces the result back. Nothing here reaches
+into the hypervisor model: only hypercall numbers, argument words and bytes cross.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from construct import Construct, Container
+
+from hypervisor_model import Hypervisor
+from hypervisor_model.guest_memory import build, parse
+from hypervisor_model.public import domctl, memory, sysctl
+from hypervisor_model.public.errno import EBADF
+from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op, HYPERVISOR_sysctl
+from xenctrl import trace
+from xenctrl.errors import XenError
+
+Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
+
+
+class xc_interface:
+    """An open libxenctrl handle: hypercalls to one host, issued as one domain."""
+
+    def __init__(self, hv: Hypervisor, domid: int = 0) -> None:
+        self.hv = hv
+        self.domid = domid
+        self.closed = False
+
+    def __enter__(self) -> xc_interface:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        xc_interface_close(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<xc_interface as d{self.domid}, {state}>"
+
+    def hypercall(self, op: int, *args: int) -> int:
+        """xencall: issue one hypercall, returning Xen's raw result."""
+        if self.closed:
+            raise XenError(EBADF, trace.current_call(), "the xc_interface is closed")
+        hooks = self.hv.trace_hooks  # the machine's counter probe, only while tracing
+        if trace.tracing():
+            if trace.machine_hook not in hooks:
+                hooks.append(trace.machine_hook)
+        elif trace.machine_hook in hooks:
+            hooks.remove(trace.machine_hook)
+        return self.hv.hypercall(op, *args, caller=self.domid)
+
+
+def xc_interface_open(hv: Hypervisor, domid: int = 0) -> xc_interface:
+    """Open a handle on an emulated host; hypercalls are issued as ``domid`` (dom0 default)."""
+    return xc_interface(hv, domid)
+
+
+def xc_interface_close(xch: xc_interface | None) -> int:
+    """Close a handle (NULL is fine, as in C). Later calls on it fail with EBADF."""
+    if xch is not None:
+        xch.closed = True
+    return 0
+
+
+# -- bouncing ------------------------------------------------------------------------------
+
+
+class Bounce:
+    """One user buffer bounced through a hypercall buffer (DECLARE_HYPERCALL_BOUNCE).
+
+    ``direction`` is "in", "out" or "both", from the hypervisor's point of view. A ``None``
+    buffer is not bounced and travels as a NULL handle.
+    """
+
+    def __init__(self, xch: xc_interface, user: Buffer | None, size: int, direction: str) -> None:
+        self.xch, self.user, self.size, self.direction = xch, user, size, direction
+        self.addr = 0
+        self._hbuf = None
+
+    def __enter__(self) -> Bounce:
+        if self.user is None:
+            return self
+        self._hbuf = self.xch.hv.arena.alloc(self.size)
+        self.addr = self._hbuf.addr
+        if self.direction in ("in", "both") and self.size:
+            self._hbuf.mem[: self.size] = memoryview(self.user).cast("B")[: self.size]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._hbuf is None:
+            return
+        if self.direction in ("out", "both") and self.size:
+            data = self._hbuf.mem[: self.size]
+            if isinstance(self.user, ctypes.Array | ctypes.Structure):
+                ctypes.memmove(ctypes.addressof(self.user), data, self.size)
+            else:
+                memoryview(self.user).cast("B")[: self.size] = data  # type: ignore[index]
+        self._hbuf.free()
+
+
+def _issue(
+    xch: xc_interface,
+    op: int,
+    envelope: Construct,
+    raw: bytes,
+    word0: int | None,
+    payload: Construct | None,
+) -> tuple[int, bytes]:
+    """Bounce ``raw`` both ways and issue ``op`` with its address (after ``word0`` if any)."""
+    user = bytearray(raw)
+    with Bounce(xch, user, len(user), "both") as b:
+        args = (b.addr,) if word0 is None else (word0, b.addr)
+        rc = xch.hypercall(op, *args)
+    out = bytes(user)
+    trace.hypercall(xch, op, args, envelope, payload, raw, out, rc)
+    return rc, out
+
+
+def do_domctl(
+    xch: xc_interface, cmd: int, domid: int, layout: Construct | None = None, **fields: Any
+) -> tuple[int, Container]:
+    """do_domctl: the domctl with its payload as sent and as Xen left it (``.payload``)."""
+    union = build(layout, fields) if layout is not None else b""
+    raw = build(
+        domctl.xen_domctl,
+        dict(cmd=cmd, interface_version=domctl.XEN_DOMCTL_INTERFACE_VERSION, domain=domid, u=union),
+    )
+    rc, out = _issue(xch, HYPERVISOR_domctl, domctl.xen_domctl, raw, None, layout)
+    reply = parse(domctl.xen_domctl, out)
+    reply.payload = parse(layout, reply.u[: layout.sizeof()]) if layout is not None else None
+    return rc, reply
+
+
+def do_sysctl(
+    xch: xc_interface, cmd: int, layout: Construct, **fields: Any
+) -> tuple[int, Container]:
+    """do_sysctl: returns the result and the payload as Xen left it."""
+    raw = build(
+        sysctl.xen_sysctl,
+        dict(
+            cmd=cmd,
+            interface_version=sysctl.XEN_SYSCTL_INTERFACE_VERSION,
+            u=build(layout, fields) if fields else b"",
+        ),
+    )
+    rc, out = _issue(xch, HYPERVISOR_sysctl, sysctl.xen_sysctl, raw, None, layout)
+    return rc, parse(layout, parse(sysctl.xen_sysctl, out).u[: layout.sizeof()])
+
+
+def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, **fields: Any) -> int:
+    """xc_memory_op: the argument structure bounced both ways; the raw ``long`` result."""
+    if layout is None:
+        rc = xch.hypercall(HYPERVISOR_memory_op, cmd, 0)
+        trace.hypercall(xch, HYPERVISOR_memory_op, (cmd, 0), None, None, b"", b"", rc)
+        return rc
+    return _issue(xch, HYPERVISOR_memory_op, layout, build(layout, fields), cmd, None)[0]
+
+
+def reservation(
+    xch: xc_interface,
+    op: int,
+    domid: int,
+    nr_extents: int,
+    extent_order: int,
+    mem_flags: int,
+    extent_start: Any,
+) -> int:
+    """The three reservation ops: the extent list is bounced both ways, NULL stays NULL."""
+    frames = as_pfn_array(extent_start, nr_extents)
+    with Bounce(xch, frames, nr_extents * 8, "both") as lst:
+        rc = xc_memory_op(
+            xch,
+            op,
+            memory.xen_memory_reservation,
+            extent_start=lst.addr,
+            nr_extents=nr_extents,
+            extent_order=extent_order,
+            mem_flags=mem_flags,
+            domid=domid,
+        )
+    if frames is not None and frames is not extent_start:
+        extent_start[:nr_extents] = list(frames)  # write back into a Python list, as C would
+    return rc
+
+
+def as_pfn_array(extent_start: Any, nr_extents: int) -> ctypes.Array[ctypes.c_uint64] | None:
+    """Accept a ctypes ``xen_pfn_t`` array (used in place) or any sequence of ints."""
+    if extent_start is None:
+        return None
+    if isinstance(extent_start, ctypes.Array) and extent_start._type_ is ctypes.c_uint64:
+        if len(extent_start) < nr_extents:
+            raise ValueError(f"expected at least {nr_extents} extents, got {len(extent_start)}")
+        return extent_start
+    values = list(extent_start)
+    if len(values) < nr_extents:
+        raise ValueError(f"expected at least {nr_extents} extents, got {len(values)}")
+    return (ctypes.c_uint64 * max(len(values), 1))(*values)
+
+
+def check(rc: int, call: str | None = None) -> int:
+    """Turn a negative hypercall result into XenError (privcmd gives -1 and errno)."""
+    if rc < 0:
+        raise XenError(-rc, call or trace.current_call())
+    return rc
+
+
+@contextmanager
+def bounce_out(xch: xc_interface, size: int) -> Iterator[Bounce]:
+    """A zeroed output buffer of ``size`` bytes (XC_HYPERCALL_BUFFER_BOUNCE_OUT)."""
+    with Bounce(xch, bytearray(size), size, "both") as b:
+        yield b
+
+
+Fields = Mapping[str, Any]
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -1,0 +1,93 @@
+"""Host-wide calls of libxenctrl (tools/libs/ctrl/xc_misc.c, xc_private.c): physinfo,
+NUMA topology, free heap, the highest RAM frame."""
+
+from __future__ import annotations
+
+import ctypes
+
+from hypervisor_model.guest_memory import build
+from hypervisor_model.public import memory, sysctl
+from xenctrl import trace
+from xenctrl.handle import Bounce, check, do_sysctl, xc_interface, xc_memory_op
+from xenctrl.types import xc_meminfo_t, xc_physinfo_t
+
+traced = trace.traced("xenctrl")
+
+
+@traced
+def xc_physinfo(xch: xc_interface) -> xc_physinfo_t:
+    rc, info = do_sysctl(xch, sysctl.XEN_SYSCTL_physinfo, sysctl.xen_sysctl_physinfo)
+    check(rc)
+    return xc_physinfo_t.from_buffer_copy(build(sysctl.xen_sysctl_physinfo, info))
+
+
+@traced
+def xc_get_max_nodes(xch: xc_interface) -> int:
+    """max_node_id + 1 from physinfo: MAX_NUMNODES (64), whatever the topology."""
+    return int(xc_physinfo(xch).max_node_id) + 1
+
+
+@traced
+def xc_get_nodemap_size(xch: xc_interface) -> int:
+    """Bytes in a node bitmap: (max nodes + 7) / 8."""
+    return (xc_get_max_nodes(xch) + 7) // 8
+
+
+@traced
+def xc_numainfo(
+    xch: xc_interface, max_nodes: int | None = None
+) -> tuple[list[xc_meminfo_t], list[int]]:
+    """Per-node memory (bytes) and the flat distance matrix, row-major ``i*N + j``.
+
+    Without ``max_nodes`` it first asks Xen for the node count (NULL buffers), as libxl does.
+    """
+    if max_nodes is None:
+        rc, reply = do_sysctl(
+            xch,
+            sysctl.XEN_SYSCTL_numainfo,
+            sysctl.xen_sysctl_numainfo,
+            num_nodes=0,
+            meminfo=0,
+            distance=0,
+        )
+        check(rc)
+        max_nodes = int(reply.num_nodes)
+    meminfo = (xc_meminfo_t * max(max_nodes, 1))()
+    distance = (ctypes.c_uint32 * max(max_nodes * max_nodes, 1))()
+    with (
+        Bounce(xch, meminfo, max_nodes * ctypes.sizeof(xc_meminfo_t), "out") as m,
+        Bounce(xch, distance, max_nodes * max_nodes * 4, "out") as dist,
+    ):
+        rc, reply = do_sysctl(
+            xch,
+            sysctl.XEN_SYSCTL_numainfo,
+            sysctl.xen_sysctl_numainfo,
+            num_nodes=max_nodes,
+            meminfo=m.addr,
+            distance=dist.addr,
+        )
+    check(rc)
+    n = int(reply.num_nodes)  # Xen lays the rows out with this count as the stride
+    return list(meminfo[:n]), list(distance[: n * n])
+
+
+@traced
+def xc_availheap(xch: xc_interface, min_width: int, max_width: int, node: int) -> int:
+    """Free bytes between two address widths on a node (-1: all); claims not subtracted."""
+    rc, reply = do_sysctl(
+        xch,
+        sysctl.XEN_SYSCTL_availheap,
+        sysctl.xen_sysctl_availheap,
+        min_bitwidth=min_width & 0xFFFFFFFF,
+        max_bitwidth=max_width & 0xFFFFFFFF,
+        node=node,
+        avail_bytes=0,
+    )
+    check(rc)
+    return int(reply.avail_bytes)
+
+
+@traced
+def xc_maximum_ram_page(xch: xc_interface) -> int:
+    """The highest RAM frame number plus one (XENMEM_maximum_ram_page)."""
+    return check(xc_memory_op(xch, memory.XENMEM_maximum_ram_page, None))

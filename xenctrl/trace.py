@@ -1,0 +1,333 @@
+"""Watching a call travel down the layers: xenguest -> xenctrl -> hypercall -> counters.
+
+Library functions are marked with :func:`traced`; while a :class:`Trace` is active (a context
+manager, or ``XENEMU_TRACE=1`` / ``XENEMU_TRACE=path`` in the environment for scripts) every
+marked call becomes a :class:`CallRecord` holding its arguments, the nested calls it made and
+each hypercall: number, decoded structure, raw bytes, result or errno, and the accounting
+counters that moved inside the hypervisor (reported by the machine, like Xen's xentrace).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+
+from construct import Construct, Container
+
+from hypervisor_model.counters import Change
+from hypervisor_model.guest_memory import parse
+from hypervisor_model.public import domctl, memory, sysctl
+from hypervisor_model.public.errno import errorcode
+from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op, HYPERVISOR_sysctl
+
+if TYPE_CHECKING:
+    from xenctrl.handle import xc_interface
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HYPERCALL_NAMES = {
+    HYPERVISOR_memory_op: "memory_op",
+    HYPERVISOR_domctl: "domctl",
+    HYPERVISOR_sysctl: "sysctl",
+}
+
+
+def _names(module: Any, prefix: str) -> dict[int, str]:
+    return {
+        v: k
+        for k, v in vars(module).items()
+        if k.startswith(prefix) and isinstance(v, int) and k.count("_") >= 2
+    }
+
+
+COMMAND_NAMES = {
+    HYPERVISOR_domctl: _names(domctl, "XEN_DOMCTL_"),
+    HYPERVISOR_sysctl: _names(sysctl, "XEN_SYSCTL_"),
+    HYPERVISOR_memory_op: _names(memory, "XENMEM_"),
+}
+
+
+@dataclass
+class HypercallRecord:
+    """One hypercall as it crossed the boundary."""
+
+    op: int
+    args: tuple[int, ...]
+    command: str
+    structure: str
+    decoded_in: dict[str, Any]
+    decoded_out: dict[str, Any]
+    raw_in: bytes
+    raw_out: bytes
+    result: int
+    counters: list[Change] = field(default_factory=list)
+
+    @property
+    def errno(self) -> str | None:
+        return errorcode.get(-self.result) if self.result < 0 else None
+
+
+@dataclass
+class CallRecord:
+    """One library call (xenguest or xenctrl) and everything it caused beneath it."""
+
+    layer: str
+    function: str
+    args: dict[str, Any]
+    children: list[CallRecord | HypercallRecord] = field(default_factory=list)
+    outcome: str = ""
+
+    def hypercalls(self) -> Iterator[HypercallRecord]:
+        for child in self.children:
+            if isinstance(child, HypercallRecord):
+                yield child
+            else:
+                yield from child.hypercalls()
+
+
+class Trace:
+    """Collects records of every traced call made while active (any thread)."""
+
+    def __init__(self, sink: TextIO | None = None, *, raw_bytes: bool = True) -> None:
+        self.records: list[CallRecord] = []
+        self.sink = sink
+        self.raw_bytes = raw_bytes
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Trace:
+        with _state.lock:
+            _state.traces.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with _state.lock:
+            _state.traces.remove(self)
+
+    def add(self, record: CallRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+        if self.sink is not None:
+            self.sink.write(render(record, raw_bytes=self.raw_bytes) + "\n")
+            self.sink.flush()
+
+    def text(self) -> str:
+        return "\n".join(render(r, raw_bytes=self.raw_bytes) for r in self.records)
+
+
+class _State(threading.local):
+    stack: list[CallRecord]
+    names: list[str]
+    machine: list[Change] | None
+
+    def __init__(self) -> None:
+        self.stack = []
+        self.names = []
+        self.machine = None
+
+
+class _Shared:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.traces: list[Trace] = []
+
+
+_local = _State()
+_state = _Shared()
+
+
+def tracing() -> bool:
+    return bool(_state.traces)
+
+
+def current_call() -> str:
+    """The innermost traced call running in this thread (names errors)."""
+    return _local.names[-1] if _local.names else "hypercall"
+
+
+def traced(layer: str) -> Callable[[F], F]:
+    """Mark a library function so traces show it, with its arguments, as one layer."""
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _local.names.append(fn.__name__)
+            try:
+                if not _state.traces:
+                    return fn(*args, **kwargs)
+                return _record(layer, fn, signature, args, kwargs)
+            finally:
+                _local.names.pop()
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _record(
+    layer: str, fn: Callable[..., Any], sig: inspect.Signature, args: Any, kwargs: Any
+) -> Any:
+    bound = sig.bind_partial(*args, **kwargs)
+    record = CallRecord(layer, fn.__name__, {k: _short(v) for k, v in bound.arguments.items()})
+    parent = _local.stack[-1] if _local.stack else None
+    _local.stack.append(record)
+    try:
+        result = fn(*args, **kwargs)
+        record.outcome = f"-> {_short(result)}"
+        return result
+    except Exception as e:
+        record.outcome = f"raised {type(e).__name__}: {e}"
+        raise
+    finally:
+        _local.stack.pop()
+        if parent is not None:
+            parent.children.append(record)
+        else:
+            for t in list(_state.traces):
+                t.add(record)
+
+
+def machine_hook(changes: list[Change]) -> None:
+    """Called by the hypervisor, in the calling thread, with the counters a call moved."""
+    _local.machine = changes
+
+
+def hypercall(
+    xch: xc_interface,
+    op: int,
+    args: tuple[int, ...],
+    envelope: Construct | None,
+    payload: Construct | None,
+    raw_in: bytes,
+    raw_out: bytes,
+    result: int,
+) -> None:
+    """Attach one hypercall to the innermost traced call (no-op unless tracing)."""
+    changes, _local.machine = _local.machine, None
+    if not _state.traces or not _local.stack:
+        return
+    cmd = args[0] & memory.MEMOP_CMD_MASK if op == HYPERVISOR_memory_op else None
+    decoded_in, decoded_out = (
+        _decode(envelope, payload, raw_in),
+        _decode(envelope, payload, raw_out),
+    )
+    if cmd is None:
+        cmd = int(decoded_in.get("cmd", -1))
+    _local.stack[-1].children.append(
+        HypercallRecord(
+            op=op,
+            args=args,
+            command=COMMAND_NAMES.get(op, {}).get(cmd, str(cmd)),
+            structure=getattr(payload or envelope, "name", None) or _layout_name(payload, envelope),
+            decoded_in=decoded_in,
+            decoded_out=decoded_out,
+            raw_in=raw_in,
+            raw_out=raw_out,
+            result=result,
+            counters=changes or [],
+        )
+    )
+
+
+def _layout_name(payload: Construct | None, envelope: Construct | None) -> str:
+    for module in (domctl, sysctl, memory):
+        for name, value in vars(module).items():
+            if value is payload and payload is not None:
+                return name
+    for module in (domctl, sysctl, memory):
+        for name, value in vars(module).items():
+            if value is envelope and envelope is not None:
+                return name
+    return "-"
+
+
+def _decode(envelope: Construct | None, payload: Construct | None, raw: bytes) -> dict[str, Any]:
+    if envelope is None or not raw:
+        return {}
+    outer = parse(envelope, raw)
+    result = _plain(outer)
+    if payload is not None and "u" in outer:
+        result["u"] = _plain(parse(payload, outer.u[: payload.sizeof()]))
+    return result
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Container):
+        return {k: _plain(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def _fields(obj: dict[str, Any]) -> str:
+    parts = []
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            parts.append(f"{k}={{{_fields(v)}}}")
+        elif isinstance(v, bytes):
+            parts.append(f"{k}=<{len(v)} bytes>")
+        elif isinstance(v, int) and v > 9:
+            parts.append(f"{k}={v:#x}")
+        else:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def _hex(data: bytes, indent: str) -> list[str]:
+    used = len(data.rstrip(b"\0")) or 1
+    shown = data[: -(-used // 16) * 16]
+    lines = [f"{indent}{i:04x}: {shown[i : i + 16].hex(' ')}" for i in range(0, len(shown), 16)]
+    if len(shown) < len(data):
+        lines.append(f"{indent}      ... {len(data) - len(shown)} zero bytes")
+    return lines
+
+
+def render(record: CallRecord, indent: str = "", *, raw_bytes: bool = True) -> str:
+    """A readable block: the call, then each nested call or hypercall, indented."""
+    args = ", ".join(f"{k}={v}" for k, v in record.args.items() if k not in ("xch", "dom"))
+    lines = [f"{indent}{record.layer}: {record.function}({args}) {record.outcome}"]
+    for child in record.children:
+        if isinstance(child, CallRecord):
+            lines.append(render(child, indent + "  ", raw_bytes=raw_bytes))
+            continue
+        pad = indent + "    "
+        name = HYPERCALL_NAMES.get(child.op, str(child.op))
+        result = f"{child.result}" + (f" ({child.errno})" if child.errno else "")
+        lines.append(f"{indent}  hypercall {name}({child.op}) {child.command}: {result}")
+        if child.decoded_in:
+            lines.append(f"{pad}{child.structure} in:  {_fields(child.decoded_in)}")
+        if child.decoded_out and child.decoded_out != child.decoded_in:
+            lines.append(f"{pad}{child.structure} out: {_fields(child.decoded_out)}")
+        if raw_bytes and child.raw_in:
+            lines.append(f"{pad}bytes in:")
+            lines.extend(_hex(child.raw_in, pad + "  "))
+        moved = ", ".join(str(c) for c in child.counters) or "no counters moved"
+        lines.append(f"{pad}counters: {moved}")
+    return "\n".join(lines)
+
+
+def _from_environment() -> None:
+    """XENEMU_TRACE=1 traces to stderr, XENEMU_TRACE=path appends to a file."""
+    target = os.environ.get("XENEMU_TRACE")
+    if not target or target == "0":
+        return
+    sink = sys.stderr if target == "1" else open(target, "a")  # noqa: SIM115
+    Trace(sink).__enter__()
+
+
+_from_environment()
