@@ -31,6 +31,8 @@ def alloc_domheap_pages(heap: Heap, d: Domain | None, order: int, memflags: int)
     (alloc_domheap_pages). A failed assignment frees the pages: a claim already redeemed
     for them stays spent, as in Xen.
     """
+    if heap.faults is not None and heap.faults.allocation_fails(d):
+        return None
     bits = MEMF_get_bits(memflags) or BITS_PER_LONG + 12
     zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
     if memflags & MEMF_no_owner:

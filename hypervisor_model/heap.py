@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from hypervisor_model import claims
+from hypervisor_model.faults import Faults
 from hypervisor_model.host import MAX_NUMNODES, HostConfig, HostConfigError
 from hypervisor_model.memflags import (
     NUMA_NO_NODE,
@@ -83,6 +84,7 @@ class Heap:
         self.offlined: list[int] = []  # sorted MFNs taken out of the heap
         self.offlining: list[int] = []  # sorted MFNs in use, to be taken out when freed
         self._recall_hook: claims.RecallHook | None = None
+        self.faults: Faults | None = None  # armed by the host for tests of error paths
 
         # An offline node's memory is not the heap's: its frames are as absent as a hole.
         ranges = sorted(

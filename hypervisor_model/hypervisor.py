@@ -19,6 +19,7 @@ from hypervisor_model.domain import Domain
 from hypervisor_model.domctl import do_domctl
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page
 from hypervisor_model.errors import XenError
+from hypervisor_model.faults import Faults
 from hypervisor_model.guest_memory import Arena, GuestFault
 from hypervisor_model.heap import MAX_ORDER, Heap
 from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
@@ -48,6 +49,8 @@ class Hypervisor:
         self.host = host
         self.heap = Heap(host)
         self.heap._recall_hook = self._recall_claims
+        self.faults = Faults(self)
+        self.heap.faults = self.faults
         self.arena = Arena()
         self.domctl_lock = threading.Lock()
         self.sysctl_lock = threading.Lock()
@@ -144,6 +147,7 @@ class Hypervisor:
         handler = self._handlers.get(operator.index(op))
         if handler is None:
             return -ENOSYS
+        self.faults.before_hypercall_hook(caller)
         hooks = list(self.trace_hooks)
         before = snapshot(self) if hooks else None
         try:

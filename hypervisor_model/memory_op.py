@@ -155,6 +155,8 @@ def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: i
     """Allocate and map one extent per listed gfn; PV guests get the MFNs written back."""
 
     def populate(index: int, gfn: int) -> bool:
+        if not hv.faults.extent_may_populate(d, gfn, r.extent_order):
+            return False
         mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags)
         if mfn is None or not guest_physmap_add_page(d, gfn, mfn, r.extent_order):
             return False

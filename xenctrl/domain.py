@@ -175,10 +175,10 @@ def xc_domain_claim_pages(xch: xc_interface, domid: int, nr_pages: int) -> None:
             memory.XENMEM_claim_pages,
             memory.xen_memory_reservation,
             extent_start=0,
-            nr_extents=nr_pages,
+            nr_extents=nr_pages & ((1 << 64) - 1),
             extent_order=0,
             mem_flags=0,
-            domid=domid,
+            domid=domid & 0xFFFF,
         )
     )
 

@@ -130,7 +130,12 @@ def do_domctl(
     union = build(layout, fields) if layout is not None else b""
     raw = build(
         domctl.xen_domctl,
-        dict(cmd=cmd, interface_version=domctl.XEN_DOMCTL_INTERFACE_VERSION, domain=domid, u=union),
+        dict(
+            cmd=cmd,
+            interface_version=domctl.XEN_DOMCTL_INTERFACE_VERSION,
+            domain=domid & 0xFFFF,  # C narrows uint32_t domid to domid_t
+            u=union,
+        ),
     )
     rc, out = _issue(xch, HYPERVISOR_domctl, domctl.xen_domctl, raw, None, layout)
     reply = parse(domctl.xen_domctl, out)
@@ -181,9 +186,9 @@ def reservation(
             memory.xen_memory_reservation,
             extent_start=lst.addr,
             nr_extents=nr_extents,
-            extent_order=extent_order,
-            mem_flags=mem_flags,
-            domid=domid,
+            extent_order=extent_order & 0xFFFFFFFF,
+            mem_flags=mem_flags & 0xFFFFFFFF,
+            domid=domid & 0xFFFF,
         )
     if frames is not None and frames is not extent_start:
         extent_start[:nr_extents] = list(frames)  # write back into a Python list, as C would
