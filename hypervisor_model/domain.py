@@ -24,6 +24,7 @@ class Domain:
 
     domain_id: int
     is_hvm: bool = False
+    pv_32bit: bool = False  # a 32-bit PV guest (XEN_DOMCTL_set_address_size 32)
     cdf_flags: int = 0
     ssidref: int = 0
     handle: bytes = bytes(16)

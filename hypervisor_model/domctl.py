@@ -27,6 +27,7 @@ from hypervisor_model.public.errno import (
     EINVAL,
     ENOSYS,
     EOPNOTSUPP,
+    EOVERFLOW,
     EPERM,
     ERANGE,
     ESRCH,
@@ -39,6 +40,11 @@ MAX_CLAIM_ENTRIES = MAX_NUMNODES + 1  # one entry per node plus the host-wide on
 RELINQUISH_BATCH = 64  # runs freed between continuation points of destroydomain
 GRANT_VERSION_MASK = 0xF  # XEN_DOMCTL_GRANT_version_mask
 KNOWN_CDF = (abi.XEN_DOMCTL_CDF_MAX << 1) - 1
+HVM_MAX_VCPUS, MAX_VIRT_CPUS = 128, 8192  # public/hvm/hvm_info_table.h, x86 asm/config.h
+XEN_X86_MSR_RELAXED = 1 << 0  # the only x86 arch misc_flags bit
+MAX_CONTROLLER_PAUSES = 255  # _domain_pause_by_systemcontroller's limit
+INVALID_M2P_ENTRY = (1 << 64) - 1  # a page with no guest frame (x86 asm/mm.h)
+HAP_PADDR_BITS = 52  # hap_paddr_bits of the model's CPUs: the full PADDR_BITS
 
 
 def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
@@ -106,9 +112,15 @@ def _sanitise_domain_config(config: Container) -> None:
         | abi.XEN_DOMCTL_CDF_vpmu
         | abi.XEN_DOMCTL_CDF_s3_integrity
         | abi.XEN_DOMCTL_CDF_nested_virt
+        | abi.XEN_DOMCTL_CDF_trap_unmapped_accesses  # Arm only: x86 refuses it
     )
     if flags & unsupported or config.iommu_opts or config.vmtrace_size:
         raise XenError(EINVAL, "feature not available on this host")
+    # arch_sanitise_domain_config: vCPU limit, misc flags, altp2m (unavailable here)
+    if config.max_vcpus > (HVM_MAX_VCPUS if hvm else MAX_VIRT_CPUS):
+        raise XenError(EINVAL, f"too many vCPUs: {config.max_vcpus}")
+    if config.arch.misc_flags & ~XEN_X86_MSR_RELAXED or config.altp2m.opts or config.altp2m.nr:
+        raise XenError(EINVAL, "bad arch misc_flags or altp2m options")
 
 
 def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Reply) -> int:
@@ -117,6 +129,11 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
     if domid is None:
         raise XenError(EEXIST, "domid taken or reserved")
     _sanitise_domain_config(config)
+    if config.cpupool_id != 0:
+        raise XenError(ESRCH, "no such cpupool")  # cpupool_add_domain: only pool 0 exists
+    if not config.flags & abi.XEN_DOMCTL_CDF_hvm:
+        config.flags |= abi.XEN_DOMCTL_CDF_oos_off  # arch_sanitise_domain_config, copied back
+        reply.payload(abi.xen_domctl_createdomain, config)
     new = Domain(
         domid,
         is_hvm=bool(config.flags & abi.XEN_DOMCTL_CDF_hvm),
@@ -153,6 +170,8 @@ def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
 def _pausedomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
     if d is current:
         raise XenError(EINVAL, "a domain cannot pause itself")
+    if d.controller_pause_count >= MAX_CONTROLLER_PAUSES:
+        raise XenError(EOVERFLOW, "controller pause count at its limit")
     d.controller_pause_count += 1
     return 0
 
@@ -190,14 +209,16 @@ def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
         outstanding_pages=d.outstanding_pages,
         shr_pages=0,
         paged_pages=0,
-        shared_info_frame=0,
+        # mfn_to_gfn of the shared-info page: unmapped (~0) for a translated guest; a PV
+        # guest would see its MFN, which the model does not have.
+        shared_info_frame=INVALID_M2P_ENTRY if d.is_translated else 0,
         cpu_time=0,
         nr_online_vcpus=online,
         max_vcpu_id=d.nr_vcpus - 1 if d.nr_vcpus else abi.XEN_INVALID_MAX_VCPU_ID,
-        ssidref=d.ssidref,
+        ssidref=0,  # the dummy XSM's xsm_security_domaininfo fills nothing in
         handle=d.handle,
         cpupool=d.cpupool,
-        gpaddr_bits=52 if d.is_hvm else 0,
+        gpaddr_bits=HAP_PADDR_BITS,  # arch_get_domain_info: for PV guests too
         arch_config=dict(emulation_flags=0, misc_flags=0),
     )
 
@@ -216,7 +237,28 @@ def _max_vcpus(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int
     if d is current or wanted != d.max_vcpus:
         raise XenError(EINVAL, f"expected max_vcpus {d.max_vcpus}, got {wanted}")
     d.nr_vcpus = wanted
+    _update_node_affinity(hv, d)
     return 0
+
+
+def _set_address_size(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
+    """A PV guest's address width (x86 arch_do_domctl): 64, or 32 to switch to compat;
+    back from 32 to 64 is EINVAL; HVM guests have none (EOPNOTSUPP)."""
+    size = parse(abi.xen_domctl_address_size, reply.op.u).size
+    if d.is_hvm:
+        raise XenError(EOPNOTSUPP, "HVM guests have no PV address size")
+    if size == 32:
+        d.pv_32bit = True
+    elif size != 64 or d.pv_32bit:
+        raise XenError(EINVAL, f"cannot set address size {size}")
+    return 0
+
+
+def _get_address_size(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
+    if d.is_hvm:
+        raise XenError(EOPNOTSUPP, "HVM guests have no PV address size")
+    reply.payload(abi.xen_domctl_address_size, dict(size=32 if d.pv_32bit else 64))
+    return reply.send(0)
 
 
 # -- node affinity -----------------------------------------------------------------------
@@ -224,15 +266,29 @@ def _max_vcpus(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int
 NODEMAP_BYTES = MAX_NUMNODES // 8
 
 
+def _bitmap_bytes(nr_bits: int) -> int:
+    """DIV_ROUND_UP(nr_bits, 8) in 32-bit arithmetic, as Xen computes it: nr_bits from
+    0xFFFFFFF9 up wrap to 0 bytes (xenctl_bitmap_to_bitmap / bitmap_to_xenctl_bitmap)."""
+    return ((nr_bits + 7) & 0xFFFFFFFF) // 8
+
+
+def _update_node_affinity(hv: Hypervisor, d: Domain) -> None:
+    """domain_update_node_affinity: once a domain has vCPUs, automatic affinity becomes the
+    nodes of the online CPUs they may run on (all of them: vCPUs start with full affinity)."""
+    if d.nr_vcpus and d.auto_node_affinity:
+        nodes = hv.host.nodes
+        d.node_affinity = sum(1 << n for n, node in enumerate(nodes) if node.online and node.cpus)
+
+
 def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
     """xenctl_bitmap_to_nodemask, then domain_set_node_affinity: a mask with no online node
     is EINVAL, a full mask means automatic affinity."""
     nodemap = parse(abi.xen_domctl_nodeaffinity, reply.op.u).nodemap
     nr_bits = nodemap.nr_bits
-    guest_bytes = -(-nr_bits // 8)
+    guest_bytes = _bitmap_bytes(nr_bits)
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
     raw = bytearray(hv.arena.copy_from_guest(nodemap.bitmap, copy_bytes))
-    if nr_bits & 7 and guest_bytes == copy_bytes:
+    if copy_bytes and nr_bits & 7 and guest_bytes == copy_bytes:
         raw[-1] &= ~(0xFF << (nr_bits & 7)) & 0xFF
     mask = int.from_bytes(raw, "little")
     if not mask & hv.heap.online_mask:
@@ -242,6 +298,7 @@ def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     else:
         d.auto_node_affinity = False
         d.node_affinity = mask
+    _update_node_affinity(hv, d)
     return 0
 
 
@@ -250,7 +307,7 @@ def _getnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     Xen's, its last byte receives Xen's *last* byte, not the corresponding one."""
     nodemap = parse(abi.xen_domctl_nodeaffinity, reply.op.u).nodemap
     xen = d.node_affinity.to_bytes(NODEMAP_BYTES, "little")
-    guest_bytes = -(-nodemap.nr_bits // 8)
+    guest_bytes = _bitmap_bytes(nodemap.nr_bits)
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
     out = bytearray(guest_bytes)
     if copy_bytes:
@@ -315,6 +372,8 @@ _COMMANDS = {
     abi.XEN_DOMCTL_unpausedomain: _unpausedomain,
     abi.XEN_DOMCTL_max_mem: _max_mem,
     abi.XEN_DOMCTL_max_vcpus: _max_vcpus,
+    abi.XEN_DOMCTL_set_address_size: _set_address_size,
+    abi.XEN_DOMCTL_get_address_size: _get_address_size,
     abi.XEN_DOMCTL_setnodeaffinity: _setnodeaffinity,
     abi.XEN_DOMCTL_getnodeaffinity: _getnodeaffinity,
     abi.XEN_DOMCTL_claim_memory: _claim_memory,

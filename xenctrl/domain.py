@@ -7,7 +7,7 @@ Same names and argument order as C; out-parameters are returned; failures raise 
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from typing import Any
 
 from hypervisor_model.guest_memory import parse
@@ -21,6 +21,7 @@ from xenctrl.handle import (
     check,
     do_domctl,
     do_sysctl,
+    memory_op_struct,
     reservation,
     xc_interface,
     xc_memory_op,
@@ -192,9 +193,10 @@ def xc_domain_claim_memory(
     claim_set: Any = None,
 ) -> int:
     """Set or get a NUMA claim set (v7 of the claim-set series); returns ``nr_entries`` as
-    Xen left it. SET takes a sequence of ``memory_claim_t``; GET fills a ctypes array of
-    capacity ``nr_entries``. A short GET buffer raises ERANGE with ``.nr_entries`` needed."""
+    Xen left it. SET takes a sequence of ``memory_claim_t``; GET fills a ctypes array (or a
+    list) of capacity ``nr_entries``. A short GET raises ERANGE with ``.nr_entries`` needed."""
     size = ctypes.sizeof(xen_memory_claim_t)
+    user = claim_set
     if claim_set is not None and not isinstance(claim_set, ctypes.Array):
         claim_set = (xen_memory_claim_t * max(len(claim_set), 1))(*claim_set)
     if claim_set is not None and len(claim_set) < nr_entries:
@@ -210,6 +212,8 @@ def xc_domain_claim_memory(
             mode=mode,
         )
     returned = int(reply.payload.nr_entries)
+    if user is not claim_set and isinstance(user, MutableSequence):
+        user[:nr_entries] = list(claim_set[:nr_entries])  # the bounce is BOTH: GET fills a list
     if rc < 0:
         error = XenError(-rc, trace.current_call())
         error.nr_entries = returned
@@ -328,3 +332,23 @@ def xc_domain_decrease_reservation_exact(
     """All extents or EINVAL."""
     done = xc_domain_decrease_reservation(xch, domid, nr_extents, extent_order, extent_start)
     _exact(done, nr_extents, EINVAL)
+
+
+@traced
+def xc_domain_set_pod_target(
+    xch: xc_interface, domid: int, target_pages: int
+) -> tuple[int, int, int]:
+    """Set the populate-on-demand target; returns (tot_pages, pod_cache_pages, pod_entries)."""
+    rc, out = memory_op_struct(
+        xch,
+        memory.XENMEM_set_pod_target,
+        memory.xen_pod_target,
+        target_pages=target_pages,
+        tot_pages=0,
+        pod_cache_pages=0,
+        pod_entries=0,
+        domid=domid & 0xFFFF,
+    )
+    check(rc)
+    assert out is not None
+    return int(out.tot_pages), int(out.pod_cache_pages), int(out.pod_entries)

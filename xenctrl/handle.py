@@ -9,7 +9,7 @@ into the hypervisor model: only hypercall numbers, argument words and bytes cros
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableSequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -161,11 +161,19 @@ def do_sysctl(
 
 def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, **fields: Any) -> int:
     """xc_memory_op: the argument structure bounced both ways; the raw ``long`` result."""
+    return memory_op_struct(xch, cmd, layout, **fields)[0]
+
+
+def memory_op_struct(
+    xch: xc_interface, cmd: int, layout: Construct | None, **fields: Any
+) -> tuple[int, Container | None]:
+    """xc_memory_op, also returning the argument structure as Xen left it."""
     if layout is None:
         rc = xch.hypercall(HYPERVISOR_memory_op, cmd, 0)
         trace.hypercall(xch, HYPERVISOR_memory_op, (cmd, 0), None, None, b"", b"", rc)
-        return rc
-    return _issue(xch, HYPERVISOR_memory_op, layout, build(layout, fields), cmd, None)[0]
+        return rc, None
+    rc, out = _issue(xch, HYPERVISOR_memory_op, layout, build(layout, fields), cmd, None)
+    return rc, parse(layout, out)
 
 
 def reservation(
@@ -190,8 +198,14 @@ def reservation(
             mem_flags=mem_flags & 0xFFFFFFFF,
             domid=domid & 0xFFFF,
         )
-    if frames is not None and frames is not extent_start:
-        extent_start[:nr_extents] = list(frames)  # write back into a Python list, as C would
+    if (
+        frames is not None
+        and frames is not extent_start
+        and isinstance(extent_start, MutableSequence)
+    ):
+        # The bounce copies back nr_extents entries (xc_domain_populate_physmap); a read-only
+        # sequence (tuple, range) gets nothing back, and the list keeps its length.
+        extent_start[:nr_extents] = list(frames[:nr_extents])
     return rc
 
 

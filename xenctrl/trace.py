@@ -39,10 +39,12 @@ HYPERCALL_NAMES = {
 
 
 def _names(module: Any, prefix: str) -> dict[int, str]:
+    # Commands are the lowercase names (XEN_DOMCTL_createdomain); flags such as
+    # XEN_DOMCTL_CDF_hvm share their numbers and must not shadow them.
     return {
         v: k
         for k, v in vars(module).items()
-        if k.startswith(prefix) and isinstance(v, int) and k.count("_") >= 2
+        if k.startswith(prefix) and isinstance(v, int) and k[len(prefix) :][:1].islower()
     }
 
 

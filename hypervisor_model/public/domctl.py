@@ -30,6 +30,8 @@ XEN_DOMCTL_unpausedomain = 4
 XEN_DOMCTL_getdomaininfo = 5
 XEN_DOMCTL_max_mem = 11
 XEN_DOMCTL_max_vcpus = 15
+XEN_DOMCTL_set_address_size = 35
+XEN_DOMCTL_get_address_size = 36
 XEN_DOMCTL_setnodeaffinity = 68
 XEN_DOMCTL_getnodeaffinity = 69
 XEN_DOMCTL_setvnumainfo = 74
@@ -129,6 +131,9 @@ xen_domctl_getdomaininfo: Construct = Struct(
 
 # XEN_DOMCTL_max_mem payload: the new limit in KiB.
 xen_domctl_max_mem: Construct = Struct("max_memkb" / uint64_aligned_t)
+
+# XEN_DOMCTL_{set,get}_address_size payload: a PV guest's width, 32 or 64.
+xen_domctl_address_size: Construct = Struct("size" / uint32_t)
 
 # XEN_DOMCTL_max_vcpus payload.
 xen_domctl_max_vcpus: Construct = Struct("max" / uint32_t)

@@ -17,6 +17,8 @@ XENMEM_maximum_reservation = 4
 XENMEM_populate_physmap = 6
 XENMEM_exchange = 11
 XENMEM_maximum_gpfn = 14
+XENMEM_set_pod_target = 16
+XENMEM_get_pod_target = 17
 XENMEM_claim_pages = 24
 
 # memory_op's cmd carries the command in its low bits and, on a continuation, the
@@ -81,4 +83,14 @@ xen_vmemrange: Construct = Struct(
     "end" / uint64_t,
     "flags" / uint32_t,
     "nid" / uint32_t,
+)
+
+# Argument of XENMEM_set_pod_target / XENMEM_get_pod_target (40 bytes).
+xen_pod_target: Construct = Struct(
+    "target_pages" / uint64_t,  # IN
+    "tot_pages" / uint64_t,  # OUT
+    "pod_cache_pages" / uint64_t,  # OUT
+    "pod_entries" / uint64_t,  # OUT
+    "domid" / domid_t,  # IN
+    Padding(6),
 )
