@@ -14,6 +14,7 @@ from collections.abc import Callable
 from itertools import chain
 
 from hypervisor_model import claims
+from hypervisor_model.console import Console
 from hypervisor_model.counters import Change, changes, snapshot
 from hypervisor_model.domain import Domain
 from hypervisor_model.domctl import do_domctl
@@ -50,6 +51,7 @@ class Hypervisor:
         self.heap = Heap(host)
         self.heap._recall_hook = self._recall_claims
         self.faults = Faults(self)
+        self.console = Console()
         self.heap.faults = self.faults
         self.arena = Arena()
         self.domctl_lock = threading.Lock()
@@ -64,6 +66,7 @@ class Hypervisor:
         # Probes on the machine: each is told, in the calling thread, what a hypercall moved.
         self.trace_hooks: list[Callable[[list[Change]], None]] = []
         self._boot_dom0()
+        self.console.printk(self._boot_banner())
 
     # -- domains ----------------------------------------------------------------------------
 
@@ -126,6 +129,17 @@ class Hypervisor:
                 order -= 1
             guest_physmap_add_page(dom0, gfn, mfn, order)
             gfn += 1 << order
+
+    def _boot_banner(self) -> str:
+        heap = self.heap
+        lines = ["Xen version 4.22 (xenemu model)"]
+        for n, node in enumerate(self.host.nodes):
+            for start, end in node.ranges if node.online else ():
+                lines.append(f"NUMA: Node {n} PXM {n} [{start << 12:016x}, {(end << 12) - 1:016x}]")
+        dma = f" DMA width {heap.dma_bitsize} bits" if heap.dma_bitsize else ""
+        lines.append(f"Domain heap initialised{dma}")
+        lines.append(f"Dom0 has maximum {self.nr_cpus} VCPUs, {self.host.dom0_memory_mib} MiB")
+        return "\n".join(lines)
 
     def is_control_domain(self, d: Domain) -> bool:
         return d.domain_id == 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from construct import Construct, Container
 
 from hypervisor_model import offline
+from hypervisor_model.console import handle_keypress
 from hypervisor_model.domain import Domain
 from hypervisor_model.domctl import getdomaininfo
 from hypervisor_model.errors import XenError
@@ -185,7 +186,28 @@ def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
     return None
 
 
+def _readconsole(hv: Hypervisor, op: Container) -> Payload:
+    """read_console_ring: copy the ring out, optionally from an index or clearing it."""
+    req = parse(abi.xen_sysctl_readconsole, op.u)
+    data, index = hv.console.read(
+        req.count, clear=bool(req.clear), incremental=bool(req.incremental), index=req.index
+    )
+    hv.arena.copy_to_guest(req.buffer, data)
+    return _reply(op, abi.xen_sysctl_readconsole, dict(req, count=len(data), index=index))
+
+
+def _debug_keys(hv: Hypervisor, op: Container) -> Payload:
+    """Press each key in turn; a key that cannot be read is EFAULT (no copy-back)."""
+    req = parse(abi.xen_sysctl_debug_keys, op.u)
+    for i in range(req.nr_keys):
+        key = hv.arena.copy_from_guest(req["keys"] + i, 1)  # not .keys: a dict method
+        handle_keypress(hv, key.decode("latin-1"))
+    return None
+
+
 _COMMANDS = {
+    abi.XEN_SYSCTL_readconsole: _readconsole,
+    abi.XEN_SYSCTL_debug_keys: _debug_keys,
     abi.XEN_SYSCTL_physinfo: _physinfo,
     abi.XEN_SYSCTL_numainfo: _numainfo,
     abi.XEN_SYSCTL_getdomaininfolist: _getdomaininfolist,

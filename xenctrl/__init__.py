@@ -51,6 +51,7 @@ from xenctrl.domain import (
     xc_domain_pause,
     xc_domain_populate_physmap,
     xc_domain_populate_physmap_exact,
+    xc_domain_set_pod_target,
     xc_domain_setmaxmem,
     xc_domain_unpause,
     xc_get_tot_pages,
@@ -64,6 +65,8 @@ from xenctrl.misc import (
     xc_maximum_ram_page,
     xc_numainfo,
     xc_physinfo,
+    xc_readconsolering,
+    xc_send_debug_keys,
 )
 from xenctrl.trace import Trace
 from xenctrl.types import (

@@ -91,3 +91,40 @@ def xc_availheap(xch: xc_interface, min_width: int, max_width: int, node: int) -
 def xc_maximum_ram_page(xch: xc_interface) -> int:
     """The highest RAM frame number plus one (XENMEM_maximum_ram_page)."""
     return check(xc_memory_op(xch, memory.XENMEM_maximum_ram_page, None))
+
+
+@traced
+def xc_send_debug_keys(xch: xc_interface, keys: str) -> None:
+    """Press debug keys on Xen's console (``xl debug-keys``)."""
+    raw = bytearray(keys.encode())
+    with Bounce(xch, raw, len(raw), "in") as buf:
+        rc, _ = do_sysctl(
+            xch,
+            sysctl.XEN_SYSCTL_debug_keys,
+            sysctl.xen_sysctl_debug_keys,
+            keys=buf.addr,
+            nr_keys=len(raw),
+        )
+    check(rc)
+
+
+@traced
+def xc_readconsolering(
+    xch: xc_interface, nr_chars: int, clear: int = 0, incremental: int = 0, index: int = 0
+) -> tuple[bytes, int]:
+    """Read up to ``nr_chars`` of Xen's console ring; returns the text and the new index
+    (pass it back with ``incremental=1`` to read on from there)."""
+    out = bytearray(nr_chars)
+    with Bounce(xch, out, nr_chars, "out") as buf:
+        rc, reply = do_sysctl(
+            xch,
+            sysctl.XEN_SYSCTL_readconsole,
+            sysctl.xen_sysctl_readconsole,
+            clear=clear,
+            incremental=incremental,
+            index=index,
+            buffer=buf.addr,
+            count=nr_chars,
+        )
+    check(rc)
+    return bytes(out[: reply.count]), int(reply.index)

@@ -50,8 +50,8 @@ def _host_spec(request: pytest.FixtureRequest) -> dict[str, Any]:
         if marker.args:
             preset = marker.args[0]
         kwargs.update(marker.kwargs)
-    if preset is None and not kwargs:
-        preset = DEFAULT_PRESET
+    if preset is None and not kwargs.keys() & {"nodes", "ranges"}:
+        preset = DEFAULT_PRESET  # keywords without a topology refine the default host
     if preset is not None:
         if preset not in PRESETS:
             raise pytest.UsageError(f"xen_host: expected one of {sorted(PRESETS)}, got {preset!r}")

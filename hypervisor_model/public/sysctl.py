@@ -13,6 +13,7 @@ XEN_SYSCTL_INTERFACE_VERSION = 0x16
 
 # Command numbers (``xen_sysctl.cmd``).
 XEN_SYSCTL_readconsole = 1
+XEN_SYSCTL_debug_keys = 7
 XEN_SYSCTL_physinfo = 3
 XEN_SYSCTL_getdomaininfolist = 6
 XEN_SYSCTL_availheap = 9
@@ -37,6 +38,13 @@ xen_sysctl_readconsole: Construct = Struct(
     "index" / uint32_t,  # IN: where to start; OUT: where reading stopped
     "buffer" / guest_handle,  # char[count]
     "count" / uint32_t,  # IN: buffer size; OUT: bytes written
+    Padding(4),
+)
+
+# XEN_SYSCTL_debug_keys payload (16 bytes): keys to "press", as if typed on the console.
+xen_sysctl_debug_keys: Construct = Struct(
+    "keys" / guest_handle,  # char[nr_keys]
+    "nr_keys" / uint32_t,
     Padding(4),
 )
 

@@ -1,0 +1,189 @@
+"""A boot storm: many domain builders in parallel threads against one host.
+
+Each builder does what libxl does for a new guest: create the domain, set max_mem,
+bind its node affinity when it asks for a node, run meminit with the chosen claim mode,
+and destroy the domain if the build fails. The report says, per build, whether it was
+admitted, refused cleanly at claim time (nothing populated) or failed part-way (memory
+populated, then thrown away), and what fraction of its memory landed on the nodes it asked
+for, read from Xen's own NUMA dump (debug key 'u'), as an administrator would.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hypervisor_model import Hypervisor
+from xenctrl import XenError
+from xenctrl.domain import (
+    default_createdomain,
+    xc_domain_create,
+    xc_domain_destroy,
+    xc_domain_node_setaffinity,
+    xc_domain_setmaxmem,
+    xc_domain_unpause,
+)
+from xenctrl.handle import xc_interface, xc_interface_open
+from xenctrl.misc import xc_get_nodemap_size, xc_readconsolering, xc_send_debug_keys
+from xenguest.dom import ClaimMode, xc_dom_allocate, xc_dom_boot_mem_init
+from xenguest.errors import XenguestError
+from xenguest.layout import hvm_layout, vnuma_hvm, vnuma_pv
+
+LIBXL_MAXMEM_CONSTANT_KB = 1024  # libxl adds 1 MiB to max_mem on x86
+VIDEO_MEMKB = 8192  # libxl's default for an HVM guest with cirrus
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One guest: its RAM in MiB, HVM or PV, and either a vNUMA layout ``[(pnode, MiB)]``
+    or a preferred ``node`` (or neither)."""
+
+    name: str
+    memory_mib: int
+    hvm: bool = True
+    vnuma: tuple[tuple[int, int], ...] = ()
+    node: int | None = None
+
+    def wanted_nodes(self) -> set[int]:
+        if self.vnuma:
+            return {pnode for pnode, _ in self.vnuma}
+        return {self.node} if self.node is not None else set()
+
+
+@dataclass
+class BuildResult:
+    request: BuildRequest
+    outcome: str = "pending"  # "admitted", "refused" (at claim time) or "part-way"
+    domid: int | None = None
+    error: str = ""
+    populated_pages: int = 0
+    pages_by_node: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def locality(self) -> float | None:
+        """The share of the guest's memory on the nodes it asked for (None: no wish)."""
+        wanted = self.request.wanted_nodes()
+        total = sum(self.pages_by_node.values())
+        if not wanted or not total:
+            return None
+        return sum(p for n, p in self.pages_by_node.items() if n in wanted) / total
+
+
+@dataclass
+class StormReport:
+    claim_mode: ClaimMode
+    results: list[BuildResult]
+
+    def count(self, outcome: str) -> int:
+        return sum(r.outcome == outcome for r in self.results)
+
+    def table(self) -> str:
+        """A fixed-width table, one row per build."""
+        rows = [("NAME", "DOMID", "OUTCOME", "MEMORY(MiB)", "LOCALITY", "ERROR")]
+        for r in self.results:
+            locality = "-" if r.locality is None else f"{r.locality:.0%}"
+            domid = "-" if r.domid is None or r.outcome != "admitted" else str(r.domid)
+            rows.append(
+                (r.request.name, domid, r.outcome, str(r.request.memory_mib), locality, r.error)
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+            for row in rows
+        ]
+        lines.append(
+            f"claim mode {self.claim_mode}: {self.count('admitted')} admitted, "
+            f"{self.count('refused')} refused at claim time, "
+            f"{self.count('part-way')} failed part-way"
+        )
+        return "\n".join(line.rstrip() for line in lines)
+
+
+def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode) -> BuildResult:
+    """Build one guest as libxl would; a failed build leaves no domain behind."""
+    result = BuildResult(request)
+    try:
+        domid = result.domid = xc_domain_create(xch, config=default_createdomain(request.hvm))
+    except XenError as e:
+        result.outcome, result.error = "refused", str(e)
+        return result
+    memkb = request.memory_mib << 10
+    try:
+        xc_domain_setmaxmem(xch, domid, memkb + LIBXL_MAXMEM_CONSTANT_KB)
+        if request.node is not None and not request.vnuma:
+            size = xc_get_nodemap_size(xch)
+            xc_domain_node_setaffinity(xch, domid, (1 << request.node).to_bytes(size, "little"))
+        dom = xc_dom_allocate(xch, domid, "hvm-3.0-x86_32" if request.hvm else "xen-3.0-x86_64")
+        dom.claim_mode = claim_mode
+        if request.node is not None:
+            dom.claim_on_node = request.node
+        sizes = [mib << 10 for _, mib in request.vnuma]
+        pnodes = [pnode for pnode, _ in request.vnuma]
+        if request.hvm:
+            hvm_layout(dom, memkb, video_memkb=VIDEO_MEMKB)
+            if request.vnuma:
+                vnuma_hvm(dom, sizes, pnodes, VIDEO_MEMKB)
+        else:
+            dom.total_pages = dom.target_pages = memkb >> 2
+            if request.vnuma:
+                vnuma_pv(dom, sizes, pnodes)
+        xc_dom_boot_mem_init(dom)
+        xc_domain_unpause(xch, domid)
+        result.outcome = "admitted"
+    except (XenguestError, XenError) as e:
+        populated = getattr(e, "populated_pages", 0)
+        result.outcome = "part-way" if populated else "refused"
+        result.populated_pages = populated
+        result.error = str(e)
+        xc_domain_destroy(xch, domid)
+    return result
+
+
+_DUMP = "'u' pressed -> dumping numa info"
+_DOMAIN = re.compile(r"\(XEN\) d(\d+) \(total: \d+\):")
+_NODE = re.compile(r"\(XEN\)     Node (\d+): (\d+)")
+
+
+def pages_by_node(xch: xc_interface) -> dict[int, dict[int, int]]:
+    """Each domain's pages per node, from Xen's NUMA dump (debug key 'u') on the console."""
+    xc_send_debug_keys(xch, "u")
+    text, _ = xc_readconsolering(xch, 1 << 20)
+    dump = text.decode()
+    dump = dump[dump.rindex(_DUMP) :]
+    result: dict[int, dict[int, int]] = {}
+    current: dict[int, int] | None = None
+    for line in dump.splitlines():
+        if m := _DOMAIN.match(line):
+            current = result.setdefault(int(m.group(1)), {})
+        elif (m := _NODE.match(line)) and current is not None:
+            current[int(m.group(1))] = int(m.group(2))
+    return result
+
+
+def boot_storm(
+    hv: Hypervisor, requests: Sequence[BuildRequest], claim_mode: ClaimMode
+) -> StormReport:
+    """Build every request in its own thread at once, then measure where memory landed."""
+    results: list[BuildResult | None] = [None] * len(requests)
+    start = threading.Barrier(len(requests)) if requests else None
+
+    def builder(i: int) -> None:
+        with xc_interface_open(hv) as xch:
+            if start is not None:
+                start.wait()
+            results[i] = build_domain(xch, requests[i], claim_mode)
+
+    threads = [threading.Thread(target=builder, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [r for r in results if r is not None]
+    with xc_interface_open(hv) as xch:
+        placement = pages_by_node(xch)
+    for r in done:
+        if r.outcome == "admitted" and r.domid is not None:
+            r.pages_by_node = placement.get(r.domid, {})
+    return StormReport(claim_mode, done)
