@@ -26,6 +26,7 @@ class Domain:
     is_hvm: bool = False
     pv_32bit: bool = False  # a 32-bit PV guest (XEN_DOMCTL_set_address_size 32)
     cdf_flags: int = 0
+    emulation_flags: int = 0  # XEN_X86_EMU_* chosen at createdomain
     ssidref: int = 0
     handle: bytes = bytes(16)
     max_vcpus: int = 0

@@ -123,12 +123,28 @@ def _sanitise_domain_config(config: Container) -> None:
         raise XenError(EINVAL, "bad arch misc_flags or altp2m options")
 
 
+def emulation_flags_ok(hvm: bool, flags: int) -> bool:
+    """The emulators a domU may have (x86 emulation_flags_ok): a PV guest at most the PIT;
+    a PVH guest exactly the LAPIC; an HVM guest every emulator but vPCI, PIRQ optional."""
+    if not hvm:
+        return not flags & ~abi.XEN_X86_EMU_PIT
+    hvm_min = abi.XEN_X86_EMU_ALL & ~(abi.XEN_X86_EMU_VPCI | abi.XEN_X86_EMU_USE_PIRQ)
+    return flags == abi.XEN_X86_EMU_LAPIC or flags & ~abi.XEN_X86_EMU_USE_PIRQ == hvm_min
+
+
 def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Reply) -> int:
     config = parse(abi.xen_domctl_createdomain, reply.op.u)
     domid = hv.domid_alloc(reply.op.domain)
     if domid is None:
         raise XenError(EEXIST, "domid taken or reserved")
-    _sanitise_domain_config(config)
+    try:
+        _sanitise_domain_config(config)
+    except XenError:
+        hv.leak_domid(domid)  # domain_create returns before the id is ever freed
+        raise
+    hvm = bool(config.flags & abi.XEN_DOMCTL_CDF_hvm)
+    if not emulation_flags_ok(hvm, config.arch.emulation_flags):
+        raise XenError(EOPNOTSUPP, f"emulators {config.arch.emulation_flags:#x} not allowed")
     if config.cpupool_id != 0:
         raise XenError(ESRCH, "no such cpupool")  # cpupool_add_domain: only pool 0 exists
     if not config.flags & abi.XEN_DOMCTL_CDF_hvm:
@@ -136,7 +152,8 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
         reply.payload(abi.xen_domctl_createdomain, config)
     new = Domain(
         domid,
-        is_hvm=bool(config.flags & abi.XEN_DOMCTL_CDF_hvm),
+        is_hvm=hvm,
+        emulation_flags=config.arch.emulation_flags,
         cdf_flags=config.flags,
         ssidref=config.ssidref,
         handle=bytes(config.handle),
@@ -161,7 +178,13 @@ def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
                 claims.release_all(hv.heap, d)
     if d.is_dying == DOMDYING_dying:
         while not relinquish_some(hv.heap, d, RELINQUISH_BATCH):
-            hv.preempt_check()
+            # domain_kill's -ERESTART: the continuation leaves do_domctl, dropping the
+            # domctl lock, and takes it again when re-issued
+            hv.domctl_lock.release()
+            try:
+                hv.preempt_check()
+            finally:
+                hv.domctl_lock.acquire()
         d.is_dying = DOMDYING_dead
         hv.remove_domain(d)
     return 0
@@ -219,7 +242,7 @@ def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
         handle=d.handle,
         cpupool=d.cpupool,
         gpaddr_bits=HAP_PADDR_BITS,  # arch_get_domain_info: for PV guests too
-        arch_config=dict(emulation_flags=0, misc_flags=0),
+        arch_config=dict(emulation_flags=d.emulation_flags, misc_flags=0),
     )
 
 
@@ -276,8 +299,7 @@ def _update_node_affinity(hv: Hypervisor, d: Domain) -> None:
     """domain_update_node_affinity: once a domain has vCPUs, automatic affinity becomes the
     nodes of the online CPUs they may run on (all of them: vCPUs start with full affinity)."""
     if d.nr_vcpus and d.auto_node_affinity:
-        nodes = hv.host.nodes
-        d.node_affinity = sum(1 << n for n, node in enumerate(nodes) if node.online and node.cpus)
+        d.node_affinity = hv.cpu_node_mask()
 
 
 def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:

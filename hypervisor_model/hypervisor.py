@@ -58,6 +58,7 @@ class Hypervisor:
         self.sysctl_lock = threading.Lock()
         self._domlist_lock = threading.Lock()
         self._domains: dict[int, Domain] = {}
+        self._leaked_domids: set[int] = set()
         self._domid_last = 0
         self.nr_cpus = sum(node.cpus for node in host.nodes if node.online)
         self._handlers: dict[int, Handler] = _handlers()
@@ -83,16 +84,23 @@ class Hypervisor:
         """Reserve a domid (domid_alloc): an exact free id below DOMID_FIRST_RESERVED, or for
         DOMID_ANY the next free id after the last one handed out, wrapping, never 0."""
         with self._domlist_lock:
+            taken = self._domains.keys() | self._leaked_domids
             if requested < DOMID_FIRST_RESERVED:
-                return None if requested in self._domains else requested
+                return None if requested in taken else requested
             if requested != DOMID_ANY:
                 return None
             after_last = range(self._domid_last + 1, DOMID_FIRST_RESERVED)
             for domid in chain(after_last, range(1, self._domid_last + 1)):
-                if domid not in self._domains:
+                if domid not in taken:
                     self._domid_last = domid
                     return domid
             return None
+
+    def leak_domid(self, domid: int) -> None:
+        """Keep an id reserved for good: Xen never frees one whose createdomain failed its
+        configuration checks (domain_create returns before the domain exists)."""
+        with self._domlist_lock:
+            self._leaked_domids.add(domid)
 
     def add_domain(self, d: Domain) -> None:
         with self._domlist_lock:
@@ -114,6 +122,7 @@ class Hypervisor:
             controller_pause_count=0,
             creation_finished=True,
         )
+        dom0.node_affinity = self.cpu_node_mask()  # sched_setup_dom0_vcpus
         pages = self.host.dom0_memory_mib * PAGES_PER_MIB
         dom0.max_pages = pages
         self.add_domain(dom0)
@@ -140,6 +149,10 @@ class Hypervisor:
         lines.append(f"Domain heap initialised{dma}")
         lines.append(f"Dom0 has maximum {self.nr_cpus} VCPUs, {self.host.dom0_memory_mib} MiB")
         return "\n".join(lines)
+
+    def cpu_node_mask(self) -> int:
+        """Online nodes with CPUs: where vCPUs with full affinity may run."""
+        return sum(1 << n for n, node in enumerate(self.host.nodes) if node.online and node.cpus)
 
     def is_control_domain(self, d: Domain) -> bool:
         return d.domain_id == 0

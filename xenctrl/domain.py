@@ -36,10 +36,17 @@ def _to_ctypes(ctype: type[ctypes.Structure], raw: bytes) -> Any:
     return ctype.from_buffer_copy(raw[: ctypes.sizeof(ctype)])
 
 
-def default_createdomain(hvm: bool = True, max_vcpus: int = 1) -> xen_domctl_createdomain:
-    """A createdomain config as libxl fills it for a simple guest."""
+def default_createdomain(
+    hvm: bool = True, max_vcpus: int = 1, *, pvh: bool = False
+) -> xen_domctl_createdomain:
+    """A createdomain config as libxl fills it: HVM gets every emulator but vPCI, PVH only
+    the local APIC, PV none (libxl__arch_domain_prepare_config)."""
     config = xen_domctl_createdomain()
-    config.flags = (domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap) if hvm else 0
+    config.flags = (domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap) if hvm or pvh else 0
+    if pvh:
+        config.arch.emulation_flags = domctl.XEN_X86_EMU_LAPIC
+    elif hvm:
+        config.arch.emulation_flags = domctl.XEN_X86_EMU_ALL & ~domctl.XEN_X86_EMU_VPCI
     config.max_vcpus = max_vcpus
     config.max_evtchn_port = 1023
     config.max_grant_frames = -1

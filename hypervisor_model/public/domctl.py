@@ -84,6 +84,20 @@ xen_domctl: Construct = Struct(
     "u" / FixedSized(128, GreedyBytes),
 )
 
+# x86 emulators a domain has (xen_arch_domainconfig.emulation_flags, arch-x86/xen.h).
+XEN_X86_EMU_LAPIC = 1 << 0
+XEN_X86_EMU_HPET = 1 << 1
+XEN_X86_EMU_PM = 1 << 2
+XEN_X86_EMU_RTC = 1 << 3
+XEN_X86_EMU_IOAPIC = 1 << 4
+XEN_X86_EMU_PIC = 1 << 5
+XEN_X86_EMU_VGA = 1 << 6
+XEN_X86_EMU_IOMMU = 1 << 7
+XEN_X86_EMU_PIT = 1 << 8
+XEN_X86_EMU_USE_PIRQ = 1 << 9
+XEN_X86_EMU_VPCI = 1 << 10
+XEN_X86_EMU_ALL = (1 << 11) - 1
+
 # x86's per-architecture part of createdomain and getdomaininfo.
 xen_arch_domainconfig: Construct = Struct(
     "emulation_flags" / uint32_t,

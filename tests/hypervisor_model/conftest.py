@@ -6,7 +6,7 @@ tests see exactly what the hypervisor returns. The library client is ``xenctrl``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -227,7 +227,8 @@ def _createdomain(flags: int) -> dict[str, Any]:
         altp2m=dict(opts=0, nr=0),
         vmtrace_size=0,
         cpupool_id=0,
-        arch=dict(emulation_flags=0, misc_flags=0),
+        # libxl's emulators: every one but vPCI for HVM, none for PV (emulation_flags_ok)
+        arch=dict(emulation_flags=0x3FF if flags & domctl.XEN_DOMCTL_CDF_hvm else 0, misc_flags=0),
     )
 
 
@@ -243,3 +244,35 @@ def host() -> Iterator[hypervisor_model.Hypervisor]:
 @pytest.fixture
 def dom0(host: hypervisor_model.Hypervisor) -> Guest:
     return Guest(host)
+
+
+@pytest.fixture(scope="session")
+def guest_class() -> type[Guest]:
+    """The raw client itself, for tests that boot hosts of their own (hypothesis, threads)."""
+    return Guest
+
+
+SMALL_HOST_BASE = 0x1000  # first MFN of a small host's node 0; MFN 0 is then a hole
+
+
+@pytest.fixture
+def small_host() -> Iterator[Callable[..., hypervisor_model.Hypervisor]]:
+    """Boot hosts whose node n holds ``pages[n]`` pages from MFN 0x1000 + 0x200 * n: free
+    counts are tiny and exact, and all RAM lies in zone 13, so the DMA-zone first pass of
+    alloc_domheap_pages never changes where a page comes from. Invariants are checked after
+    every hypercall and at the end."""
+    booted: list[hypervisor_model.Hypervisor] = []
+
+    def boot(*pages: int) -> hypervisor_model.Hypervisor:
+        assert len(pages) == 1 or max(pages) <= 0x200, "nodes would overlap"
+        base = SMALL_HOST_BASE
+        hv = hypervisor_model.boot(
+            ranges=[[[base + 0x200 * n, base + 0x200 * n + p]] for n, p in enumerate(pages)]
+        )
+        hv.check_after_each_hypercall = True
+        booted.append(hv)
+        return hv
+
+    yield boot
+    for hv in booted:
+        hv.check_invariants()
