@@ -34,15 +34,29 @@ class Console:
         """Append lines, each prefixed "(XEN) " as Xen's printk does."""
         data = "".join(f"(XEN) {line}\n" for line in text.splitlines()).encode()
         with self.lock:
-            offset = 0
-            while offset < len(data):
-                idx = self.conringp % self.size
-                n = min(len(data) - offset, self.size - idx)
-                self.ring[idx : idx + n] = data[offset : offset + n]
-                self.conringp += n
-                offset += n
-            if self.conringp - self.conringc > self.size:
-                self.conringc = self.conringp - self.size
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        offset = 0
+        while offset < len(data):
+            idx = self.conringp % self.size
+            n = min(len(data) - offset, self.size - idx)
+            self.ring[idx : idx + n] = data[offset : offset + n]
+            self.conringp += n
+            offset += n
+        if self.conringp - self.conringc > self.size:
+            self.conringc = self.conringp - self.size
+
+    def live(self) -> bytes:
+        """Everything between consumer and producer, oldest first."""
+        data, _ = self.read(self.conringp - self.conringc, clear=False, incremental=False, index=0)
+        return data
+
+    def restore(self, text: bytes, conringc: int) -> None:
+        """Put saved text back at its place in the ring."""
+        with self.lock:
+            self.conringc = self.conringp = conringc
+            self._append(text)
 
     def read(
         self, max_bytes: int, *, clear: bool, incremental: bool, index: int

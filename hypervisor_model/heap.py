@@ -66,7 +66,7 @@ def cycle_node(node: int, mask: int) -> int:
 class Heap:
     """The domain heap of one host, with the counters Xen keeps under ``heap_lock``."""
 
-    def __init__(self, host: HostConfig) -> None:
+    def __init__(self, host: HostConfig, *, boot: bool = True) -> None:
         self.lock = threading.Lock()  # heap_lock
         nr_nodes = len(host.nodes)
         self.online_mask = sum(1 << n for n, node in enumerate(host.nodes) if node.online)
@@ -95,7 +95,8 @@ class Heap:
         self.total_pages = sum(e - s for s, e, _ in ranges)
         self.max_page = max((e for _, e, _ in ranges), default=0)  # highest RAM MFN + 1
         self.dma_bitsize = self._default_dma_bitsize(host)
-        self._boot()
+        if boot:
+            self._boot()
 
     # -- topology -------------------------------------------------------------------------
 
@@ -159,6 +160,24 @@ class Heap:
         """Every free block as ``(head, order, node)``."""
         for head, (order, node) in self._free.items():
             yield head, order, node
+
+    def free_lists(self) -> Iterator[tuple[int, int, int, list[int]]]:
+        """Every non-empty free list as ``(node, zone, order, heads)``, heads in list order."""
+        for node, zones in enumerate(self._lists):
+            for zone, orders in enumerate(zones):
+                for order, lst in enumerate(orders):
+                    if lst:
+                        yield node, zone, order, list(lst)
+
+    def restore_free_list(self, node: int, zone: int, order: int, heads: list[int]) -> None:
+        """Append blocks to a free list in the given order, counting them as free."""
+        lst = self._lists[node][zone][order]
+        for head in heads:
+            lst[head] = None
+            self._free[head] = (order, node)
+            self.avail[node][zone] += 1 << order
+            self.node_avail_pages[node] += 1 << order
+            self.total_avail_pages += 1 << order
 
     def free_block_count(self) -> int:
         return len(self._free)

@@ -46,9 +46,10 @@ Handler = Callable[..., int]
 class Hypervisor:
     """An emulated Xen host. Safe to call from many threads at once."""
 
-    def __init__(self, host: HostConfig) -> None:
+    def __init__(self, host: HostConfig, *, boot: bool = True) -> None:
+        """Power the host on; ``boot=False`` leaves it empty for a saved state to fill."""
         self.host = host
-        self.heap = Heap(host)
+        self.heap = Heap(host, boot=boot)
         self.heap._recall_hook = self._recall_claims
         self.faults = Faults(self)
         self.console = Console()
@@ -66,8 +67,9 @@ class Hypervisor:
         self.check_after_each_hypercall = False
         # Probes on the machine: each is told, in the calling thread, what a hypercall moved.
         self.trace_hooks: list[Callable[[list[Change]], None]] = []
-        self._boot_dom0()
-        self.console.printk(self._boot_banner())
+        if boot:
+            self._boot_dom0()
+            self.console.printk(self._boot_banner())
 
     # -- domains ----------------------------------------------------------------------------
 
