@@ -33,8 +33,10 @@ from hypervisor_model.public.xen import (
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
     HYPERVISOR_sysctl,
+    HYPERVISOR_xen_version,
 )
 from hypervisor_model.sysctl import do_sysctl
+from hypervisor_model.version import do_xen_version
 
 WORD_MASK = (1 << 64) - 1
 HYPERCALL_ARGS = 6  # x86_64 passes up to six argument registers
@@ -204,6 +206,7 @@ class Hypervisor:
 
 def _handlers() -> dict[int, Handler]:
     return {
+        HYPERVISOR_xen_version: do_xen_version,
         HYPERVISOR_memory_op: do_memory_op,
         HYPERVISOR_domctl: do_domctl,
         HYPERVISOR_sysctl: do_sysctl,

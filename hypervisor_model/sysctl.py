@@ -205,7 +205,35 @@ def _debug_keys(hv: Hypervisor, op: Container) -> Payload:
     return None
 
 
+def _sched_id(hv: Hypervisor, op: Container) -> Payload:
+    """The scheduler of cpupool 0: credit2, Xen's default since 4.12."""
+    return _reply(op, abi.xen_sysctl_sched_id, dict(sched_id=abi.XEN_SCHEDULER_CREDIT2))
+
+
+def _cputopoinfo(hv: Hypervisor, op: Container) -> Payload:
+    """Core, socket and node of each CPU; the model has one socket per node and one
+    thread per core. A NULL buffer asks for the count (last present CPU + 1)."""
+    req = parse(abi.xen_sysctl_cputopoinfo, op.u)
+    topology = [
+        (core, node, node)
+        for node, cfg in enumerate(hv.host.nodes)
+        if cfg.online
+        for core in range(cfg.cpus)
+    ]
+    count = len(topology)
+    if req.cputopo:
+        count = min(count, req.num_cpus)
+        raw = b"".join(
+            build(abi.xen_sysctl_cputopo, dict(core=c, socket=s, node=n))
+            for c, s, n in topology[:count]
+        )
+        hv.arena.copy_to_guest(req.cputopo, raw)
+    return _reply(op, abi.xen_sysctl_cputopoinfo, dict(req, num_cpus=count))
+
+
 _COMMANDS = {
+    abi.XEN_SYSCTL_sched_id: _sched_id,
+    abi.XEN_SYSCTL_cputopoinfo: _cputopoinfo,
     abi.XEN_SYSCTL_readconsole: _readconsole,
     abi.XEN_SYSCTL_debug_keys: _debug_keys,
     abi.XEN_SYSCTL_physinfo: _physinfo,

@@ -60,13 +60,16 @@ from xenctrl.errors import XenError
 from xenctrl.handle import xc_interface, xc_interface_close, xc_interface_open
 from xenctrl.misc import (
     xc_availheap,
+    xc_cputopoinfo,
     xc_get_max_nodes,
     xc_get_nodemap_size,
     xc_maximum_ram_page,
     xc_numainfo,
     xc_physinfo,
     xc_readconsolering,
+    xc_sched_id,
     xc_send_debug_keys,
+    xc_version,
 )
 from xenctrl.trace import Trace
 from xenctrl.types import (

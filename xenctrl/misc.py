@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ctypes
 
-from hypervisor_model.guest_memory import build
-from hypervisor_model.public import memory, sysctl
+from construct import Container
+
+from hypervisor_model.guest_memory import build, parse
+from hypervisor_model.public import memory, sysctl, version
+from hypervisor_model.public.xen import HYPERVISOR_xen_version
 from xenctrl import trace
 from xenctrl.handle import Bounce, check, do_sysctl, xc_interface, xc_memory_op
 from xenctrl.types import xc_meminfo_t, xc_physinfo_t
@@ -128,3 +131,62 @@ def xc_readconsolering(
         )
     check(rc)
     return bytes(out[: reply.count]), int(reply.index)
+
+
+@traced
+def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Container:
+    """xc_version: an int for XENVER_version / XENVER_pagesize, a structure for compile
+    info and platform parameters, the NUL-trimmed text for the string queries."""
+    if cmd in (version.XENVER_version, version.XENVER_pagesize):
+        return check(xch.hypercall(HYPERVISOR_xen_version, cmd, 0))
+    layouts = {
+        version.XENVER_compile_info: version.xen_compile_info,
+        version.XENVER_platform_parameters: version.xen_platform_parameters,
+    }
+    sizes = {
+        version.XENVER_extraversion: version.XEN_EXTRAVERSION_LEN,
+        version.XENVER_capabilities: version.XEN_CAPABILITIES_INFO_LEN,
+        version.XENVER_changeset: version.XEN_CHANGESET_INFO_LEN,
+        version.XENVER_commandline: version.XEN_COMMANDLINE_LEN,
+    }
+    layout = layouts.get(cmd)
+    size = layout.sizeof() if layout is not None else sizes.get(cmd, 0)
+    out = bytearray(size)
+    with Bounce(xch, out, size, "out") as buf:
+        check(xch.hypercall(HYPERVISOR_xen_version, cmd, buf.addr))
+    if layout is not None:
+        return parse(layout, bytes(out))
+    return bytes(out).split(b"\0", 1)[0]
+
+
+@traced
+def xc_sched_id(xch: xc_interface) -> int:
+    rc, reply = do_sysctl(xch, sysctl.XEN_SYSCTL_sched_id, sysctl.xen_sysctl_sched_id)
+    check(rc)
+    return int(reply.sched_id)
+
+
+@traced
+def xc_cputopoinfo(xch: xc_interface) -> list[tuple[int, int, int]]:
+    """(core, socket, node) of every CPU, asking for the count first as libxl does."""
+    rc, reply = do_sysctl(
+        xch, sysctl.XEN_SYSCTL_cputopoinfo, sysctl.xen_sysctl_cputopoinfo, num_cpus=0, cputopo=0
+    )
+    check(rc)
+    count = int(reply.num_cpus)
+    size = sysctl.xen_sysctl_cputopo.sizeof()
+    out = bytearray(count * size)
+    with Bounce(xch, out, len(out), "out") as buf:
+        rc, reply = do_sysctl(
+            xch,
+            sysctl.XEN_SYSCTL_cputopoinfo,
+            sysctl.xen_sysctl_cputopoinfo,
+            num_cpus=count,
+            cputopo=buf.addr,
+        )
+    check(rc)
+    cpus = [
+        parse(sysctl.xen_sysctl_cputopo, bytes(out[i * size : (i + 1) * size]))
+        for i in range(int(reply.num_cpus))
+    ]
+    return [(int(c.core), int(c.socket), int(c.node)) for c in cpus]

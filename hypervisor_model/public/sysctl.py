@@ -13,6 +13,7 @@ XEN_SYSCTL_INTERFACE_VERSION = 0x16
 
 # Command numbers (``xen_sysctl.cmd``).
 XEN_SYSCTL_readconsole = 1
+XEN_SYSCTL_sched_id = 4
 XEN_SYSCTL_debug_keys = 7
 XEN_SYSCTL_physinfo = 3
 XEN_SYSCTL_getdomaininfolist = 6
@@ -40,6 +41,11 @@ xen_sysctl_readconsole: Construct = Struct(
     "count" / uint32_t,  # IN: buffer size; OUT: bytes written
     Padding(4),
 )
+
+# XEN_SYSCTL_sched_id payload: the scheduler (XEN_SCHEDULER_*, public/domctl.h).
+xen_sysctl_sched_id: Construct = Struct("sched_id" / uint32_t)
+XEN_SCHEDULER_CREDIT = 5
+XEN_SCHEDULER_CREDIT2 = 6
 
 # XEN_SYSCTL_debug_keys payload (16 bytes): keys to "press", as if typed on the console.
 xen_sysctl_debug_keys: Construct = Struct(

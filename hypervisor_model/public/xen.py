@@ -28,6 +28,7 @@ xen_domain_handle_t: Construct = Bytes(16)
 # Hypercall numbers (``__HYPERVISOR_*``).
 HYPERVISOR_memory_op = 12
 HYPERVISOR_multicall = 13
+HYPERVISOR_xen_version = 17
 HYPERVISOR_sched_op = 29
 HYPERVISOR_sysctl = 35
 HYPERVISOR_domctl = 36

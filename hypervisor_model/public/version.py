@@ -1,0 +1,32 @@
+"""Xen's version hypercall ABI (``public/version.h``): what ``xl info`` reports about Xen."""
+
+from construct import Bytes, Construct, Struct
+
+from .xen import xen_ulong_t
+
+XENVER_version = 0  # returns (major << 16) | minor
+XENVER_extraversion = 1  # char[16]
+XENVER_compile_info = 2
+XENVER_capabilities = 3  # char[1024]
+XENVER_changeset = 4  # char[64]
+XENVER_platform_parameters = 5
+XENVER_get_features = 6
+XENVER_pagesize = 7  # returns the page size
+XENVER_guest_handle = 8
+XENVER_commandline = 9  # char[1024]
+
+XEN_EXTRAVERSION_LEN = 16
+XEN_CAPABILITIES_INFO_LEN = 1024
+XEN_CHANGESET_INFO_LEN = 64
+XEN_COMMANDLINE_LEN = 1024
+
+# XENVER_compile_info: who built Xen, with what, when (NUL-padded strings).
+xen_compile_info: Construct = Struct(
+    "compiler" / Bytes(64),
+    "compile_by" / Bytes(16),
+    "compile_domain" / Bytes(32),
+    "compile_date" / Bytes(32),
+)
+
+# XENVER_platform_parameters: where Xen's virtual address range starts.
+xen_platform_parameters: Construct = Struct("virt_start" / xen_ulong_t)
