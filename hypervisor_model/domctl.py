@@ -143,6 +143,8 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
         hv.leak_domid(domid)  # domain_create returns before the id is ever freed
         raise
     hvm = bool(config.flags & abi.XEN_DOMCTL_CDF_hvm)
+    if config.arch.emulation_flags & ~abi.XEN_X86_EMU_ALL:
+        raise XenError(EINVAL, "invalid emulation bitmap")  # arch_domain_create
     if not emulation_flags_ok(hvm, config.arch.emulation_flags):
         raise XenError(EOPNOTSUPP, f"emulators {config.arch.emulation_flags:#x} not allowed")
     if config.cpupool_id != 0:

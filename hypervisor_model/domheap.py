@@ -20,8 +20,9 @@ from hypervisor_model.public.errno import E2BIG, EINVAL, EPERM
 from hypervisor_model.runmap import Run, RunMap
 
 BITS_PER_LONG = 64
-# The p2m maps guest frames below 2^(paddr_bits - PAGE_SHIFT) (52-bit physical addresses).
-P2M_LIMIT = 1 << (52 - 12)
+# Xen's p2m has four levels (ept_set_entry / p2m-pt p2m_find_entry refuse more): guest
+# frames below 2^36, a 48-bit guest-physical space.
+P2M_LIMIT = 1 << (48 - 12)
 
 
 def alloc_domheap_pages(heap: Heap, d: Domain | None, order: int, memflags: int) -> int | None:
@@ -158,13 +159,13 @@ def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> bool:
     with d.page_alloc_lock:
         index = d.p2m if d.is_translated else d.pages
         done = mapped_prefix(index.overlapping(gmfn, gmfn + nr), gmfn)
+        frames: list[tuple[int, int]] = []  # (lowest MFN, pages) of each removed piece
         if d.is_translated:
-            frames = [
-                (p.value if p.step == 1 else p.value - p.length + 1, p.length)  # type: ignore[operator]
-                for p in d.p2m.remove(gmfn, gmfn + done)
-            ]
-        else:
-            frames = [(gmfn, done)] if done else []
+            for p in d.p2m.remove(gmfn, gmfn + done):
+                assert p.value is not None
+                frames.append((p.value if p.step == 1 else p.value - p.length + 1, p.length))
+        elif done:
+            frames.append((gmfn, done))
         for mfn, length in frames:
             _disown(heap, d, mfn, length)
     for mfn, length in frames:

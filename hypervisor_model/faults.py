@@ -147,8 +147,9 @@ class Faults:
 
     def _run(self, action: Action) -> None:
         """Run an action; hypercalls it makes do not trigger before-hypercall faults."""
+        outer = getattr(self._firing, "active", False)  # an action may run inside another
         self._firing.active = True
         try:
             action()
         finally:
-            self._firing.active = False
+            self._firing.active = outer

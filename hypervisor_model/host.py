@@ -68,6 +68,17 @@ def _ranges_from_sizes(sizes_mib: Sequence[int]) -> list[list[tuple[int, int]]]:
     return ranges
 
 
+def _is_list(value: Any, length: int) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and len(value) == length
+
+
+def _range_pairs(node: int, pairs: Any) -> list[tuple[int, int]]:
+    """One node's ``[[start, end], ...]``, each bound a non-negative integer."""
+    if not isinstance(pairs, Sequence) or not all(_is_list(p, 2) for p in pairs):
+        raise HostConfigError(f"node {node}: expected ranges [[start, end], ...], got {pairs!r}")
+    return [(_int(s, "range start"), _int(e, "range end")) for s, e in pairs]
+
+
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise HostConfigError(f"{what}: expected a non-negative integer, got {value!r}")
@@ -92,10 +103,13 @@ def make_host(
     """
     if (nodes is None) == (ranges is None):
         raise HostConfigError("expected exactly one of nodes= (MiB per node) or ranges=")
+    layout = nodes if nodes is not None else ranges
+    if not isinstance(layout, Sequence):
+        raise HostConfigError(f"expected a list with one entry per node, got {layout!r}")
     node_ranges = (
         _ranges_from_sizes(nodes)
         if nodes is not None
-        else [[(_int(s, "range start"), _int(e, "range end")) for s, e in r] for r in ranges or ()]
+        else [_range_pairs(n, r) for n, r in enumerate(layout)]
     )
     count = len(node_ranges)
     if not 1 <= count <= MAX_NUMNODES:
@@ -121,10 +135,13 @@ def make_host(
         if s2 < e1:
             raise HostConfigError(f"nodes {n1} and {n2}: expected disjoint ranges, got overlap")
 
-    matrix = distances or [
-        [LOCAL_DISTANCE if a == b else REMOTE_DISTANCE for b in range(count)] for a in range(count)
-    ]
-    if len(matrix) != count or any(len(row) != count for row in matrix):
+    matrix = distances  # only a missing matrix means "no SLIT"; an empty one is malformed
+    if matrix is None:
+        matrix = [
+            [LOCAL_DISTANCE if a == b else REMOTE_DISTANCE for b in range(count)]
+            for a in range(count)
+        ]
+    if not _is_list(matrix, count) or not all(_is_list(row, count) for row in matrix):
         raise HostConfigError(f"distances: expected a {count}x{count} matrix")
     for row in matrix:
         for d in row:

@@ -16,7 +16,7 @@ from typing import Any
 from construct import Construct, Container
 
 from hypervisor_model import Hypervisor
-from hypervisor_model.guest_memory import build, parse
+from hypervisor_model.guest_memory import HypercallBuffer, build, parse
 from hypervisor_model.public import domctl, memory, sysctl
 from hypervisor_model.public.errno import EBADF
 from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op, HYPERVISOR_sysctl
@@ -82,7 +82,7 @@ class Bounce:
     def __init__(self, xch: xc_interface, user: Buffer | None, size: int, direction: str) -> None:
         self.xch, self.user, self.size, self.direction = xch, user, size, direction
         self.addr = 0
-        self._hbuf = None
+        self._hbuf: HypercallBuffer | None = None
 
     def __enter__(self) -> Bounce:
         if self.user is None:
@@ -101,7 +101,7 @@ class Bounce:
             if isinstance(self.user, ctypes.Array | ctypes.Structure):
                 ctypes.memmove(ctypes.addressof(self.user), data, self.size)
             else:
-                memoryview(self.user).cast("B")[: self.size] = data  # type: ignore[index]
+                memoryview(self.user).cast("B")[: self.size] = data  # type: ignore[arg-type,index]
         self._hbuf.free()
 
 
