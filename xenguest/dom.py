@@ -4,6 +4,7 @@ and its entry points xc_dom_allocate / xc_dom_mem_init / xc_dom_boot_mem_init.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,6 +70,7 @@ class xc_dom_image:
     vga_hole_size: int = 0
     device_model: bool = False
     superpages: bool = True
+    progress: Callable[[int], None] | None = None  # told the pages populated so far
     # Written by meminit:
     p2m_size: int = 0
     pv_p2m: list[tuple[int, int, int]] = field(default_factory=list)  # (gfn, pages, mfn) runs

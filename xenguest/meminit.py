@@ -106,6 +106,8 @@ class _Populator:
         except XenError as e:
             raise self.fail(e.errno, f"populating {SIZE_NAMES[order]}", gfns[0], flags) from e
         self.populated += done << order
+        if self.dom.progress is not None:
+            self.dom.progress(self.populated)
         return done
 
     def exact(self, gfns: ctypes.Array[ctypes.c_uint64], count: int, flags: int) -> None:
@@ -118,6 +120,8 @@ class _Populator:
         except XenError as e:
             raise self.fail(e.errno, f"populating {count:#x} 4 KiB pages", first, flags) from e
         self.populated += count
+        if self.dom.progress is not None:
+            self.dom.progress(self.populated)
 
 
 # -- HVM -----------------------------------------------------------------------------------
@@ -195,6 +199,8 @@ def _meminit_hvm(dom: xc_dom_image, step: str) -> None:
     dom.p2m_size = max(r.end >> PAGE_SHIFT for r in ranges)
     hole = dom.vga_hole_size if dom.device_model else 0
     per_pnode = _pages_per_pnode(ranges, vnode_to_pnode, hole)
+    if memflags & XENMEMF_populate_on_demand:  # no vNUMA: claim the target, as xg_dom_x86.c
+        per_pnode = {XC_NUMA_NO_NODE: dom.target_pages - dom.vga_hole_size}
     claims.stake(dom, step, dom.target_pages - dom.vga_hole_size, per_pnode)
     if memflags & XENMEMF_populate_on_demand:
         target = dom.target_pages - dom.vga_hole_size

@@ -1,0 +1,357 @@
+"""The ``xlemu`` command line: a thin click shell over :mod:`xlemu.toolstack`.
+
+Commands, output formats and exit codes follow ``xl``; any unambiguous prefix of a command
+works, as in xl. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hypervisor_model.host import HostConfigError, load_host, make_host
+from hypervisor_model.snapshot import StateError
+from xenctrl.trace import Trace
+from xenguest.storm import boot_storm
+from xlemu import picture
+from xlemu.create import create_domain, read_xl_conf, storm_requests
+from xlemu.state import session, state_path
+from xlemu.toolstack import Toolstack, ToolstackError
+
+
+class PrefixGroup(click.Group):
+    """Commands by exact name or unambiguous prefix (cmdtable_lookup in xl.c)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        exact = super().get_command(ctx, cmd_name)
+        if exact is not None:
+            return exact
+        matches = [c for c in self.list_commands(ctx) if c.startswith(cmd_name)]
+        return super().get_command(ctx, matches[0]) if len(matches) == 1 else None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        command = self.get_command(ctx, args[0])
+        if command is None:
+            raise ToolstackError("command not implemented")
+        return command.name, command, args[1:]
+
+
+@click.group(
+    cls=PrefixGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--state", "state", metavar="FILE", help="The host's state file ($XLEMU_STATE).")
+@click.option("--trace", is_flag=True, help="Print every layer of every call on stderr.")
+@click.pass_context
+def xlemu(ctx: click.Context, state: str | None, trace: bool) -> None:
+    """An xl-like toolstack on a persistent emulated Xen host."""
+    ctx.obj = {"state": state_path(state), "trace": trace}
+    if ctx.invoked_subcommand is None:  # xl prints the full help and fails
+        click.echo(ctx.get_help(), err=True)
+        ctx.exit(1)
+
+
+@contextmanager
+def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
+    """The host for this command, under its lock, saved afterwards; traced on request."""
+    path: Path = ctx.obj["state"]
+    conf = read_xl_conf(path)
+    with session(path, save=save) as (hv, records):
+        ts = Toolstack(hv, records, conf)
+        if ctx.obj["trace"]:
+            with Trace(sys.stderr):
+                yield ts
+        else:
+            yield ts
+
+
+def echo_lines(lines: list[str]) -> None:
+    click.echo("\n".join(lines))
+
+
+# -- information ----------------------------------------------------------------------------------
+
+
+@xlemu.command()
+@click.option("-n", "--numa", is_flag=True, help="List host NUMA topology information")
+@click.argument("field", required=False)
+@click.pass_context
+def info(ctx: click.Context, numa: bool, field: str | None) -> None:
+    """Get information about Xen host."""
+    with toolstack(ctx, save=False) as ts:
+        lines = ts.info_lines(numa=numa)
+    if field is not None and not numa:
+        lines = [
+            line.split(": ", 1)[1] for line in lines if line.startswith(field) and ": " in line
+        ]
+    echo_lines(lines)
+
+
+@xlemu.command("list")
+@click.option("-n", "--numa", is_flag=True, help="Print the node affinity of each domain")
+@click.argument("domain", required=False)
+@click.pass_context
+def list_(ctx: click.Context, numa: bool, domain: str | None) -> None:
+    """List information about all/some domains."""
+    with toolstack(ctx, save=False) as ts:
+        echo_lines(ts.list_lines(domain, numa=numa))
+
+
+@xlemu.command()
+@click.option("--nodes", is_flag=True, help="Each domain's claim per node and host-wide (MiB).")
+@click.pass_context
+def claims(ctx: click.Context, nodes: bool) -> None:
+    """List outstanding claim information about all domains."""
+    with toolstack(ctx, save=False) as ts:
+        if ts.conf.claim_mode == "off":
+            click.echo("claim_mode not enabled (see man xl.conf).", err=True)
+        echo_lines(ts.claims_node_lines() if nodes else ts.list_lines(claims=True))
+
+
+@xlemu.command()
+@click.argument("name")
+@click.pass_context
+def domid(ctx: click.Context, name: str) -> None:
+    """Convert a domain name to domain id."""
+    with toolstack(ctx, save=False) as ts:
+        if name.isdigit() or (found := ts.find_domain_by_name(name)) is None:
+            raise ToolstackError(
+                f"Can't get domid of domain name '{name}', maybe this domain does not exist."
+            )
+        click.echo(found)
+
+
+@xlemu.command()
+@click.argument("domid", type=str)
+@click.pass_context
+def domname(ctx: click.Context, domid: str) -> None:
+    """Convert a domain id to domain name."""
+    with toolstack(ctx, save=False) as ts:
+        if not domid.isdigit():
+            raise ToolstackError(f"Invalid domain id: {domid}")
+        name = ts.name_if_exists(int(domid))
+        if name is None:
+            raise ToolstackError(
+                f"Can't get domain name of domain id '{domid}', maybe this domain does not exist."
+            )
+        click.echo(name)
+
+
+@xlemu.command()
+@click.option("-c", "clear", is_flag=True, help="Clear the buffer after reading it.")
+@click.pass_context
+def dmesg(ctx: click.Context, clear: bool) -> None:
+    """Read and/or clear dmesg buffer."""
+    with toolstack(ctx, save=clear) as ts:
+        click.echo(ts.dmesg(clear), nl=False)
+
+
+@xlemu.command("debug-keys")
+@click.argument("keys")
+@click.pass_context
+def debug_keys(ctx: click.Context, keys: str) -> None:
+    """Send debug keys to Xen."""
+    with toolstack(ctx) as ts:
+        ts.debug_keys(keys)
+
+
+# -- domains ------------------------------------------------------------------------------------
+
+
+@xlemu.command(context_settings={"ignore_unknown_options": True})
+@click.option("-p", "paused", is_flag=True, help="Leave the domain paused after it is created.")
+@click.option("-q", "--quiet", is_flag=True, help="Quiet.")
+@click.argument("config")
+@click.argument("extra", nargs=-1)
+@click.pass_context
+def create(
+    ctx: click.Context, paused: bool, quiet: bool, config: str, extra: tuple[str, ...]
+) -> None:
+    """Create a domain from config file <filename>."""
+    if "=" in config:
+        extra, config = (config, *extra), "/dev/null"
+    if not quiet:
+        click.echo(f"Parsing config from {config}", err=True)
+    with toolstack(ctx) as ts:
+        create_domain(ts, config, list(extra), paused=paused, progress=_progress_bar)
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Any]:
+    """click's progress bar while a big domain is populated, on a terminal only."""
+    if total < (1 << 18) or not sys.stdout.isatty():
+        yield lambda pages: None
+        return
+    with click.progressbar(length=total, label="Populating", file=sys.stderr) as bar:
+        done = [0]
+
+        def update(pages: int) -> None:
+            bar.update(pages - done[0])
+            done[0] = pages
+
+        yield update
+
+
+@xlemu.command()
+@click.option("-f", "force", is_flag=True, help="Allow domain 0 to be destroyed.")
+@click.argument("domain")
+@click.pass_context
+def destroy(ctx: click.Context, force: bool, domain: str) -> None:
+    """Terminate a domain immediately."""
+    with toolstack(ctx) as ts:
+        ts.destroy(domain, force)
+
+
+@xlemu.command("mem-max")
+@click.argument("domain")
+@click.argument("mem")
+@click.pass_context
+def mem_max(ctx: click.Context, domain: str, mem: str) -> None:
+    """Set the maximum amount reservation for a domain."""
+    with toolstack(ctx) as ts:
+        ts.mem_max(domain, mem)
+
+
+@xlemu.command("mem-set")
+@click.argument("domain")
+@click.argument("mem")
+@click.pass_context
+def mem_set(ctx: click.Context, domain: str, mem: str) -> None:
+    """Set the current memory usage for a domain."""
+    with toolstack(ctx) as ts:
+        ts.mem_set(domain, mem)
+
+
+@xlemu.command()
+@click.argument("domain")
+@click.pass_context
+def pause(ctx: click.Context, domain: str) -> None:
+    """Pause execution of a domain."""
+    with toolstack(ctx) as ts:
+        ts.pause(domain)
+
+
+@xlemu.command()
+@click.argument("domain")
+@click.pass_context
+def unpause(ctx: click.Context, domain: str) -> None:
+    """Unpause a paused domain."""
+    with toolstack(ctx) as ts:
+        ts.pause(domain, unpause=True)
+
+
+# -- beyond xl ------------------------------------------------------------------------------------
+
+
+@xlemu.command("claim-set")
+@click.option("--clear", is_flag=True, help="Release every claim of the domain.")
+@click.argument("domain")
+@click.argument("targets", nargs=-1)
+@click.pass_context
+def claim_set(ctx: click.Context, clear: bool, domain: str, targets: tuple[str, ...]) -> None:
+    """Install a NUMA claim set: TARGET=SIZE with TARGET node<N> or host (node0=2G host=512M)."""
+    with toolstack(ctx) as ts:
+        ts.claim_set(domain, targets, clear)
+
+
+@xlemu.command()
+@click.option(
+    "--claim-mode",
+    type=click.Choice(["legacy", "numa", "off"]),
+    default=None,
+    help="Claim mode of every build (default: xl.conf's).",
+)
+@click.argument("count", type=click.IntRange(1, 4096))
+@click.argument("config")
+@click.pass_context
+def storm(ctx: click.Context, claim_mode: str | None, count: int, config: str) -> None:
+    """Build COUNT domains from CONFIG in parallel and report how each fared."""
+
+    with toolstack(ctx) as ts:
+        requests = storm_requests(ts, config, count)
+        report = boot_storm(ts.hv, requests, claim_mode or ts.conf.claim_mode)  # type: ignore[arg-type]
+        ts.adopt_storm(report)
+    click.echo(report.table())
+
+
+@xlemu.command()
+@click.option("--svg", "svg_file", type=click.Path(dir_okay=False), help="Also write an SVG.")
+@click.option("--width", default=50, show_default=True, help="Bar width in characters.")
+@click.pass_context
+def top(ctx: click.Context, svg_file: str | None, width: int) -> None:
+    """Picture NUMA memory: per-node bars of each domain's pages, claims and free memory."""
+    with toolstack(ctx) as ts:
+        memory = ts.memory_picture()
+    click.echo(picture.bars(memory, width))
+    if svg_file:
+        Path(svg_file).write_text(picture.svg(memory), encoding="utf-8")
+
+
+# -- the host -----------------------------------------------------------------------------------
+
+
+@xlemu.group(cls=PrefixGroup)
+def host() -> None:
+    """Create or describe the emulated host."""
+
+
+@host.command("init")
+@click.option("--nodes", default=2, show_default=True, help="Number of NUMA nodes.")
+@click.option("--node-memory", default=16384, show_default=True, help="MiB per node.")
+@click.option("--cpus", default=4, show_default=True, help="CPUs per node.")
+@click.option("--dom0-memory", default=1024, show_default=True, help="dom0's memory in MiB.")
+@click.option("--from", "toml", type=click.Path(exists=True, dir_okay=False), help="A host TOML.")
+@click.pass_context
+def host_init(
+    ctx: click.Context, nodes: int, node_memory: int, cpus: int, dom0_memory: int, toml: str | None
+) -> None:
+    """Boot a new emulated host, replacing the current one."""
+    config = (
+        load_host(toml)
+        if toml
+        else make_host([node_memory] * nodes, cpus_per_node=cpus, dom0_memory=dom0_memory)
+    )
+    with session(ctx.obj["state"], new_host=config):
+        pass
+    click.echo(f"new host: {len(config.nodes)} nodes, state in {ctx.obj['state']}")
+
+
+@host.command("show")
+@click.pass_context
+def host_show(ctx: click.Context) -> None:
+    """Describe the emulated host."""
+    with toolstack(ctx, save=False) as ts:
+        echo_lines(ts.host_lines())
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a command; every failure ends as one line on stderr and xl's exit code."""
+    try:
+        xlemu.main(args=argv, prog_name="xlemu", standalone_mode=False)
+    except ToolstackError as e:
+        click.echo(str(e), err=True)
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        click.echo(f"xlemu: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except (StateError, HostConfigError) as e:
+        click.echo(f"xlemu: {e}", err=True)
+        sys.exit(1)
+    except OSError as e:
+        click.echo(f"xlemu: {e}", err=True)
+        sys.exit(1)
+    else:
+        sys.exit(0)

@@ -1,0 +1,289 @@
+"""``xlemu create``: an xl.cfg read as xl reads it, then a domain built in libxl's order:
+create, vCPUs, NUMA placement or pinning, max_mem, meminit with the configured claims,
+the special pages, unpause. A failed build leaves no domain, claim or memory behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from xenctrl import XenError, misc
+from xenctrl import domain as xcd
+from xenguest import XenguestError, hvm_layout, vnuma_hvm, vnuma_pv, xc_dom_allocate
+from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
+from xenguest.magic import alloc_magic_pages
+from xenguest.storm import BuildRequest, StormReport
+from xlemu import xlcfg
+from xlemu.state import DomainRecord
+from xlemu.toolstack import (
+    ERROR_FAIL,
+    LIBXL_MAXMEM_CONSTANT_KB,
+    Toolstack,
+    ToolstackError,
+    XlConf,
+    need_memory_kb,
+)
+
+LIBXL_DEFAULT_MEMKB = 32 * 1024
+HVM_VIDEO_MEMKB = 8 * 1024  # cirrus, libxl's default
+CLAIM_MODES: dict[str, ClaimMode] = {
+    "0": "off",
+    "1": "legacy",
+    "off": "off",
+    "legacy": "legacy",
+    "numa": "numa",
+}
+Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
+
+
+def read_xl_conf(state_file: Path) -> XlConf:
+    """xl.conf from $XL_GLOBAL_CONFIG or beside the state file; claim_mode 0/1 as in xl,
+    or legacy/numa/off by name."""
+    path = Path(os.environ.get("XL_GLOBAL_CONFIG") or state_file.with_name("xl.conf"))
+    if not path.exists():
+        return XlConf()
+    try:
+        cfg = xlcfg.parse_file(path, report=sys.stderr)
+    except xlcfg.ConfigError as e:
+        raise ToolstackError(str(e)) from None
+    value = cfg.get_string("claim_mode", dont_warn=True).value
+    if value is None:
+        return XlConf()
+    mode = CLAIM_MODES.get(value.strip().lower())
+    if mode is None:
+        raise ToolstackError(
+            f"{path}: claim_mode: expected 0, 1, legacy, numa or off, got {value!r}"
+        )
+    return XlConf(claim_mode=mode)
+
+
+@dataclass
+class GuestConfig:
+    """What a domain config asks for, in libxl's terms."""
+
+    name: str
+    type: str  # "hvm", "pv" or "pvh"
+    memory_kb: int  # target
+    maxmem_kb: int
+    vcpus: int
+    nodes: list[int] | None = None  # pinned by cpus=, or None
+    vnuma: list[tuple[int, int]] | None = None  # (pnode, MiB) per vnode
+
+    @property
+    def hvm(self) -> bool:
+        return self.type != "pv"
+
+    @property
+    def video_kb(self) -> int:
+        return HVM_VIDEO_MEMKB if self.type == "hvm" else 0
+
+
+def _read_config(path: str, extra: list[str]) -> xlcfg.Config:
+    try:
+        text = (
+            ""
+            if path == "/dev/null"
+            else Path(path).read_bytes().decode("utf-8", "surrogateescape")
+        )
+    except OSError as e:
+        raise ToolstackError(
+            f"Failed to read config file: {path}: {e.strerror}", -ERROR_FAIL
+        ) from None
+    try:
+        return xlcfg.parse(text + xlcfg.extra_lines(extra), path, report=sys.stderr)
+    except (xlcfg.ConfigError, ValueError) as e:
+        raise ToolstackError(f"Failed to parse config: {e}") from None
+
+
+def _type(cfg: xlcfg.Config) -> str:
+    """type= is matched as a prefix of "hvm", then "pv", then "pvh" (parse_config_data)."""
+    value = cfg.get_string("type").value
+    if value is None:
+        return "pv"
+    for candidate in ("hvm", "pv", "pvh"):
+        if candidate.startswith(value):
+            return candidate
+    raise ToolstackError(f"Invalid domain type {value}.")
+
+
+def _cpu_nodes(ts: Toolstack, spec: str) -> list[int]:
+    """The nodes of the CPUs a cpus= string names (parse_cpurange): "all", "2-5,^3",
+    "node:1", "nodes:0-1"."""
+    topology = misc.xc_cputopoinfo(ts.xch)
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        negate = part.startswith("^")
+        body = part[1:] if negate else part
+        nodes = body.startswith(("node:", "nodes:"))
+        body = body.split(":", 1)[1] if nodes else body
+        if body == "all":
+            if negate:
+                raise ToolstackError('Can\'t combine "^" and "all".')
+            cpus |= set(range(len(topology)))
+            continue
+        low, _, high = body.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()) or (high and int(high) < int(low)):
+            raise ToolstackError(f"Invalid pcpu range: {body}.")
+        ids = range(int(low), int(high or low) + 1)
+        chosen = {c for c, (_, _, n) in enumerate(topology) if n in ids} if nodes else set(ids)
+        cpus = cpus - chosen if negate else cpus | chosen
+    return sorted({topology[c][2] for c in cpus if c < len(topology)})
+
+
+def _vnuma(ts: Toolstack, cfg: xlcfg.Config) -> list[tuple[int, int]] | None:
+    """vnuma = [ ["pnode=P", "size=MiB", "vcpus=...", "vdistances=..."], ... ]."""
+    got = cfg.get_list("vnuma", dont_warn=True).value
+    if got is None:
+        return None
+    nr_nodes = misc.xc_physinfo(ts.xch).nr_nodes
+    nodes = []
+    for vnode in got:
+        if isinstance(vnode, str):
+            raise ToolstackError("xl: vnuma: expected a list per virtual node")
+        fields = dict(str(item).partition("=")[::2] for item in vnode)
+        try:
+            pnode, size = int(fields["pnode"], 0), int(fields["size"], 0)
+        except (KeyError, ValueError):
+            raise ToolstackError("xl: vnuma: each node needs pnode= and size=") from None
+        if pnode >= nr_nodes:
+            raise ToolstackError(f"xl: invalid pnode number: {pnode}")
+        nodes.append((pnode, size))
+    return nodes
+
+
+def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
+    """The settings of a config that matter for memory (parse_config_data)."""
+    name = cfg.get_string("name").value
+    if not name:
+        raise ToolstackError("Domain name must be specified.")
+    memory = cfg.get_long("memory").value
+    maxmem = cfg.get_long("maxmem").value
+    vcpus = cfg.get_long("vcpus").value or 1
+    maxvcpus = cfg.get_long("maxvcpus").value
+    if maxvcpus is not None and maxvcpus < vcpus:
+        raise ToolstackError("xl: maxvcpus < vcpus")
+    target_kb = (memory if memory is not None else maxmem or 0) << 10 or LIBXL_DEFAULT_MEMKB
+    maxmem_kb = (maxmem << 10) if maxmem is not None else target_kb
+    vnuma = _vnuma(ts, cfg)
+    if vnuma:
+        total_kb = sum(size for _, size in vnuma) << 10
+        if maxmem is not None and maxmem_kb != total_kb:
+            raise ToolstackError("xl: maxmem and vnuma memory size mismatch")
+        maxmem_kb = total_kb
+        target_kb = total_kb if memory is None else target_kb
+    cpus = cfg.get_string("cpus", dont_warn=True).value
+    nodes = _cpu_nodes(ts, cpus) if cpus else None
+    return GuestConfig(name, _type(cfg), target_kb, maxmem_kb, maxvcpus or vcpus, nodes, vnuma)
+
+
+def _nodemap(ts: Toolstack, nodes: Iterable[int]) -> bytes:
+    return sum(1 << n for n in nodes).to_bytes(misc.xc_get_nodemap_size(ts.xch), "little")
+
+
+def build(
+    ts: Toolstack, guest: GuestConfig, *, paused: bool, progress: Progress | None = None
+) -> int:
+    """Create and build a domain; on failure destroy it and raise one xl-style line."""
+    if ts.find_domain_by_name(guest.name) is not None:
+        raise ToolstackError(
+            f'libxl: error: Domain with name "{guest.name}" already exists.', -ERROR_FAIL
+        )
+    config = xcd.default_createdomain(guest.type == "hvm", guest.vcpus, pvh=guest.type == "pvh")
+    try:
+        domid = xcd.xc_domain_create(ts.xch, config=config)
+    except XenError as e:
+        raise ToolstackError(f"libxl: error: cannot make domain: {e}", -ERROR_FAIL) from None
+    try:
+        _build(ts, domid, guest, progress)
+        if not paused:
+            xcd.xc_domain_unpause(ts.xch, domid)
+    except (XenguestError, XenError) as e:
+        xcd.xc_domain_destroy(ts.xch, domid)
+        raise ToolstackError(
+            f"libxl: error: Domain {domid}:cannot (re-)build domain: {ERROR_FAIL}: {e}",
+            -ERROR_FAIL,
+        ) from None
+    ts.records.domains[domid] = DomainRecord(
+        guest.name, guest.type, guest.memory_kb, guest.maxmem_kb, guest.video_kb, guest.vcpus
+    )
+    return domid
+
+
+def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | None) -> None:
+    xch = ts.xch
+    xcd.xc_domain_max_vcpus(xch, domid, guest.vcpus)
+    nodes = guest.nodes
+    if nodes is None and guest.vnuma is None:  # libxl__build_pre's automatic placement
+        need = need_memory_kb(guest.memory_kb, guest.maxmem_kb, guest.vcpus, guest.hvm)
+        nodes = ts.place(need, guest.vcpus)
+    if nodes:
+        xcd.xc_domain_node_setaffinity(xch, domid, _nodemap(ts, nodes))
+    xcd.xc_domain_setmaxmem(xch, domid, guest.memory_kb + LIBXL_MAXMEM_CONSTANT_KB)
+    dom = xc_dom_allocate(xch, domid, "hvm-3.0-x86_32" if guest.hvm else "xen-3.0-x86_64")
+    dom.claim_mode = ts.conf.claim_mode
+    if nodes is not None and len(nodes) == 1:
+        dom.claim_on_node = nodes[0]
+    sizes = [mib << 10 for _, mib in guest.vnuma or ()]
+    pnodes = [pnode for pnode, _ in guest.vnuma or ()]
+    if guest.hvm:
+        hvm_layout(
+            dom,
+            guest.maxmem_kb,
+            guest.memory_kb,
+            video_memkb=guest.video_kb,
+            device_model=guest.type == "hvm",
+        )
+        if guest.vnuma:
+            vnuma_hvm(dom, sizes, pnodes, guest.video_kb)
+    else:
+        dom.total_pages = dom.target_pages = guest.memory_kb >> 2
+        if guest.vnuma:
+            vnuma_pv(dom, sizes, pnodes)
+    if progress is None:
+        xc_dom_boot_mem_init(dom)
+    else:
+        with progress(dom.total_pages) as update:
+            dom.progress = update
+            xc_dom_boot_mem_init(dom)
+    alloc_magic_pages(dom)
+
+
+def create_domain(
+    ts: Toolstack, path: str, extra: list[str], *, paused: bool, progress: Progress | None = None
+) -> int:
+    """``xl create``: parse, then build."""
+    return build(ts, guest_config(ts, _read_config(path, extra)), paused=paused, progress=progress)
+
+
+def storm_requests(ts: Toolstack, path: str, count: int) -> list[BuildRequest]:
+    """``count`` copies of a config's guest, named NAME-1 ... NAME-count."""
+    guest = guest_config(ts, _read_config(path, []))
+    node = guest.nodes[0] if guest.nodes and len(guest.nodes) == 1 else None
+    return [
+        BuildRequest(
+            f"{guest.name}-{i}",
+            guest.maxmem_kb >> 10,
+            hvm=guest.hvm,
+            vnuma=tuple(guest.vnuma or ()),
+            node=node,
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def adopt(ts: Toolstack, report: StormReport) -> None:
+    """Remember the names of the domains a storm admitted, as xl would in xenstore."""
+    for result in report.results:
+        if result.outcome == "admitted" and result.domid is not None:
+            memory_kb = result.request.memory_mib << 10
+            ts.records.domains[result.domid] = DomainRecord(
+                result.request.name,
+                "hvm" if result.request.hvm else "pv",
+                memory_kb,
+                memory_kb,
+                HVM_VIDEO_MEMKB if result.request.hvm else 0,
+            )

@@ -1,0 +1,495 @@
+"""The toolstack behind ``xlemu``: what xl/libxl do, over xenctrl and xenguest only.
+
+Every function returns data or text lines and raises :class:`ToolstackError` (one line, an
+exit code) on failure; the CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from hypervisor_model import Hypervisor
+from hypervisor_model.public import domctl, version
+from hypervisor_model.public.errno import errorcode
+from xenctrl import XenError, misc
+from xenctrl import domain as xcd
+from xenctrl.api import HOST, Xenctrl
+from xenctrl.handle import xc_interface, xc_interface_open
+from xenctrl.types import xc_domaininfo_t
+from xenguest.dom import ClaimMode
+from xenguest.storm import pages_by_node
+from xlemu.picture import MemoryPicture, NodeUsage
+from xlemu.state import Records
+
+LIBXL_MAXMEM_CONSTANT_KB = 1024
+ERROR_FAIL, ERROR_INVAL, ERROR_DOMAIN_NOTFOUND = -3, -6, -21
+SHUTDOWN_REASON_LETTERS = "-rscwS"
+# What uname(2) reports in the emulated dom0.
+UNAME = ("xenemu", "6.1.0-xenemu-amd64", "#1 SMP PREEMPT_DYNAMIC xenemu", "x86_64")
+SCHEDULERS = {5: "credit", 6: "credit2", 7: "arinc653", 8: "rtds", 9: "null"}
+VIRT_CAPS = [  # (physinfo capability bit, word), in xl's order
+    (0x2, " pv"),
+    (0x1, " hvm"),
+    (0x8, " hap"),
+    (0x10, " shadow"),
+    (0x20, " iommu_hap_pt_share"),
+    (0x40, " vmtrace"),
+    (0x80, " vpmu"),
+    (0x100, " gnttab-v1"),
+    (0x200, " gnttab-v2"),
+]
+
+
+class ToolstackError(Exception):
+    """A failed command: one line for stderr, and xl's exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _errno_text(errno: int) -> str:
+    import os
+
+    return f"{os.strerror(errno)}"
+
+
+# -- sizes and bitmaps --------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^(\d+)([bBkKmMgGtT]?)$")
+_SHIFTS_KB = {"": 10, "m": 10, "g": 20, "t": 30, "k": 0}
+
+
+def parse_memory_kb(text: str) -> int:
+    """xl's size argument: a number with an optional b/k/m/g/t suffix, MiB by default."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ToolstackError(f"invalid memory size: {text}")
+    value, suffix = int(m.group(1)), m.group(2).lower()
+    return value >> 10 if suffix == "b" else value << _SHIFTS_KB[suffix]
+
+
+def print_bitmap(mask: int, length: int) -> str:
+    """xl's print_bitmap: "all", "none" or ranges such as "0-1,3"."""
+    bits = [bool(mask >> i & 1) for i in range(length)]
+    if bits and all(bits):
+        return "all"
+    ranges, i = [], 0
+    while i < length:
+        if bits[i]:
+            j = i
+            while j + 1 < length and bits[j + 1]:
+                j += 1
+            ranges.append(f"{i}-{j}" if j > i else str(i))
+            i = j + 1
+        else:
+            i += 1
+    return ",".join(ranges) or "none"
+
+
+# -- the toolstack ------------------------------------------------------------------------------
+
+
+@dataclass
+class XlConf:
+    """The global settings of xl.conf that matter here."""
+
+    claim_mode: ClaimMode = "legacy"  # xl's default claim_mode=1
+
+
+class Toolstack:
+    """One command's view of the host, through a dom0 xenctrl handle."""
+
+    def __init__(self, hv: Hypervisor, records: Records, conf: XlConf | None = None) -> None:
+        self.hv = hv
+        self.records = records
+        self.conf = conf or XlConf()
+        self.xch: xc_interface = xc_interface_open(hv)
+        self.api = Xenctrl.__new__(Xenctrl)
+        self.api.xch = self.xch
+
+    # -- domains by name ---------------------------------------------------------------------
+
+    def name(self, domid: int) -> str:
+        if domid == 0:
+            return "Domain-0"
+        record = self.records.domains.get(domid)
+        return record.name if record else "(null)"
+
+    def find_domain(self, text: str) -> int:
+        """A domid from a number (not checked) or a name (find_domain in xl_utils.c)."""
+        if text.isdigit():
+            return int(text)
+        domid = self.find_domain_by_name(text)
+        if domid is None:
+            raise ToolstackError(f"{text} is an invalid domain identifier (rc={ERROR_INVAL})")
+        return domid
+
+    def find_domain_by_name(self, name: str) -> int | None:
+        if name == "Domain-0":
+            return 0
+        return next((d for d, r in self.records.domains.items() if r.name == name), None)
+
+    def name_if_exists(self, domid: int) -> str | None:
+        """The name of an existing domain (libxl_domid_to_name), else None."""
+        try:
+            xcd.xc_domain_getinfo_single(self.xch, domid)
+        except XenError:
+            return None
+        return self.name(domid)
+
+    def host_lines(self) -> list[str]:
+        """``xlemu host show``: the nodes with their memory, CPUs and distances."""
+        info = self.api.numainfo()
+        p = self.api.physinfo()
+        lines = [f"nodes: {p.nr_nodes} online, {p.nr_cpus} CPUs, {p.total_pages >> 8} MiB RAM"]
+        cpus = [0] * len(info.nodes)
+        for _, _, node in misc.xc_cputopoinfo(self.xch):
+            cpus[node] += 1
+        for n, node in enumerate(info.nodes):
+            if node.size is None or node.free is None:
+                lines.append(f"node{n}: offline")
+                continue
+            lines.append(
+                f"node{n}: {node.size >> 20} MiB, {node.free >> 20} MiB free, {cpus[n]} CPUs, "
+                f"distances {','.join(map(str, info.distances[n]))}"
+            )
+        return lines
+
+    def domain_infos(self) -> list[xc_domaininfo_t]:
+        return xcd.xc_domain_getinfolist(self.xch, 0, 1024)
+
+    # -- xl info ------------------------------------------------------------------------------
+
+    def info_lines(self, numa: bool = False) -> list[str]:
+        """``xl info`` (``-n`` adds the CPU, device and NUMA tables)."""
+        host, release, ver, machine = UNAME
+        p = misc.xc_physinfo(self.xch)
+        lines = [
+            f"host                   : {host}",
+            f"release                : {release}",
+            f"version                : {ver}",
+            f"machine                : {machine}",
+            f"nr_cpus                : {p.nr_cpus}",
+            f"max_cpu_id             : {p.max_cpu_id}",
+            f"nr_nodes               : {p.nr_nodes}",
+            f"cores_per_socket       : {p.cores_per_socket}",
+            f"threads_per_core       : {p.threads_per_core}",
+            f"cpu_mhz                : {p.cpu_khz // 1000}.{p.cpu_khz % 1000:03d}",
+            "hw_caps                : " + ":".join(f"{c:08x}" for c in p.hw_cap),
+            "virt_caps              :"
+            + "".join(word for bit, word in VIRT_CAPS if p.capabilities & bit),
+        ]
+        per_mib = (1 << 20) // int(misc.xc_version(self.xch, version.XENVER_pagesize))  # type: ignore[arg-type]
+        lines += [
+            f"total_memory           : {p.total_pages // per_mib}",
+            f"free_memory            : {(p.free_pages - p.outstanding_pages) // per_mib}",
+            "sharing_freed_memory   : 0",
+            "sharing_used_memory    : 0",
+            f"outstanding_claims     : {p.outstanding_pages // per_mib}",
+            "free_cpus              : 0",
+        ]
+        if numa:
+            lines += self._topology_lines() + self._numa_lines()
+        lines += self._xen_lines()
+        lines.append("xend_config_format     : 4")
+        return lines
+
+    def _topology_lines(self) -> list[str]:
+        lines = ["cpu_topology           :", "cpu:    core    socket     node"]
+        lines += [
+            f"{i:3d}:    {core:4d}     {socket:4d}     {node:4d}"
+            for i, (core, socket, node) in enumerate(misc.xc_cputopoinfo(self.xch))
+        ]
+        return [
+            *lines,
+            "device topology        :",
+            "device           node",
+            "No device topology data available",
+        ]
+
+    def _numa_lines(self) -> list[str]:
+        info = self.api.numainfo()
+        lines = ["numa_info              :", "node:    memsize    memfree    distances"]
+        for i, node in enumerate(info.nodes):
+            if node.size is None or node.free is None:
+                continue
+            dists = info.distances[i]
+            lines.append(
+                f"{i:4d}:    {node.size >> 20:6d}     {node.free >> 20:6d}      {dists[0]}"
+                + "".join(f",{d}" for d in dists[1:])
+            )
+        return lines
+
+    def _xen_lines(self) -> list[str]:
+        def text(cmd: int) -> str:
+            value = misc.xc_version(self.xch, cmd)
+            assert isinstance(value, bytes)
+            return value.decode()
+
+        ver = misc.xc_version(self.xch, version.XENVER_version)
+        assert isinstance(ver, int)
+        extra = text(version.XENVER_extraversion)
+        compile_info = misc.xc_version(self.xch, version.XENVER_compile_info)
+        params = misc.xc_version(self.xch, version.XENVER_platform_parameters)
+        field = {k: bytes(v).split(b"\0", 1)[0].decode() for k, v in compile_info.items()}  # type: ignore[union-attr]
+        sched = SCHEDULERS.get(misc.xc_sched_id(self.xch), "unknown")
+        return [
+            f"xen_major              : {ver >> 16}",
+            f"xen_minor              : {ver & 0xFFFF}",
+            f"xen_extra              : {extra}",
+            f"xen_version            : {ver >> 16}.{ver & 0xFFFF}{extra}",
+            f"xen_caps               : {text(version.XENVER_capabilities)}",
+            f"xen_scheduler          : {sched}",
+            f"xen_pagesize           : {misc.xc_version(self.xch, version.XENVER_pagesize)}",
+            f"platform_params        : virt_start={params.virt_start:#x}",  # type: ignore[union-attr]
+            f"xen_changeset          : {text(version.XENVER_changeset)}",
+            f"xen_commandline        : {text(version.XENVER_commandline)}",
+            f"cc_compiler            : {field['compiler']}",
+            f"cc_compile_by          : {field['compile_by']}",
+            f"cc_compile_domain      : {field['compile_domain']}",
+            f"cc_compile_date        : {field['compile_date']}",
+            "build_id               : ",
+        ]
+
+    # -- xl list / claims ----------------------------------------------------------------------
+
+    def list_lines(
+        self, domain: str | None = None, *, claims: bool = False, numa: bool = False
+    ) -> list[str]:
+        """``xl list`` (``-n`` adds node affinity) and ``xl claims`` (adds Claimed)."""
+        header = "Name                                        ID   Mem VCPUs\tState\tTime(s)"
+        header += "  Claimed" if claims else ""
+        header += " NODE Affinity" if numa else ""
+        if domain is None:
+            infos = self.domain_infos()
+        else:
+            domid = self.find_domain(domain)
+            try:
+                infos = [xcd.xc_domain_getinfo_single(self.xch, domid)]
+            except XenError:
+                raise ToolstackError(f"Error: Domain '{domain}' does not exist.") from None
+        nr_nodes = misc.xc_physinfo(self.xch).nr_nodes
+        lines = [header]
+        for info in infos:
+            f = info.flags
+            shutdown = bool(f & domctl.XEN_DOMINF_shutdown)
+            reason = (f >> domctl.XEN_DOMINF_shutdownshift) & domctl.XEN_DOMINF_shutdownmask
+            reason = reason if shutdown else 0
+            letters = (
+                ("r" if f & domctl.XEN_DOMINF_running else "-")
+                + ("b" if f & domctl.XEN_DOMINF_blocked else "-")
+                + ("p" if f & domctl.XEN_DOMINF_paused else "-")
+                + ("s" if shutdown else "-")
+                + (SHUTDOWN_REASON_LETTERS[reason] if reason < 6 else "?")
+                + ("d" if f & domctl.XEN_DOMINF_dying else "-")
+            )
+            mem = (info.tot_pages * 4 + info.outstanding_pages * 4) // 1024
+            line = (
+                f"{self.name(info.domain):<40s} {info.domain:5d} {mem:5d} "
+                f"{info.nr_online_vcpus:5d}     {letters}  {info.cpu_time / 1e9:8.1f}"
+            )
+            if claims:
+                line += f" {info.outstanding_pages * 4 // 1024:5d}"
+            if numa:
+                nodemap = xcd.xc_domain_node_getaffinity(self.xch, info.domain)
+                line += " " + print_bitmap(int.from_bytes(nodemap, "little"), nr_nodes)
+            lines.append(line)
+        return lines
+
+    def claims_by_node(self) -> list[tuple[int, dict[int, int]]]:
+        """Every domain's claim set (HOST first), read with XEN_DOMCTL_claim_memory GET."""
+        return [(i.domain, self.api.domain_get_claims(i.domain)) for i in self.domain_infos()]
+
+    def claims_node_lines(self) -> list[str]:
+        """``xlemu claims --nodes``: each domain's claim, host-wide and per node, in MiB."""
+        nodes = [i for i, n in enumerate(self.api.numainfo().nodes) if n.size is not None]
+        header = f"{'Name':<40s} {'ID':>5s} {'Host':>7s}" + "".join(
+            f" {'Node' + str(n):>7s}" for n in nodes
+        )
+        lines = [header]
+        for domid, claim_set in self.claims_by_node():
+            line = f"{self.name(domid):<40s} {domid:5d} {claim_set.get(HOST, 0) >> 8:7d}"
+            line += "".join(f" {claim_set.get(n, 0) >> 8:7d}" for n in nodes)
+            lines.append(line)
+        return lines
+
+    # -- simple domain commands ----------------------------------------------------------------
+
+    def _xc(self, action: Callable[[], object], message: str) -> None:
+        try:
+            action()
+        except XenError as e:
+            raise ToolstackError(f"{message}: {_errno_text(e.errno)}") from None
+
+    def destroy(self, domain: str, force: bool = False) -> None:
+        domid = self.find_domain(domain)
+        if domid == 0 and not force:
+            raise ToolstackError(
+                "Not destroying domain 0; use -f to force.\nThis can only be done when using a "
+                "disaggregated hardware domain and toolstack.\n"
+            )
+        try:
+            xcd.xc_domain_destroy(self.xch, domid)
+        except XenError:
+            raise ToolstackError(f"destroy failed (rc={ERROR_DOMAIN_NOTFOUND})") from None
+        self.records.domains.pop(domid, None)
+
+    def pause(self, domain: str, unpause: bool = False) -> None:
+        domid = self.find_domain(domain)
+        call = xcd.xc_domain_unpause if unpause else xcd.xc_domain_pause
+        self._xc(
+            lambda: call(self.xch, domid),
+            f"Failed to {'un' if unpause else ''}pause domain {domid}",
+        )
+
+    def mem_max(self, domain: str, size: str) -> None:
+        """Xen's max = value + 1 MiB; refused below the target (libxl_domain_setmaxmem)."""
+        domid = self.find_domain(domain)
+        kb = parse_memory_kb(size)
+        record = self.records.domains.get(domid)
+        if record is not None and kb < record.memory_kb:
+            raise ToolstackError(
+                f"cannot set domid {domid} static max memory to : memory_static_max must be "
+                "greater than or or equal to memory_dynamic_max"
+            )
+        self._xc(
+            lambda: xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB),
+            f"cannot set domid {domid} static max memory to ",
+        )
+        if record is not None:
+            record.maxmem_kb = kb
+
+    def mem_set(self, domain: str, size: str) -> None:
+        """A new target within static max; Xen's max follows (libxl_set_memory_target)."""
+        domid = self.find_domain(domain)
+        kb = parse_memory_kb(size)
+        record = self.records.domains.get(domid)
+        video = record.video_kb if record else 0
+        if record is not None and kb > record.maxmem_kb:
+            raise ToolstackError(
+                f"cannot set domid {domid} dynamic max memory to : memory_dynamic_max must be "
+                "less than or equal to memory_static_max"
+            )
+        self._xc(
+            lambda: xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB),
+            f"cannot set domid {domid} dynamic max memory to ",
+        )
+        if record is not None:
+            record.memory_kb = kb
+        del video
+
+    def dmesg(self, clear: bool = False) -> str:
+        text, _ = misc.xc_readconsolering(self.xch, 1 << 20, clear=int(clear))
+        return text.decode(errors="replace")
+
+    def debug_keys(self, keys: str) -> None:
+        self._xc(lambda: misc.xc_send_debug_keys(self.xch, keys), "cannot send debug keys")
+
+    # -- claim sets ------------------------------------------------------------------------------
+
+    def claim_set(self, domain: str, entries: Iterable[str], clear: bool = False) -> dict[int, int]:
+        """Install a claim set from ``nodeN=SIZE`` / ``host=SIZE`` words; returns it read back."""
+        domid = self.find_domain(domain)
+        claims: dict[int, int] = {}
+        for word in entries:
+            key, _, size = word.partition("=")
+            if not size:
+                raise ToolstackError(f"expected TARGET=SIZE (node0=2G, host=512M), got {word!r}")
+            if key == "host":
+                target = HOST
+            elif key.startswith("node") and key[4:].isdigit():
+                target = int(key[4:])
+            else:
+                raise ToolstackError(f"expected a target node<N> or host, got {key!r}")
+            claims[target] = parse_memory_kb(size) >> 2
+        if clear:
+            claims = {}
+        elif not claims:
+            raise ToolstackError("expected at least one TARGET=SIZE, or --clear")
+        try:
+            self.api.domain_claim_memory(domid, claims)
+        except XenError as e:
+            name = errorcode.get(e.errno, str(e.errno))
+            raise ToolstackError(
+                f"cannot set the claim set of domain {domid}: {name} ({_errno_text(e.errno)})"
+            ) from None
+        return self.api.domain_get_claims(domid)
+
+    # -- the picture ----------------------------------------------------------------------------
+
+    def memory_picture(self) -> MemoryPicture:
+        """Per-node bars: pages per domain (Xen's 'u' dump), node claims, free memory."""
+        info = self.api.numainfo()
+        placement = pages_by_node(self.xch)
+        claim_sets = self.claims_by_node()
+        nodes = []
+        for n, node in enumerate(info.nodes):
+            if node.size is None or node.free is None:
+                continue
+            nodes.append(
+                NodeUsage(
+                    node=n,
+                    size=node.size >> 12,
+                    free=node.free >> 12,
+                    domains={d: pages.get(n, 0) for d, pages in placement.items()},
+                    claimed=sum(c.get(n, 0) for _, c in claim_sets),
+                )
+            )
+        names = {d: self.name(d) for d in placement}
+        host_claims = sum(c.get(HOST, 0) for _, c in claim_sets)
+        return MemoryPicture(nodes, names, host_claims)
+
+    # -- placement ------------------------------------------------------------------------------
+
+    def place(self, memkb: int, vcpus: int) -> list[int] | None:
+        """libxl's automatic placement: the fewest nodes whose unclaimed free memory and CPUs
+        cover the guest, preferring nodes with fewer vCPUs, then more free memory."""
+        info = self.api.numainfo()
+        online = [n for n, node in enumerate(info.nodes) if node.free is not None]
+        if len(online) <= 1:
+            return None
+        claimed = {n: 0 for n in online}
+        for _, claim_set in self.claims_by_node():
+            for target, pages in claim_set.items():
+                if target in claimed:
+                    claimed[target] += pages
+        free_kb = {n: ((info.nodes[n].free or 0) >> 10) - claimed[n] * 4 for n in online}
+        cpus = {n: 0 for n in online}
+        for _, _, node in misc.xc_cputopoinfo(self.xch):
+            if node in cpus:
+                cpus[node] += 1
+        per_node = max(max(cpus.values()), 1)
+        vcpus_on = self._vcpus_on_nodes(online)
+        for size in range(max(1, math.ceil(vcpus / per_node)), len(online) + 1):
+            fits = [
+                c
+                for c in itertools.combinations(online, size)
+                if sum(free_kb[n] for n in c) >= memkb and sum(cpus[n] for n in c) >= vcpus
+            ]
+            if fits:
+                best = min(
+                    fits, key=lambda c: (sum(vcpus_on[n] for n in c), -sum(free_kb[n] for n in c))
+                )
+                return list(best)
+        return None
+
+    def _vcpus_on_nodes(self, nodes: list[int]) -> dict[int, int]:
+        counts = {n: 0 for n in nodes}
+        for info in self.domain_infos():
+            mask = int.from_bytes(xcd.xc_domain_node_getaffinity(self.xch, info.domain), "little")
+            for n in nodes:
+                if mask >> n & 1:
+                    counts[n] += info.nr_online_vcpus
+        return counts
+
+
+def need_memory_kb(memory_kb: int, maxmem_kb: int, vcpus: int, hvm: bool) -> int:
+    """libxl__domain_need_memory_calculate: target, shadow pool and slack, in 2 MiB steps."""
+    shadow = 4 * (256 * vcpus + 2 * (maxmem_kb >> 10)) if hvm else 0
+    need = memory_kb + shadow + (2048 if hvm else 1024)
+    return -(-need // 2048) * 2048
