@@ -333,12 +333,28 @@ def _getnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     xen = d.node_affinity.to_bytes(NODEMAP_BYTES, "little")
     guest_bytes = _bitmap_bytes(nodemap.nr_bits)
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
-    out = bytearray(guest_bytes)
+    base, ok = nodemap.bitmap, True
+    if copy_bytes > 1:
+        ok = _put(hv, base, xen[: copy_bytes - 1])
     if copy_bytes:
-        out[: copy_bytes - 1] = xen[: copy_bytes - 1]
-        out[copy_bytes - 1] = xen[-1]
-    hv.arena.copy_to_guest(nodemap.bitmap, bytes(out))
+        ok = _put(hv, base + copy_bytes - 1, xen[-1:]) and ok
+    offset = copy_bytes
+    while ok and offset < guest_bytes:  # Xen zeroes the rest byte by byte, up to a fault
+        size = min(guest_bytes - offset, 1 << 16)
+        room = hv.arena.readable(base + offset)
+        ok = _put(hv, base + offset, bytes(min(size, room))) and room >= size
+        offset += size
+    if not ok:
+        raise XenError(EFAULT, "node affinity bitmap not writable")
     return 0
+
+
+def _put(hv: Hypervisor, addr: int, data: bytes) -> bool:
+    try:
+        hv.arena.copy_to_guest(addr, data)
+    except GuestFault:
+        return False
+    return True
 
 
 # -- claim sets (v7) ----------------------------------------------------------------------

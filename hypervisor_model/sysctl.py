@@ -6,6 +6,7 @@ the command under the sysctl lock; the struct is copied back only on success.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -170,7 +171,7 @@ def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
     if count * 4 > MAX_OFFLINE_STATUS_BYTES:
         raise XenError(ENOMEM, "status array too large")
     action = offline.ACTIONS.get(req.cmd)
-    status = [abi.PG_OFFLINE_INVALID * 0x01010101] * count
+    status = array("I", [abi.PG_OFFLINE_INVALID * 0x01010101]) * count  # memset to 1s
     rc = 0
     for i in range(count):
         if action is None:
@@ -179,8 +180,7 @@ def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
         rc, status[i] = action(hv, req.start + i, status[i])
         if rc:
             break
-    raw = b"".join(s.to_bytes(4, "little") for s in status)
-    hv.arena.copy_to_guest(req.status, raw)
+    hv.arena.copy_to_guest(req.status, status.tobytes())
     if rc:
         raise XenError(-rc)
     return None

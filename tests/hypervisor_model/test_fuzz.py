@@ -1,0 +1,461 @@
+"""Random bytes at every hypercall entry: the model answers with a number, never an exception.
+
+domctl, sysctl and memory_op get random command words, interface versions, domids and
+payloads whose guest handles point into live hypercall buffers full of random bytes or at
+garbage addresses (DESIGN.md: a bad handle is EFAULT, never a crash). After each call the
+invariants hold; a negative result is a known errno; populate/increase/decrease never return
+one (fact sheet §6.1); and a claim request that fails leaves every claim as it was (v7 notes
+§2: domain_set_claim_entries is atomic; §1: the handler fails before touching anything).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import tracemalloc
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hypervisor_model
+from hypervisor_model.guest_memory import ARENA_BASE, USER_LIMIT
+from hypervisor_model.public import domctl, errno, memory, sysctl
+from hypervisor_model.public.domctl import (
+    XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST,
+)
+from hypervisor_model.public.domctl import (
+    XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY,
+)
+from hypervisor_model.public.xen import (
+    DOMID_ANY,
+    DOMID_SELF,
+    HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_sysctl,
+)
+
+RANGES = [[(0, 320)], [(320, 640)], [(640, 768), (1024, 1216)]]  # as test_properties
+ERRNOS = {v for k, v in vars(errno).items() if re.fullmatch(r"E[A-Z0-9]+", k)}
+U32, U64 = 2**32 - 1, 2**64 - 1
+
+
+def commands(module: Any, prefix: str) -> list[int]:
+    """Every command number a public ABI module names (lower-case names are commands)."""
+    return sorted({v for k, v in vars(module).items() if re.match(prefix + "[a-z]", k)})
+
+
+DOMCTLS = commands(domctl, "XEN_DOMCTL_")
+SYSCTLS = commands(sysctl, "XEN_SYSCTL_")
+MEMOPS = commands(memory, "XENMEM_")
+RESERVATION_OPS = {
+    memory.XENMEM_increase_reservation,
+    memory.XENMEM_decrease_reservation,
+    memory.XENMEM_populate_physmap,
+}
+
+fuzz_settings = settings(
+    max_examples=50,  # each example boots a host and makes up to three calls
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def mostly(usual: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> Any:
+    """A draw from ``usual`` three times in four, else from ``other``: random input that
+    still gets past the first checks often enough to reach the deeper ones."""
+    return st.integers(0, 3).flatmap(lambda i: other if i == 3 else usual)
+
+
+# -- addresses ------------------------------------------------------------------------------
+
+FREED = -1  # stands for the address of a buffer already freed
+garbage_st = st.one_of(
+    st.sampled_from([0, 1, 0xFFF, ARENA_BASE - 8, FREED, USER_LIMIT - 8, USER_LIMIT, U64]),
+    st.integers(0, U64),
+)
+# A handle: into a live buffer of random bytes (at some offset, maybe its very end), or not.
+handle_st = st.one_of(
+    st.tuples(st.just("live"), st.binary(max_size=300), st.integers(0, 320)),
+    st.tuples(st.just("garbage"), garbage_st),
+)
+u32_st = st.one_of(st.sampled_from([0, 1, 2, 3, 64, 65, 66, 2**31, U32]), st.integers(0, U32))
+u64_st = st.one_of(
+    st.sampled_from([0, 1, 2, 100, 959, 960, 2**31, U32, 2**32, U64]), st.integers(0, U64)
+)
+
+
+class Host:
+    """A small 3-node host with two domUs holding memory (the HVM one also claims), plus
+    the means to place bytes in its hypercall arena."""
+
+    def __init__(self, client: type) -> None:
+        self.hv = hypervisor_model.boot(ranges=RANGES)
+        self.dom0 = client(self.hv)
+        self.hvm = self.dom0.create(hvm=True, max_mib=1)  # 256 pages
+        assert self.dom0.claim_set(self.hvm, [(HOST, 30), (0, 50)]) == 0
+        assert self.dom0.populate(self.hvm, range(16)) == 16
+        self.pv = self.dom0.create(hvm=False, max_mib=1)
+        assert self.dom0.claim_pages(self.pv, 120) == 0
+        assert self.dom0.populate(self.pv, range(8), 1) == 8
+        assert self.dom0.claim_pages(self.pv, 0) == 0  # claimless: legacy claims can succeed
+        self.domids = [0, self.hvm, self.pv]
+        freed = self.hv.arena.alloc(64)
+        freed.free()
+        self.freed = freed.addr
+
+    def place(self, data: bytes) -> int:
+        buf = self.hv.arena.alloc(len(data))
+        buf.mem[: len(data)] = data
+        return buf.addr
+
+    def handle(self, spec: tuple[Any, ...]) -> int:
+        if spec[0] == "live":
+            _, data, offset = spec
+            return self.place(data) + min(offset, len(data))
+        return self.freed if spec[1] == FREED else spec[1]
+
+    def domid(self, choice: int) -> int:
+        """A domain of this host, or any 16-bit value."""
+        return self.domids[choice] if choice < len(self.domids) else choice & 0xFFFF
+
+    def caller(self, choice: int) -> int:
+        """Mostly dom0 (the toolstack); sometimes a domU, or a domain that does not exist."""
+        return [0, 0, 0, self.hvm, self.pv, 77][choice]
+
+    def claims(self) -> list[Any]:
+        state = [self.dom0.claim_get(domid, 65) for domid in self.domids]
+        return [*state, self.dom0.physinfo().outstanding_pages]
+
+    def call(self, op: int, *words: int, caller: int = 0) -> int:
+        rc = self.hv.hypercall(op, *words, caller=caller)
+        assert type(rc) is int
+        assert rc >= 0 or -rc in ERRNOS, rc
+        self.hv.check_invariants()
+        return rc
+
+
+def with_handles(union: bytes, patches: list[tuple[int, int]]) -> bytes:
+    """128 union bytes with guest handles written at the given offsets."""
+    raw = bytearray(union.ljust(128, b"\0")[:128])
+    for offset, handle in patches:
+        raw[offset : offset + 8] = handle.to_bytes(8, "little")
+    return bytes(raw)
+
+
+def place_call(host: Host, raw: bytes, arg_kind: str, garbage: int) -> int:
+    """The address of the struct: a live copy, a truncated copy, or garbage."""
+    if arg_kind == "live":
+        return host.place(raw)
+    if arg_kind == "short":
+        return host.place(raw[: len(raw) // 2])
+    return host.freed if garbage == FREED else garbage
+
+
+arg_kind_st = st.sampled_from(["live", "live", "live", "short", "garbage"])
+patches_st = st.lists(st.tuples(st.sampled_from([0, 8, 16]), handle_st), max_size=3)
+caller_st = mostly(st.just(0), st.integers(0, 5))
+domain_st = mostly(st.integers(0, 2), st.integers(0, 2**16 + 2))
+
+# -- domctl ---------------------------------------------------------------------------------
+
+domctl_st = st.fixed_dictionaries(
+    {
+        "cmd": mostly(st.sampled_from(DOMCTLS), u32_st),
+        "version": mostly(
+            st.just(domctl.XEN_DOMCTL_INTERFACE_VERSION),
+            st.one_of(st.sampled_from([0, 0x17, 0x19]), u32_st),
+        ),
+        "domain": st.one_of(
+            st.integers(0, 2), st.sampled_from([DOMID_SELF, DOMID_ANY]), st.integers(0, 0xFFFF)
+        ),
+        "pad": mostly(st.just(bytes(6)), st.binary(min_size=6, max_size=6)),
+        "union": st.binary(max_size=128),
+        "patches": patches_st,
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+
+
+def domctl_bytes(host: Host, c: dict[str, Any]) -> bytes:
+    union = with_handles(c["union"], [(o, host.handle(h)) for o, h in c["patches"]])
+    if c["cmd"] == domctl.XEN_DOMCTL_getnodeaffinity:
+        # keep nr_bits small: see test_getnodeaffinity_does_not_allocate_the_guest_bitmap
+        nr_bits = int.from_bytes(union[8:12], "little") % (1 << 16)
+        union = union[:8] + nr_bits.to_bytes(4, "little") + union[12:]
+    domain = c["domain"] if c["domain"] > 2 else host.domids[c["domain"]]
+    return struct.pack(
+        "<IIH6s128s", c["cmd"], c["version"], domain, c["pad"], union
+    )  # xen_domctl: 16-byte header + 128-byte union
+
+
+@fuzz_settings
+@given(calls=st.lists(domctl_st, min_size=1, max_size=3))
+def test_domctl_random_bytes_get_a_number(guest_class: type, calls: list[dict[str, Any]]) -> None:
+    host = Host(guest_class)
+    for c in calls:
+        arg = place_call(host, domctl_bytes(host, c), c["arg"], c["garbage"])
+        host.call(HYPERVISOR_domctl, arg, caller=host.caller(c["caller"]))
+
+
+# -- claim sets (domctl) and legacy claims (memory_op) ----------------------------------------
+
+claim_entry_st = st.tuples(
+    st.one_of(st.integers(0, 400), u64_st),
+    st.one_of(st.sampled_from([HOST, LEGACY, 0, 1, 2, 3, 63, 64]), u32_st),
+    mostly(st.just(0), u32_st),
+)
+claim_call_st = st.fixed_dictionaries(
+    {
+        "entries": st.one_of(
+            st.lists(claim_entry_st, max_size=4).map(
+                lambda es: b"".join(struct.pack("<QII", *e) for e in es)
+            ),
+            st.binary(max_size=80),
+        ),
+        "nr_entries": st.one_of(st.none(), u32_st),  # None: the number of whole entries
+        "mode": mostly(st.sampled_from([0, 0, 1]), u32_st),
+        "handle": mostly(st.none(), st.tuples(st.just("garbage"), garbage_st)),
+        "version": mostly(st.just(domctl.XEN_DOMCTL_INTERFACE_VERSION), u32_st),
+        "domain": domain_st,
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(claim_call_st, min_size=1, max_size=3))
+def test_failed_claim_set_changes_no_claim(guest_class: type, calls: list[dict[str, Any]]) -> None:
+    """XEN_DOMCTL_claim_memory with random entries, counts, modes and handles: a negative
+    result leaves every domain's claim set and the host total as they were."""
+    host = Host(guest_class)
+    for c in calls:
+        entries = c["entries"]
+        handle = host.place(entries) if c["handle"] is None else host.handle(c["handle"])
+        nr = len(entries) // 16 if c["nr_entries"] is None else c["nr_entries"]
+        union = struct.pack("<QII", handle, nr, c["mode"])  # xen_domctl_claim_memory
+        raw = struct.pack(
+            "<IIH6s128s",
+            domctl.XEN_DOMCTL_claim_memory,
+            c["version"],
+            host.domid(c["domain"]),
+            bytes(6),
+            union,
+        )
+        before = host.claims()
+        rc = host.call(HYPERVISOR_domctl, host.place(raw), caller=host.caller(c["caller"]))
+        if rc < 0:
+            assert host.claims() == before
+
+
+legacy_call_st = st.fixed_dictionaries(
+    {
+        "reservation": st.one_of(
+            st.tuples(
+                mostly(st.just(0), garbage_st),
+                st.one_of(st.integers(0, 1000), u64_st),
+                mostly(st.just(0), u32_st),
+                mostly(st.just(0), u32_st),
+                domain_st,
+            ),
+            st.binary(min_size=32, max_size=32),
+        ),
+        "start_extent": mostly(st.just(0), st.integers(0, 2**58 - 1)),
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(legacy_call_st, min_size=1, max_size=3))
+def test_failed_legacy_claim_changes_no_claim(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    """XENMEM_claim_pages with random reservations: a negative result changes no claim."""
+    host = Host(guest_class)
+    for c in calls:
+        r = c["reservation"]
+        if isinstance(r, tuple):
+            start, nr, order, flags, domain = r
+            start = host.freed if start == FREED else start
+            r = struct.pack("<QQIIH6x", start, nr, order, flags, host.domid(domain))
+        cmd = memory.XENMEM_claim_pages | c["start_extent"] << memory.MEMOP_EXTENT_SHIFT
+        before = host.claims()
+        arg = place_call(host, r, c["arg"], c["garbage"])
+        rc = host.call(HYPERVISOR_memory_op, cmd, arg, caller=host.caller(c["caller"]))
+        if rc < 0:
+            assert host.claims() == before
+
+
+# -- memory_op ------------------------------------------------------------------------------
+
+memop_st = st.fixed_dictionaries(
+    {
+        "op": mostly(st.sampled_from(MEMOPS), st.integers(0, 63)),
+        "start_extent": mostly(st.just(0), st.one_of(st.integers(0, 40), st.integers(0, 2**58))),
+        "reservation": st.one_of(
+            st.tuples(
+                st.one_of(st.none(), handle_st),
+                st.one_of(st.integers(0, 40), u64_st),
+                st.one_of(st.integers(0, 20), u32_st),
+                st.one_of(
+                    st.builds(
+                        lambda node, exact, bits: (
+                            memory.XENMEMF_node(node) * (node < 255)
+                            | memory.XENMEMF_exact_node_request * exact
+                            | bits
+                        ),
+                        st.integers(0, 255),
+                        st.booleans(),
+                        st.sampled_from([0, 0, 12, 13, 20, 32]),
+                    ),
+                    u32_st,
+                ),
+                domain_st,
+            ),
+            st.binary(min_size=32, max_size=32),
+        ),
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(memop_st, min_size=1, max_size=3))
+def test_memory_op_random_bytes_get_a_number(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    """Random memory_op words and reservations; the reservation ops only ever return a
+    count of extents, never an errno (memory.c; fact sheet §6.1)."""
+    host = Host(guest_class)
+    for c in calls:
+        r = c["reservation"]
+        if isinstance(r, tuple):
+            handle, nr, order, flags, domain = r
+            extent_start = 0 if handle is None else host.handle(handle)
+            r = struct.pack("<QQIIH6x", extent_start, nr, order, flags, host.domid(domain))
+        cmd = c["op"] | c["start_extent"] << memory.MEMOP_EXTENT_SHIFT
+        arg = place_call(host, r, c["arg"], c["garbage"])
+        caller = host.caller(c["caller"])
+        rc = host.call(HYPERVISOR_memory_op, cmd, arg, caller=caller)
+        if c["op"] in RESERVATION_OPS and caller in host.domids:
+            assert rc >= 0
+
+
+# -- sysctl ---------------------------------------------------------------------------------
+
+sysctl_st = st.fixed_dictionaries(
+    {
+        "cmd": mostly(st.sampled_from(SYSCTLS), u32_st),
+        "version": mostly(
+            st.just(sysctl.XEN_SYSCTL_INTERFACE_VERSION),
+            st.one_of(st.sampled_from([0, 0x15, 0x17]), u32_st),
+        ),
+        "union": st.binary(max_size=128),
+        "patches": patches_st,
+        "offline_range": st.tuples(st.integers(0, 1300), st.integers(0, 40)),
+        "offline_cmd": mostly(st.integers(1, 3), u32_st),
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(sysctl_st, min_size=1, max_size=3))
+def test_sysctl_random_bytes_get_a_number(guest_class: type, calls: list[dict[str, Any]]) -> None:
+    host = Host(guest_class)
+    for c in calls:
+        union = with_handles(c["union"], [(o, host.handle(h)) for o, h in c["patches"]])
+        if c["cmd"] == sysctl.XEN_SYSCTL_page_offline_op:
+            # A small range, or an end before the start; status handle from the patches.
+            start, span = c["offline_range"]
+            end = (start + span) if span < 35 else max(start - 1, 0)
+            union = struct.pack("<III", c["offline_cmd"], start, end) + union[12:]
+        raw = struct.pack("<II128s", c["cmd"], c["version"], union)  # xen_sysctl: 8 + 128
+        arg = place_call(host, raw, c["arg"], c["garbage"])
+        host.call(HYPERVISOR_sysctl, arg, caller=host.caller(c["caller"]))
+
+
+HUGE = 1 << 24  # more status words than fit in 64 MiB
+
+
+@fuzz_settings
+@given(start=st.integers(0, U32 - HUGE), extra=st.integers(0, U32), cmd=st.integers(1, 3))
+def test_page_offline_refuses_huge_ranges_quickly(
+    guest_class: type, start: int, extra: int, cmd: int
+) -> None:
+    """A status array above the model's 64 MiB xmalloc limit is ENOMEM before any work:
+    end - start + 1 > 2^24 words of 4 bytes (sysctl.c, page_offline_op)."""
+    host = Host(guest_class)
+    end = start + HUGE + extra % (U32 - start - HUGE + 1)
+    union = struct.pack("<IIIIQ", cmd, start, end, 0, host.place(bytes(64)))
+    rc = host.call(HYPERVISOR_sysctl, host.place(struct.pack("<II128s", 14, 0x16, union)))
+    assert rc == -errno.ENOMEM
+
+
+# -- the hypercall entry itself -------------------------------------------------------------
+
+
+@fuzz_settings
+@given(
+    op=st.one_of(
+        st.sampled_from([HYPERVISOR_memory_op, HYPERVISOR_sysctl, HYPERVISOR_domctl]),
+        st.integers(-(2**70), 2**70),
+    ),
+    words=st.lists(st.integers(-(2**65), 2**66), max_size=6),
+    caller=st.one_of(st.integers(0, 2), st.integers(-5, 2**17)),
+)
+def test_random_hypercall_words_get_a_number(
+    guest_class: type, op: int, words: list[int], caller: int
+) -> None:
+    host = Host(guest_class)
+    host.call(op, *words, caller=caller)
+
+
+def test_getnodeaffinity_does_not_allocate_the_guest_bitmap(guest_class: type) -> None:
+    """nr_bits is the caller's claim about its buffer; a 2^27-bit map over an 8-byte
+    buffer must not make the hypervisor allocate 16 MiB (the copy faults: EFAULT)."""
+    host = Host(guest_class)
+    nodemap = struct.pack("<QI4x", host.place(bytes(8)), 1 << 27)  # xenctl_bitmap
+    raw = struct.pack(
+        "<IIH6s128s", domctl.XEN_DOMCTL_getnodeaffinity, 0x18, host.hvm, bytes(6), nodemap
+    )
+    arg = host.place(raw)
+    tracemalloc.start()
+    try:
+        rc = host.call(HYPERVISOR_domctl, arg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rc == -errno.EFAULT
+    assert peak < 1 << 20, f"peak {peak >> 20} MiB for an 8-byte guest buffer"
+
+
+def test_page_offline_status_array_costs_what_xen_allocates(guest_class: type) -> None:
+    """A 2^18-page range starting beyond max_page: Xen allocates 1 MiB of status words,
+    fails the first MFN (EINVAL) and copies the array out (here the buffer is short:
+    EFAULT). The model may use a few times that, not tens of MiB."""
+    host = Host(guest_class)
+    start = 1 << 20  # above this host's max_page (1216)
+    union = struct.pack(
+        "<IIIIQ", sysctl.sysctl_page_offline, start, start + (1 << 18) - 1, 0, host.place(bytes(64))
+    )
+    arg = host.place(struct.pack("<II128s", sysctl.XEN_SYSCTL_page_offline_op, 0x16, union))
+    tracemalloc.start()
+    try:
+        rc = host.call(HYPERVISOR_sysctl, arg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rc == -errno.EFAULT
+    assert peak < 4 << 20, f"peak {peak >> 20} MiB for a 1 MiB status array"

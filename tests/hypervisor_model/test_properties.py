@@ -1,0 +1,339 @@
+"""Random builder sessions on a small 3-node host: every step keeps the accounting whole.
+
+A hypothesis state machine creates HVM and PV domains, sets max_mem, claims (legacy
+XENMEM_claim_pages and v7 claim sets), populates, increases, decreases, offlines and onlines
+pages and destroys domains, on nodes of a few hundred pages so that claims and exhaustion
+really bite. After every step: the model's invariants, physinfo.outstanding_pages equal to
+the domains' outstanding_pages (v7 notes §9), and every RAM frame accounted for as free,
+owned, offlined or MFN 0 (fact sheet §3). Each step also checks its own result against the
+rules it follows (v7 notes §2 and §8, fact sheet §2.5 and §6.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import hypervisor_model
+from hypervisor_model.public import memory, sysctl
+from hypervisor_model.public.domctl import (
+    XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST,
+)
+from hypervisor_model.public.domctl import (
+    XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY,
+)
+from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, ESRCH
+
+# Node 0 starts at MFN 0 (which the allocator never gets); node 2 has a hole at 768..1023.
+RANGES = [[(0, 320)], [(320, 640)], [(640, 768), (1024, 1216)]]
+TOTAL_PAGES = 320 + 320 + 128 + 192  # 960 RAM frames
+MAX_PAGE = 1216  # highest RAM MFN + 1
+UINT_MAX = 0xFFFFFFFF
+MAX_LIVE = 4  # domUs alive at once
+
+small_pages_st = st.one_of(st.integers(0, 64), st.integers(0, 400))
+pages_st = st.one_of(
+    small_pages_st,
+    st.integers(0, 1100),
+    st.sampled_from([2**31, UINT_MAX, 2**32, 2**64 - 1]),
+)
+# Mostly HOST and online nodes; sometimes LEGACY or a target that is no online node.
+target_st = st.sampled_from([HOST, 0, 1, 2] * 3 + [LEGACY, 3, 63, 0xFFFFFFFF])
+entry_st = st.tuples(target_st, st.one_of(small_pages_st, small_pages_st, pages_st))
+entries_st = st.one_of(
+    st.lists(entry_st, min_size=1, max_size=3, unique_by=lambda e: e[0]),
+    st.lists(entry_st, min_size=1, max_size=3),
+)
+max_memkb_st = st.one_of(
+    st.sampled_from([256, 512, 800, 1200]).map(lambda pages: pages * 4),
+    st.integers(0, 1200).map(lambda pages: pages * 4),
+    pages_st,
+)
+rarely_st = st.integers(0, 9).map(lambda x: x == 0)
+node_flags_st = st.sampled_from([None, 0, 1, 2, 5])
+
+
+def is_ram(mfn: int) -> bool:
+    return any(s <= mfn < e for node in RANGES for s, e in node)
+
+
+def expected_claim_set(entries: list[tuple[int, int]], tot_pages: int) -> list[tuple[int, int]]:
+    """GET after a successful SET (v7 notes §2-§3): the host entry first, then non-zero
+    node claims by node; a legacy request is a target total, so tot_pages comes off."""
+    host = next((p for t, p in entries if t in (HOST, LEGACY)), 0)
+    if any(t == LEGACY for t, _ in entries) and host:
+        host -= tot_pages
+    nodes = sorted((t, p) for t, p in entries if t not in (HOST, LEGACY) and p)
+    if not host and not nodes:
+        return [(HOST, 0)]  # an all-zero set releases everything
+    return [(HOST, host), *nodes]
+
+
+class BuilderSessions(RuleBasedStateMachine):
+    """One host per example; ``client`` is the raw hypercall client (tests' conftest)."""
+
+    client: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hv = hypervisor_model.boot(ranges=RANGES)
+        self.dom0 = self.client(self.hv)
+        self.live: list[int] = []
+        self.dead: list[int] = []
+        self.hvm: dict[int, bool] = {0: False}  # dom0 is PV
+        self.mfns: dict[int, list[int]] = {}  # MFNs handed to PV domains
+        self.offline_tried: set[int] = set()  # RAM frames ever offlined
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def pick(self, i: int) -> int:
+        """Mostly a live domU; otherwise dom0 or a destroyed one."""
+        if self.live and i < 7:
+            return self.live[i % len(self.live)]
+        others = [0, *self.dead]
+        return others[i % len(others)]
+
+    def tot(self, domid: int) -> int:
+        return int(self.dom0.info(domid).tot_pages)
+
+    def claims(self) -> dict[int, list[tuple[int, int]]]:
+        """Every live domain's claim set (GET) plus the host total."""
+        state: dict[int, Any] = {}
+        for domid in [0, *self.live]:
+            rc, _, entries = self.dom0.claim_get(domid, 65)
+            assert rc == 0, rc
+            state[domid] = entries
+        state[-1] = [(0, int(self.dom0.physinfo().outstanding_pages))]
+        return state
+
+    def check_claim_result(
+        self, rc: int, domid: int, entries: list[tuple[int, int]], tot: int, before: Any
+    ) -> None:
+        if rc:
+            assert self.claims() == before, "a failed claim changed the claim state"
+        else:
+            _, _, got = self.dom0.claim_get(domid, 65)
+            assert got == expected_claim_set(entries, tot)
+
+    # -- domains ----------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.live) < MAX_LIVE)
+    @rule(hvm=st.booleans(), max_memkb=st.one_of(st.sampled_from([800, 1600, 4800]), max_memkb_st))
+    def create(self, hvm: bool, max_memkb: int) -> None:
+        domid = self.dom0.create(hvm=hvm)
+        assert self.dom0.max_mem(domid, max_memkb) == 0  # as a builder would
+        assert domid not in (0, *self.live)
+        self.live.append(domid)
+        self.hvm[domid] = hvm
+        self.mfns[domid] = []
+
+    @rule(pick=st.integers(0, 9), max_memkb=max_memkb_st)
+    def max_mem(self, pick: int, max_memkb: int) -> None:
+        domid = self.pick(pick)
+        rc = self.dom0.max_mem(domid, max_memkb)
+        if domid in self.dead:
+            assert rc == -ESRCH
+            return
+        assert rc == 0
+        # max_pages = min(max_memkb >> 2, UINT_MAX) (fact sheet §2.2)
+        assert self.dom0.info(domid).max_pages == min(max_memkb >> 2, UINT_MAX)
+
+    @rule(pick=st.integers(0, 9))
+    def destroy(self, pick: int) -> None:
+        domid = self.pick(pick)
+        rc = self.dom0.destroy(domid)
+        if domid == 0:
+            assert rc == -EINVAL  # domain_kill refuses the caller itself
+        elif domid in self.dead:
+            assert rc == -ESRCH
+        else:
+            assert rc == 0
+            self.live.remove(domid)
+            self.dead.append(domid)
+
+    # -- claims -----------------------------------------------------------------------------
+
+    @rule(
+        pick=st.integers(0, 9), pages=st.one_of(small_pages_st, pages_st), above_tot=st.booleans()
+    )
+    def legacy_claim(self, pick: int, pages: int, above_tot: bool) -> None:
+        domid = self.pick(pick)
+        before = self.claims()
+        tot = self.tot(domid) if domid not in self.dead else 0
+        pages = min(pages + tot, 2**64 - 1) if above_tot else pages  # a target total
+        rc = self.dom0.claim_pages(domid, pages)
+        assert rc in (0, -EINVAL, -ENOMEM)  # an unknown domain is EINVAL too (§2.3)
+        if domid in self.dead:
+            assert rc == -EINVAL
+        self.check_claim_result(rc, domid, [(LEGACY, pages)], tot, before)
+
+    @rule(
+        pick=st.integers(0, 9),
+        entries=entries_st,
+        bad_cmd=rarely_st,
+    )
+    def claim_set(self, pick: int, entries: list[tuple[int, int]], bad_cmd: bool) -> None:
+        domid = self.pick(pick)
+        before = self.claims()
+        tot = self.tot(domid) if domid not in self.dead else 0
+        rc = self.dom0.claim_set(domid, entries, cmd=int(bad_cmd))
+        if domid in self.dead:
+            assert rc == -ESRCH
+            return
+        assert rc in (0, -EINVAL, -ENOENT, -ENOMEM)
+        if bad_cmd:
+            assert rc != 0  # the reserved cmd field must be 0
+        self.check_claim_result(rc, domid, entries, tot, before)
+
+    @rule(
+        pick=st.integers(0, 9),
+        to=st.sampled_from([HOST, 0, 1, 2]),
+        pages=st.integers(0, 150),
+    )
+    def claim_one(self, pick: int, to: int, pages: int) -> None:
+        """A single well-formed entry, as a builder sends (mostly succeeds)."""
+        self.claim_set(pick, [(to, pages)], bad_cmd=False)
+
+    # -- memory -----------------------------------------------------------------------------
+
+    @rule(
+        pick=st.integers(0, 9),
+        gfns=st.lists(st.integers(0, 255), min_size=1, max_size=6),
+        order=st.integers(0, 4),
+        node=node_flags_st,
+        exact=st.booleans(),
+    )
+    def populate(
+        self, pick: int, gfns: list[int], order: int, node: int | None, exact: bool
+    ) -> None:
+        domid = self.pick(pick)
+        flags = 0 if node is None else memory.XENMEMF_node(node)
+        flags |= memory.XENMEMF_exact_node_request if exact and node is not None else 0
+        tot = self.tot(domid) if domid not in self.dead else 0
+        rc, out = self.dom0.reservation(
+            memory.XENMEM_populate_physmap, domid, [g << order for g in gfns], order, flags
+        )
+        assert 0 <= rc <= len(gfns)  # a count, never an errno (fact sheet §6.1)
+        if domid in self.dead:
+            assert rc == 0
+            return
+        assert self.tot(domid) - tot == rc << order  # each extent assigns 2**order pages
+        if not self.hvm.get(domid, False):
+            self.mfns.setdefault(domid, []).extend(out[:rc])  # PV learns its MFNs
+
+    @rule(
+        pick=st.integers(0, 9),
+        nr=st.integers(0, 6),
+        order=st.integers(0, 4),
+        node=node_flags_st,
+    )
+    def increase(self, pick: int, nr: int, order: int, node: int | None) -> None:
+        domid = self.pick(pick)
+        flags = 0 if node is None else memory.XENMEMF_node(node)
+        tot = self.tot(domid) if domid not in self.dead else 0
+        rc, _ = self.dom0.reservation(
+            memory.XENMEM_increase_reservation, domid, None, order, flags, nr_extents=nr
+        )
+        assert 0 <= rc <= nr
+        if domid not in self.dead:
+            assert self.tot(domid) - tot == rc << order
+
+    @rule(
+        pick=st.integers(0, 9),
+        choices=st.lists(st.integers(0, 2**16), min_size=1, max_size=4),
+        order=st.integers(0, 2),
+    )
+    def decrease(self, pick: int, choices: list[int], order: int) -> None:
+        domid = self.pick(pick)
+        if self.hvm.get(domid, True):
+            frames = [c % 256 for c in choices]  # gfns of the populate range
+        else:
+            known = self.mfns.get(domid) or [1]
+            frames = [known[c % len(known)] for c in choices]  # PV frees by MFN
+        tot = self.tot(domid) if domid not in self.dead else 0
+        rc = self.dom0.decrease(domid, frames, order)
+        assert 0 <= rc <= len(frames)
+        if domid in self.dead:
+            assert rc == 0
+            return
+        freed = tot - self.tot(domid)
+        if rc == len(frames):
+            assert freed == rc << order
+        else:  # whole extents for the count; the failing one may have freed a prefix
+            assert rc << order <= freed < (rc + 1) << order
+
+    # -- offlining --------------------------------------------------------------------------
+
+    @rule(mfn=st.integers(0, 1300))
+    def offline(self, mfn: int) -> None:
+        rc, status = self.dom0.page_offline(sysctl.sysctl_page_offline, mfn, mfn)
+        # Not RAM: beyond max_page EINVAL alone; in a hole FAILED|NOT_CONV_RAM (§2.9)
+        assert rc == (0 if is_ram(mfn) else -EINVAL), (mfn, rc, status)
+        if rc == 0:
+            self.offline_tried.add(mfn)
+
+    @rule(mfn=st.integers(0, 1300))
+    def online(self, mfn: int) -> None:
+        rc, _ = self.dom0.page_offline(sysctl.sysctl_page_online, mfn, mfn)
+        assert rc == (0 if mfn < MAX_PAGE else -EINVAL)  # online_page: only !mfn_valid fails
+
+    # -- after every step -------------------------------------------------------------------
+
+    @invariant()
+    def model_invariants(self) -> None:
+        self.hv.check_invariants()
+
+    @invariant()
+    def outstanding_and_frames_add_up(self) -> None:
+        """physinfo.outstanding_pages is the sum over domains (v7 notes §9), and
+        free + owned + offlined + MFN 0 == total_pages (fact sheet §3)."""
+        phys = self.dom0.physinfo()
+        domains = [self.dom0.info(domid) for domid in [0, *self.live]]
+        assert phys.outstanding_pages == sum(info.outstanding_pages for info in domains)
+        offlined = 0
+        for mfn in self.offline_tried:
+            rc, (status,) = self.dom0.page_offline(sysctl.sysctl_query_page_offline, mfn, mfn)
+            assert rc == 0
+            offlined += bool(status & sysctl.PG_OFFLINE_STATUS_OFFLINED)
+        owned = sum(info.tot_pages for info in domains)
+        assert phys.total_pages == TOTAL_PAGES
+        assert phys.free_pages + owned + offlined + 1 == phys.total_pages
+
+
+def test_random_builder_sessions_keep_accounting_whole(guest_class: type) -> None:
+    """100 random sessions of up to 30 steps, every step checked (see the module doc)."""
+    BuilderSessions.client = guest_class
+    run_state_machine_as_test(
+        BuilderSessions,
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("entries", "tot", "expected"),
+    [
+        pytest.param([(HOST, 0)], 0, [(HOST, 0)], id="host-zero-releases"),
+        pytest.param([(LEGACY, 10)], 4, [(HOST, 6)], id="legacy-is-a-target-total"),
+        pytest.param([(2, 5), (HOST, 3), (0, 0)], 9, [(HOST, 3), (2, 5)], id="nodes-sorted"),
+    ],
+)
+def test_expected_claim_set_helper(
+    entries: list[tuple[int, int]], tot: int, expected: list[tuple[int, int]]
+) -> None:
+    """The oracle the state machine uses, pinned on hand-worked cases (v7 notes §2-§3)."""
+    assert expected_claim_set(entries, tot) == expected
