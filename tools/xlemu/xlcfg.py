@@ -17,7 +17,7 @@ from typing import Any, Generic, TextIO, TypeAlias, TypeVar
 Value: TypeAlias = "str | tuple[Value, ...]"
 T = TypeVar("T")
 
-# Printed after a parse error when the lexer saw any of + - . ( ) : outside strings (parse()).
+# Printed after the errors when the lexer met one of + - . ( ) : outside strings and comments.
 PYTHON_WARNING = (
     "warning: Config file looks like it contains Python code.",
     "warning:  Arbitrary Python is no longer supported.",
@@ -111,15 +111,16 @@ class _Lexer:
             kind, word, pos = m.lastgroup, m.group(), m.end()
             if kind in ("PYTHONISH", "BAD"):
                 self.likely_python |= kind == "PYTHONISH"
-                if pos == len(text):  # flex reaches end of input first: no error, yytext kept
+                if pos == len(text) and len(word.encode("utf-8", "surrogateescape")) == 1:
+                    # flex meets the end of input before the error rule: no error, yytext kept
                     yield _Tok("$end", word, last_line)
                     return
-                if text[pos] == "\n":  # error on this line, then a NEWLINE dated to the next
+                if text[pos : pos + 1] == "\n":  # error, then a NEWLINE dated to the next line
                     yield _Tok("LEXERR", word + "\n", line + 1, error="lexical error")
                     line, pos, last_line = line + 1, pos + 1, line + 1
                     yield _Tok("NEWLINE", "\n", line)
                     continue
-                rest = pos + 1 if text[pos] in " \t" else _word_end(text, pos)
+                rest = pos + 1 if text[pos : pos + 1] in (" ", "\t") else _word_end(text, pos)
                 yield _Tok("LEXERR", word + text[pos:rest], line, error="lexical error")
                 pos = rest
             elif kind == "SPACE":
@@ -146,7 +147,7 @@ def _near(tok: _Tok) -> tuple[int, str]:
     if tok.kind == "$end":  # yytext ends in flex's end-of-buffer NUL, so it is never empty
         return tok.line, f"`{tok.text}'"
     text, line, newline = tok.text, tok.line, ""
-    if text.endswith("\n"):  # the message is dated one line earlier: a NEWLINE is seen late
+    if text.endswith("\n"):  # yyerror takes a line off text ending in a newline
         text, line = text[:-1], line - 1
         newline = "" if text else "<newline>"
     text = text.rstrip(" \t")
@@ -158,8 +159,19 @@ def _name(tok: _Tok) -> str:
     return tok.kind if tok.kind.isalpha() or tok.kind in ("$end", "+=") else f"'{tok.kind}'"
 
 
+class _SyntaxError(Exception):
+    """A syntax error; abort when bison has no state left that can shift its error token."""
+
+    def __init__(self, abort: bool):
+        self.abort = abort
+
+
 class _Parser:
-    """Recursive descent over libxlu_cfg_y.y's grammar; stops at the first error libxlu prints."""
+    """Recursive descent over libxlu_cfg_y.y's grammar, recovering from errors as bison does.
+
+    libxlu prints every error but fails the file if there was any; we keep the first. Recovery
+    matters only for how far the lexer gets, which decides the Python hint.
+    """
 
     def __init__(self, text: str, source: str):
         self.lexer, self.source = _Lexer(text), source
@@ -167,29 +179,48 @@ class _Parser:
         self.settings: dict[str, _Setting] = {}
         self.ahead: _Tok | None = None
         self.last = _Tok("$end", "", 1)
+        self.first_error: tuple[int, str, str] | None = None
 
-    def fail(self, tok: _Tok, reason: str) -> ConfigError:
-        for _ in self.tokens:  # bison's recovery lexes to the end: likely_python may still flip
-            pass
-        line, near = _near(tok)
-        return ConfigError(self.source, line, near, reason, self.lexer.likely_python)
+    def error(self, tok: _Tok, reason: str) -> None:
+        if self.first_error is None:
+            self.first_error = (*_near(tok), reason)
 
     def peek(self) -> _Tok:
-        if self.ahead is None:
-            self.ahead = next(self.tokens)
-            if self.ahead.error:
-                raise self.fail(self.ahead, self.ahead.error)
+        while self.ahead is None:  # lexical errors are reported but leave no token
+            tok = next(self.tokens)
+            if tok.error:
+                self.error(tok, tok.error)
+            if tok.kind != "LEXERR":
+                self.ahead = tok
         return self.ahead
 
     def take(self) -> _Tok:
         self.last, self.ahead = self.peek(), None
         return self.last
 
-    def unexpected(self, expecting: str) -> ConfigError:
+    def unexpected(self, expecting: str, abort: bool = False) -> _SyntaxError:
         tok = self.peek()
-        return self.fail(tok, f"syntax error, unexpected {_name(tok)}, expecting {expecting}")
+        self.error(tok, f"syntax error, unexpected {_name(tok)}, expecting {expecting}")
+        return _SyntaxError(abort)
 
     def file(self) -> dict[str, _Setting]:
+        while True:
+            try:
+                self.statements()
+                break
+            except _SyntaxError as exc:
+                if exc.abort:
+                    break
+                while self.peek().kind not in ("NEWLINE", "$end"):  # rule `stmt: error NEWLINE`
+                    self.take()
+                if self.take().kind == "$end":
+                    break
+        if self.first_error is not None:
+            line, near, reason = self.first_error
+            raise ConfigError(self.source, line, near, reason, self.lexer.likely_python)
+        return self.settings
+
+    def statements(self) -> None:
         while (kind := self.peek().kind) != "$end":
             if kind in ("NEWLINE", ";"):
                 self.take()
@@ -198,8 +229,8 @@ class _Parser:
             else:
                 self.assignment(self.take().text)
                 if self.peek().kind not in ("NEWLINE", ";", "$end"):
-                    raise self.unexpected("$end")
-        return self.settings
+                    # bison has already reduced the whole file here, so it gives up
+                    raise self.unexpected("$end", abort=True)
 
     def assignment(self, key: str) -> None:
         if self.peek().kind not in ("=", "+="):
@@ -210,7 +241,8 @@ class _Parser:
         prev = self.settings.get(key)
         if added and prev is not None:  # += joins onto the previous value, same kind only
             if isinstance(prev.value, str) != isinstance(value, str):
-                raise self.fail(self.last, 'can\'t add [list] to "string" or vice versa')
+                self.error(self.last, 'can\'t add [list] to "string" or vice versa')
+                return
             value = _join(prev.value, value)
         self.settings[key] = _Setting(value, added, line)
 
@@ -350,7 +382,7 @@ def parse(text: str, source_name: str, report: TextIO | None = None) -> Config:
 def parse_file(path: str | Path, extra: Sequence[str] = (), report: TextIO | None = None) -> Config:
     """Parse a file named as given on the command line, plus `xl create` KEY=VALUE arguments."""
     text = Path(path).read_bytes().decode("utf-8", "surrogateescape")
-    return parse(text + extra_lines(extra), str(path), report)
+    return parse(text + extra_lines(extra), os.fspath(path), report)  # "./vm.cfg" stays so
 
 
 def extra_lines(args: Sequence[str]) -> str:
