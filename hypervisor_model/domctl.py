@@ -7,7 +7,7 @@ domain only), then the command under the global domctl lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from construct import Construct, Container
@@ -405,7 +405,7 @@ def _claim_memory(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> 
     return reply.send(0)
 
 
-_COMMANDS = {
+_COMMANDS: dict[int, Callable[..., int]] = {
     abi.XEN_DOMCTL_createdomain: _createdomain,
     abi.XEN_DOMCTL_destroydomain: _destroydomain,
     abi.XEN_DOMCTL_pausedomain: _pausedomain,

@@ -14,6 +14,8 @@ from hypervisor_model.public.errno import errorcode
 class XenError(OSError):
     """A failed ``xc_*`` call. ``errno`` is Xen's; ``call`` the function that failed."""
 
+    errno: int
+
     def __init__(self, errno: int, call: str, detail: str = "") -> None:
         name = errorcode.get(errno, str(errno))
         text = f"{call}: {name} ({os.strerror(errno)})" + (f": {detail}" if detail else "")
