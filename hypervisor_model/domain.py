@@ -25,6 +25,7 @@ class Domain:
     domain_id: int
     is_hvm: bool = False
     pv_32bit: bool = False  # a 32-bit PV guest (XEN_DOMCTL_set_address_size 32)
+    physaddr_bitsize: int = 0  # a 32-bit PV guest's limit on machine addresses, 0: none
     cdf_flags: int = 0
     emulation_flags: int = 0  # XEN_X86_EMU_* chosen at createdomain
     ssidref: int = 0

@@ -36,6 +36,9 @@ from hypervisor_model.public.errno import (
 if TYPE_CHECKING:
     from hypervisor_model.hypervisor import Hypervisor
 
+# Entries of a 32-bit PV guest's machine-to-phys window (0xF5800000..0xFFE00000, 4 bytes each).
+MACH2PHYS_COMPAT_NR_ENTRIES = (0xFFE00000 - 0xF5800000) >> 2
+PAGE_SHIFT = 12
 MAX_CLAIM_ENTRIES = MAX_NUMNODES + 1  # one entry per node plus the host-wide one (v7)
 RELINQUISH_BATCH = 64  # runs freed between continuation points of destroydomain
 GRANT_VERSION_MASK = 0xF  # XEN_DOMCTL_GRANT_version_mask
@@ -272,9 +275,12 @@ def _set_address_size(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply)
     size = parse(abi.xen_domctl_address_size, reply.op.u).size
     if d.is_hvm:
         raise XenError(EOPNOTSUPP, "HVM guests have no PV address size")
-    if size == 32:
+    if size == 32 and not d.pv_32bit:
         d.pv_32bit = True
-    elif size != 64 or d.pv_32bit:
+        if hv.heap.max_page > MACH2PHYS_COMPAT_NR_ENTRIES:  # switch_compat
+            # a 32-bit guest's M2P window holds 2^25 entries: keep its frames below them
+            d.physaddr_bitsize = MACH2PHYS_COMPAT_NR_ENTRIES.bit_length() - 1 + PAGE_SHIFT
+    elif size not in (32, 64) or (size == 64 and d.pv_32bit):
         raise XenError(EINVAL, f"cannot set address size {size}")
     return 0
 

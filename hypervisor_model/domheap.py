@@ -25,8 +25,11 @@ BITS_PER_LONG = 64
 P2M_LIMIT = 1 << (48 - 12)
 
 
-def alloc_domheap_pages(heap: Heap, d: Domain | None, order: int, memflags: int) -> int | None:
+def alloc_domheap_pages(
+    heap: Heap, d: Domain | None, order: int, memflags: int, gfn: int | None = None
+) -> int | None:
     """Allocate ``2**order`` pages for ``d`` and assign them to it; return the first MFN.
+    ``gfn`` is the guest frame they are for (recorded with ownership, as the M2P).
 
     Zones above the DMA zone are tried first, then all zones unless MEMF_no_dma
     (alloc_domheap_pages). A failed assignment frees the pages: a claim already redeemed
@@ -35,6 +38,8 @@ def alloc_domheap_pages(heap: Heap, d: Domain | None, order: int, memflags: int)
     if heap.faults is not None and heap.faults.allocation_fails(d):
         return None
     bits = MEMF_get_bits(memflags) or BITS_PER_LONG + 12
+    if d is not None and d.physaddr_bitsize and not memflags & MEMF_no_owner:
+        bits = min(bits, d.physaddr_bitsize)  # domain_clamp_alloc_bitsize
     zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
     if memflags & MEMF_no_owner:
         memflags |= MEMF_no_refcount
@@ -52,14 +57,16 @@ def alloc_domheap_pages(heap: Heap, d: Domain | None, order: int, memflags: int)
     mfn, node = found
     if d is not None and not memflags & MEMF_no_owner:
         try:
-            assign_pages(d, mfn, 1 << order, node, memflags)
+            assign_pages(d, mfn, 1 << order, node, memflags, gfn)
         except XenError:
             heap.free_heap_pages(mfn, order)
             return None
     return mfn
 
 
-def assign_pages(d: Domain, mfn: int, nr: int, node: int, memflags: int) -> None:
+def assign_pages(
+    d: Domain, mfn: int, nr: int, node: int, memflags: int, gfn: int | None = None
+) -> None:
     """Make ``d`` the owner of ``nr`` pages (assign_pages): refused for a dying domain
     (EINVAL), or beyond max_pages (EPERM when already over, else E2BIG)."""
     with d.page_alloc_lock:
@@ -71,7 +78,7 @@ def assign_pages(d: Domain, mfn: int, nr: int, node: int, memflags: int) -> None
             if nr > d.max_pages - d.tot_pages:
                 raise XenError(E2BIG, f"d{d.domain_id} would exceed max_pages")
             d.tot_pages += nr
-        d.pages.insert(mfn, nr, None, 1, None)
+        d.pages.insert(mfn, nr, gfn, 1, None)
         d.node_pages[node] = d.node_pages.get(node, 0) + nr
 
 
@@ -128,17 +135,24 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
     guest only records the machine-to-phys entries. False if the p2m cannot map ``gfn``."""
     nr = 1 << order
     with d.page_alloc_lock:
-        if d.pages.covered(mfn, mfn + nr) != nr:
+        owned = d.pages.find(mfn)
+        if owned is None or owned.end < mfn + nr:
             return False  # the domain died and gave the pages back meanwhile
         if d.is_translated:
             if gfn + nr > P2M_LIMIT:
                 return False
             for old in d.p2m.remove(gfn, gfn + nr):
-                assert old.value is not None
-                _set_m2p(d, old.value, old.length, None)
+                _set_m2p(d, *mfn_span(old), None)
             d.p2m.insert(gfn, nr, mfn, 1, None)
-        _set_m2p(d, mfn, nr, gfn)
+        if owned.value_at(mfn) != gfn or (nr > 1 and owned.step != 1):
+            _set_m2p(d, mfn, nr, gfn)
         return True
+
+
+def mfn_span(run: Run) -> tuple[int, int]:
+    """The machine frames behind a p2m run: (lowest MFN, count), whichever way it runs."""
+    assert run.value is not None
+    return (run.value if run.step == 1 else run.value - run.length + 1), run.length
 
 
 def mapped_prefix(pieces: list[Run], start: int) -> int:
@@ -161,9 +175,7 @@ def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> bool:
         done = mapped_prefix(index.overlapping(gmfn, gmfn + nr), gmfn)
         frames: list[tuple[int, int]] = []  # (lowest MFN, pages) of each removed piece
         if d.is_translated:
-            for p in d.p2m.remove(gmfn, gmfn + done):
-                assert p.value is not None
-                frames.append((p.value if p.step == 1 else p.value - p.length + 1, p.length))
+            frames = [mfn_span(p) for p in d.p2m.remove(gmfn, gmfn + done)]
         elif done:
             frames.append((gmfn, done))
         for mfn, length in frames:

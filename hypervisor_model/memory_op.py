@@ -157,7 +157,7 @@ def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: i
     def populate(index: int, gfn: int) -> bool:
         if not hv.faults.extent_may_populate(d, gfn, r.extent_order):
             return False
-        mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags)
+        mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags, gfn)
         if mfn is None or not guest_physmap_add_page(d, gfn, mfn, r.extent_order):
             return False
         return d.is_translated or _write_mfn(hv, r.extent_start, index, mfn)

@@ -124,7 +124,7 @@ def _issue(
 
 
 def do_domctl(
-    xch: xc_interface, cmd: int, domid: int, layout: Construct | None = None, **fields: Any
+    xch: xc_interface, cmd: int, domid: int, layout: Construct | None = None, /, **fields: Any
 ) -> tuple[int, Container]:
     """do_domctl: the domctl with its payload as sent and as Xen left it (``.payload``)."""
     union = build(layout, fields) if layout is not None else b""
@@ -144,7 +144,7 @@ def do_domctl(
 
 
 def do_sysctl(
-    xch: xc_interface, cmd: int, layout: Construct, **fields: Any
+    xch: xc_interface, cmd: int, layout: Construct, /, **fields: Any
 ) -> tuple[int, Container]:
     """do_sysctl: returns the result and the payload as Xen left it."""
     raw = build(
@@ -159,13 +159,15 @@ def do_sysctl(
     return rc, parse(layout, parse(sysctl.xen_sysctl, out).u[: layout.sizeof()])
 
 
-def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, **fields: Any) -> int:
+def xc_memory_op(
+    xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any
+) -> int:
     """xc_memory_op: the argument structure bounced both ways; the raw ``long`` result."""
     return memory_op_struct(xch, cmd, layout, **fields)[0]
 
 
 def memory_op_struct(
-    xch: xc_interface, cmd: int, layout: Construct | None, **fields: Any
+    xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any
 ) -> tuple[int, Container | None]:
     """xc_memory_op, also returning the argument structure as Xen left it."""
     if layout is None:

@@ -94,7 +94,9 @@ def stake(
         claim_set(dom, claims)
         return claims
     except XenError as e:
-        raise XenguestError(step, e.errno, f"staking a {dom.claim_mode} claim") from e
+        raise XenguestError(
+            step, e.errno, f"staking a {dom.claim_mode} claim", claim_refused=True
+        ) from e
 
 
 def release(dom: xc_dom_image) -> None:

@@ -19,9 +19,11 @@ class XenguestError(Exception):
         gfn: int | None = None,
         node: int | None = None,
         populated_pages: int = 0,
+        claim_refused: bool = False,
     ) -> None:
         self.step, self.errno, self.gfn, self.node = step, errno, gfn, node
         self.populated_pages = populated_pages
+        self.claim_refused = claim_refused  # the hypervisor refused the build's claim
         where = f" at gfn {gfn:#x}" if gfn is not None else ""
         on = f" on node {node}" if node is not None else ""
         name = errorcode.get(errno, str(errno))

@@ -55,7 +55,9 @@ class BuildRequest:
 @dataclass
 class BuildResult:
     request: BuildRequest
-    outcome: str = "pending"  # "admitted", "refused" (at claim time) or "part-way"
+    # "admitted", "refused" (claim refused, nothing populated), "part-way" (memory
+    # populated, then thrown away) or "failed" (another error before any memory)
+    outcome: str = "pending"
     domid: int | None = None
     error: str = ""
     populated_pages: int = 0
@@ -97,6 +99,7 @@ class StormReport:
             f"claim mode {self.claim_mode}: {self.count('admitted')} admitted, "
             f"{self.count('refused')} refused at claim time, "
             f"{self.count('part-way')} failed part-way"
+            + (f", {self.count('failed')} failed otherwise" if self.count("failed") else "")
         )
         return "\n".join(line.rstrip() for line in lines)
 
@@ -134,7 +137,8 @@ def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode
         result.outcome = "admitted"
     except (XenguestError, XenError) as e:
         populated = getattr(e, "populated_pages", 0)
-        result.outcome = "part-way" if populated else "refused"
+        refused = getattr(e, "claim_refused", False)
+        result.outcome = "part-way" if populated else "refused" if refused else "failed"
         result.populated_pages = populated
         result.error = str(e)
         xc_domain_destroy(xch, domid)
@@ -163,19 +167,34 @@ def pages_by_node(xch: xc_interface) -> dict[int, dict[int, int]]:
 
 
 def boot_storm(
-    hv: Hypervisor, requests: Sequence[BuildRequest], claim_mode: ClaimMode
+    hv: Hypervisor,
+    requests: Sequence[BuildRequest],
+    claim_mode: ClaimMode,
+    builders: int | None = None,
 ) -> StormReport:
-    """Build every request in its own thread at once, then measure where memory landed."""
-    results: list[BuildResult | None] = [None] * len(requests)
-    start = threading.Barrier(len(requests)) if requests else None
+    """Build the requests in parallel threads, then measure where memory landed.
 
-    def builder(i: int) -> None:
+    ``builders`` threads (default: one per request) start together and each takes the next
+    request as it finishes one, so at most that many builds race at any moment.
+    """
+    results: list[BuildResult | None] = [None] * len(requests)
+    count = min(builders or len(requests), len(requests))
+    start = threading.Barrier(count) if count else None
+    pending = iter(range(len(requests)))
+    claim_next = threading.Lock()
+
+    def builder() -> None:
         with xc_interface_open(hv) as xch:
             if start is not None:
                 start.wait()
-            results[i] = build_domain(xch, requests[i], claim_mode)
+            while True:
+                with claim_next:
+                    i = next(pending, None)
+                if i is None:
+                    return
+                results[i] = build_domain(xch, requests[i], claim_mode)
 
-    threads = [threading.Thread(target=builder, args=(i,)) for i in range(len(requests))]
+    threads = [threading.Thread(target=builder) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:

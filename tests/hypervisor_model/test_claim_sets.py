@@ -40,7 +40,7 @@ from hypervisor_model.public.xen import DOMID_SELF
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import Guest
+    from hypercalls import Guest
 
     SmallHost = Callable[..., hypervisor_model.Hypervisor]
 

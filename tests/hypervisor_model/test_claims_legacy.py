@@ -21,7 +21,7 @@ from hypervisor_model.public.errno import EFAULT, EINVAL, ENOMEM, EPERM
 from hypervisor_model.public.xen import DOMID_ANY, DOMID_SELF, HYPERVISOR_memory_op
 
 if TYPE_CHECKING:
-    from conftest import Guest
+    from hypercalls import Guest
 
 # The `host` fixture: two nodes of 4096 MiB = 2 x 1048576 pages; MFN 0 never reaches the heap.
 NODE_PAGES = 4096 * 256

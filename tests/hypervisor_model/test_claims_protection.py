@@ -25,7 +25,7 @@ from hypervisor_model.public.memory import XENMEMF_exact_node, XENMEMF_node
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from conftest import Guest
+    from hypercalls import Guest
 
     SmallHost = Callable[..., hypervisor_model.Hypervisor]
 

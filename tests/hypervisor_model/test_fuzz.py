@@ -15,7 +15,6 @@ import struct
 import tracemalloc
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

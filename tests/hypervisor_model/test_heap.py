@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Guest
+from hypercalls import Guest
 
 import hypervisor_model
 from hypervisor_model.heap import MAX_ORDER, bits_to_zone, page_to_zone

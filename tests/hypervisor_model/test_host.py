@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Guest
+from hypercalls import Guest
 
 import hypervisor_model
 from hypervisor_model import HostConfigError, load_host, make_host

@@ -39,7 +39,7 @@ from hypervisor_model.public.sysctl import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import Guest
+    from hypercalls import Guest
 
     SmallHost = Callable[..., hypervisor_model.Hypervisor]
 

@@ -9,7 +9,7 @@ gotcha 6.1): early failures give 0, a failing extent stops the loop. The host is
 from __future__ import annotations
 
 import pytest
-from conftest import Guest
+from hypercalls import Guest
 
 import hypervisor_model
 from hypervisor_model.public.memory import (

@@ -1,0 +1,168 @@
+"""Benchmark of the libxenguest emulation at real-host scale; prints numbers, asserts nothing.
+
+1. One 1 TiB HVM guest (hvm_layout 1 TiB, legacy claim) on a host of 4 nodes x 264 GiB.
+2. A boot storm of 256 x 4 GiB HVM guests, each with one vNUMA node on physical node
+   i % 4, in numa claim mode, on a host of 4 nodes x 256 GiB (1 TiB).
+
+Each phase runs in a child process of its own, so ru_maxrss (the process's peak RSS) is the
+phase's alone: once plain, for the wall time, and once under tracemalloc, for the peak of
+Python allocations (tracemalloc slows the run down, so its time is not the one reported).
+
+Run:  python tools/bench_xenguest.py [--no-tracemalloc] [--phase 1tib|storm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+
+import hypervisor_model
+from xenctrl.domain import (
+    default_createdomain,
+    xc_domain_create,
+    xc_domain_setmaxmem,
+    xc_get_tot_pages,
+)
+from xenctrl.handle import xc_interface_open
+from xenctrl.misc import xc_physinfo
+from xenguest import hvm_layout, xc_dom_allocate, xc_dom_boot_mem_init
+from xenguest.storm import BuildRequest, boot_storm
+
+TIB_KB = 1 << 30
+PAGES_PER_MIB = 256
+
+# Expected by hand.
+# 1 TiB guest: total = (1 TiB - 8 MiB video) / 4 KiB = 268435456 - 2048 = 268433408 pages;
+# claim and tot_pages = total - 32 (VGA hole) = 268433376. Extents: 1 GiB at 0x40000 and
+# 0x80000 below the hole, then from 4 GiB (pfn 0x100000) to the 1 GiB-aligned 0x10000000:
+# 0xFF00000 / 0x40000 = 1020 more, 1022 in all; 2 MiB as for any guest > 4 GiB: 127*4 + 3 +
+# 96*4 below the hole and 0xF800 / 512 = 124 at the top = 1019; 4 KiB: 0xC0 + 320 = 512.
+BIG_HOST_NODES = [270336] * 4  # 4 x 264 GiB: 4 * 69206016 - 1 (MFN 0) = 276824063 free
+EXPECTED_1TIB = dict(tot_pages=268433376, pages_4k=512, pages_2m=1019, pages_1g=1022)
+
+# Storm: each 4 GiB guest populates (4096 - 8) * 256 - 32 = 1046496 pages (meminit never
+# populates the 8 MiB of video RAM, QEMU does later, nor the 32-page VGA hole). A node of
+# 256 GiB has 67108864 pages (node 0: 67108863, MFN 0 is never free) and takes 64 guests:
+# 64 * 1046496 = 66975744 <= 67108863. So all 256 fit, leaving 268435455 - 256 * 1046496 =
+# 532479 pages free. Counting the full 4 GiB per guest they would not: 256 * 1048576 =
+# 268435456 is one page more than the host has free.
+STORM_HOST_NODES = [262144] * 4
+STORM_GUESTS, STORM_MIB = 256, 4096
+EXPECTED_STORM = dict(admitted=256, refused=0, part_way=0, free_after=532479)
+
+
+def phase_1tib() -> dict[str, Any]:
+    hv = hypervisor_model.boot(nodes=BIG_HOST_NODES)
+    xch = xc_interface_open(hv)
+    domid = xc_domain_create(xch, config=default_createdomain(True))
+    xc_domain_setmaxmem(xch, domid, TIB_KB + 1024)
+    dom = xc_dom_allocate(xch, domid)
+    hvm_layout(dom, TIB_KB)  # claim_mode "legacy" is the default
+    start = time.perf_counter()
+    xc_dom_boot_mem_init(dom)
+    seconds = time.perf_counter() - start
+    return dict(
+        seconds=seconds,
+        tot_pages=xc_get_tot_pages(xch, domid),
+        pages_4k=dom.stats.pages_4k,
+        pages_2m=dom.stats.pages_2m,
+        pages_1g=dom.stats.pages_1g,
+        outstanding=int(xc_physinfo(xch).outstanding_pages),
+    )
+
+
+def phase_storm() -> dict[str, Any]:
+    hv = hypervisor_model.boot(nodes=STORM_HOST_NODES)
+    requests = [
+        BuildRequest(f"g{i:03d}", STORM_MIB, vnuma=((i % len(STORM_HOST_NODES), STORM_MIB),))
+        for i in range(STORM_GUESTS)
+    ]
+    start = time.perf_counter()
+    report = boot_storm(hv, requests, "numa")
+    seconds = time.perf_counter() - start
+    localities = [r.locality for r in report.results if r.locality is not None]
+    with xc_interface_open(hv) as xch:
+        free_after = int(xc_physinfo(xch).free_pages)
+    return dict(
+        seconds=seconds,
+        admitted=report.count("admitted"),
+        refused=report.count("refused"),
+        part_way=report.count("part-way"),
+        free_after=free_after,
+        min_locality=min(localities) if localities else None,
+        summary=report.table().splitlines()[-1],
+    )
+
+
+PHASES = {"1tib": phase_1tib, "storm": phase_storm}
+
+
+def child(phase: str, traced: bool) -> None:
+    """Run one phase and print its numbers as one JSON line."""
+    if traced:
+        tracemalloc.start()
+    result = PHASES[phase]()
+    if traced:
+        result["tracemalloc_peak"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    result["ru_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(result))
+
+
+def run_child(phase: str, traced: bool) -> dict[str, Any]:
+    args = [sys.executable, __file__, "--child", phase] + (["--tracemalloc"] if traced else [])
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / (1 << 20):.1f} MiB"
+
+
+def report(phase: str, plain: dict[str, Any], traced: dict[str, Any] | None) -> None:
+    expected = EXPECTED_1TIB if phase == "1tib" else EXPECTED_STORM
+    title = {
+        "1tib": "one 1 TiB HVM guest, legacy claim, host 4 x 264 GiB",
+        "storm": f"boot storm, {STORM_GUESTS} x 4 GiB HVM (1 vnode each), numa claims, "
+        "host 4 x 256 GiB",
+    }[phase]
+    print(f"== {title}")
+    print(f"   wall time           {plain['seconds']:.2f} s")
+    print(f"   peak RSS            {mib(plain['ru_maxrss_kib'] * 1024)} (ru_maxrss, whole process)")
+    if traced is not None:
+        print(f"   tracemalloc peak    {mib(traced['tracemalloc_peak'])}")
+    for key, value in expected.items():
+        got = plain[key]
+        print(f"   {key:<19} {got} (by hand: {value})")
+    for key in ("outstanding", "min_locality", "summary"):
+        if key in plain:
+            print(f"   {key:<19} {plain[key]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=sorted(PHASES), action="append")
+    parser.add_argument("--no-tracemalloc", action="store_true")
+    parser.add_argument("--child", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--tracemalloc", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.tracemalloc)
+        return
+    for phase in args.phase or list(PHASES):
+        plain = run_child(phase, traced=False)
+        traced = None if args.no_tracemalloc else run_child(phase, traced=True)
+        report(phase, plain, traced)
+
+
+if __name__ == "__main__":
+    main()
