@@ -239,6 +239,25 @@ def test_hvm_populate_over_a_mapped_gfn_keeps_the_old_page_allocated(
     assert free_pages(dom0) == BOOT_FREE - 1
 
 
+def test_remapping_a_descending_run_unmaps_exactly_its_old_frames(
+    host: hypervisor_model.Hypervisor, dom0: Guest
+) -> None:
+    """Order-0 pages of one node come top-down (the buddy keeps the upper half), so gfns 0
+    and 1 map MFNs T and T-1: one p2m run that descends. Populating an order-1 extent over
+    them must unmap exactly T and T-1 (p2m_add_page), which stay allocated and owned."""
+    d = dom0.create(hvm=True, max_mib=16)
+    assert dom0.populate(d, [0, 1], 0, XENMEMF_exact_node(1)) == 2
+    top = mapped(host, d, 0)
+    assert mapped(host, d, 1) == top - 1
+    assert dom0.populate(d, [0], 1, XENMEMF_exact_node(1)) == 1
+    assert tot_pages(dom0, d) == 4
+    domain = host.find_domain(d)
+    assert domain is not None
+    unmapped = [(r.start, r.length) for r in domain.pages if r.value is None]
+    assert unmapped == [(top - 1, 2)]
+    host.check_invariants()
+
+
 # -- decrease_reservation ---------------------------------------------------------------------
 
 
