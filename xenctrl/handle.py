@@ -159,9 +159,7 @@ def do_sysctl(
     return rc, parse(layout, parse(sysctl.xen_sysctl, out).u[: layout.sizeof()])
 
 
-def xc_memory_op(
-    xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any
-) -> int:
+def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any) -> int:
     """xc_memory_op: the argument structure bounced both ways; the raw ``long`` result."""
     return memory_op_struct(xch, cmd, layout, **fields)[0]
 

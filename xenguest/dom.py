@@ -17,6 +17,7 @@ LIBXL_VGA_HOLE_SIZE = 0x20  # pages 0xA0..0xBF, never populated for HVM with a d
 
 ClaimMode = Literal["legacy", "numa", "off"]
 log = logging.getLogger("xenguest.domainbuilder")
+log.addHandler(logging.NullHandler())  # a library: callers decide where DETAIL lines go
 traced = trace.traced("xenguest")
 
 

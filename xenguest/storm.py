@@ -21,6 +21,7 @@ from xenctrl.domain import (
     default_createdomain,
     xc_domain_create,
     xc_domain_destroy,
+    xc_domain_max_vcpus,
     xc_domain_node_setaffinity,
     xc_domain_setmaxmem,
     xc_domain_unpause,
@@ -114,6 +115,7 @@ def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode
         return result
     memkb = request.memory_mib << 10
     try:
+        xc_domain_max_vcpus(xch, domid, 1)
         xc_domain_setmaxmem(xch, domid, memkb + LIBXL_MAXMEM_CONSTANT_KB)
         if request.node is not None and not request.vnuma:
             size = xc_get_nodemap_size(xch)

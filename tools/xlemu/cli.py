@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from hypervisor_model.snapshot import StateError
 from xenctrl.trace import Trace
 from xenguest.storm import boot_storm
 from xlemu import picture
-from xlemu.create import create_domain, read_xl_conf, storm_requests
+from xlemu.create import adopt, create_domain, read_xl_conf, storm_requests
 from xlemu.state import session, state_path
 from xlemu.toolstack import Toolstack, ToolstackError
 
@@ -61,20 +61,27 @@ def xlemu(ctx: click.Context, state: str | None, trace: bool) -> None:
 
 @contextmanager
 def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
-    """The host for this command, under its lock, saved afterwards; traced on request."""
+    """The host for this command, under its lock, saved afterwards; traced on request.
+
+    A failure xl reports is saved too: Xen keeps what the command did (a failed create has
+    used up its domid, as xc_domain_create comes before the build in libxl__domain_make)."""
     path: Path = ctx.obj["state"]
     conf = read_xl_conf(path)
+    failure: ToolstackError | None = None
     with session(path, save=save) as (hv, records):
         ts = Toolstack(hv, records, conf)
-        if ctx.obj["trace"]:
-            with Trace(sys.stderr):
+        try:
+            with Trace(sys.stderr) if ctx.obj["trace"] else nullcontext():
                 yield ts
-        else:
-            yield ts
+        except ToolstackError as e:
+            failure = e
+    if failure is not None:
+        raise failure
 
 
 def echo_lines(lines: list[str]) -> None:
-    click.echo("\n".join(lines))
+    if lines:  # `xl info NOSUCHFIELD` prints nothing at all (maybe_printf in xl_info.c)
+        click.echo("\n".join(lines))
 
 
 # -- information ----------------------------------------------------------------------------------
@@ -135,8 +142,8 @@ def domid(ctx: click.Context, name: str) -> None:
 def domname(ctx: click.Context, domid: str) -> None:
     """Convert a domain id to domain name."""
     with toolstack(ctx, save=False) as ts:
-        if not domid.isdigit():
-            raise ToolstackError(f"Invalid domain id: {domid}")
+        if not domid.isdigit():  # main_domname: "Invalid domain id.\n\n"
+            raise ToolstackError("Invalid domain id.\n")
         name = ts.name_if_exists(int(domid))
         if name is None:
             raise ToolstackError(
@@ -166,7 +173,7 @@ def debug_keys(ctx: click.Context, keys: str) -> None:
 # -- domains ------------------------------------------------------------------------------------
 
 
-@xlemu.command(context_settings={"ignore_unknown_options": True})
+@xlemu.command()  # unknown options fail, as getopt does in main_create
 @click.option("-p", "paused", is_flag=True, help="Leave the domain paused after it is created.")
 @click.option("-q", "--quiet", is_flag=True, help="Quiet.")
 @click.argument("config")
@@ -178,10 +185,15 @@ def create(
     """Create a domain from config file <filename>."""
     if "=" in config:
         extra, config = (config, *extra), "/dev/null"
-    if not quiet:
-        click.echo(f"Parsing config from {config}", err=True)
+
+    def announce(source: str) -> None:
+        if not quiet:
+            click.echo(f"Parsing config from {source}", err=True)
+
     with toolstack(ctx) as ts:
-        create_domain(ts, config, list(extra), paused=paused, progress=_progress_bar)
+        create_domain(
+            ts, config, list(extra), paused=paused, progress=_progress_bar, announce=announce
+        )
 
 
 @contextmanager
@@ -278,7 +290,7 @@ def storm(ctx: click.Context, claim_mode: str | None, count: int, config: str) -
     with toolstack(ctx) as ts:
         requests = storm_requests(ts, config, count)
         report = boot_storm(ts.hv, requests, claim_mode or ts.conf.claim_mode)  # type: ignore[arg-type]
-        ts.adopt_storm(report)
+        adopt(ts, report)  # the names, as xl writes them to xenstore
     click.echo(report.table())
 
 
@@ -338,7 +350,8 @@ def host_show(ctx: click.Context) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run a command; every failure ends as one line on stderr and xl's exit code."""
     try:
-        xlemu.main(args=argv, prog_name="xlemu", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code (no command: xl exits 1).
+        code = xlemu.main(args=argv, prog_name="xlemu", standalone_mode=False)
     except ToolstackError as e:
         click.echo(str(e), err=True)
         sys.exit(e.exit_code)
@@ -354,4 +367,4 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"xlemu: {e}", err=True)
         sys.exit(1)
     else:
-        sys.exit(0)
+        sys.exit(code if isinstance(code, int) else 0)

@@ -21,6 +21,7 @@ from xlemu import xlcfg
 from xlemu.state import DomainRecord
 from xlemu.toolstack import (
     ERROR_FAIL,
+    ERROR_INVAL,
     LIBXL_MAXMEM_CONSTANT_KB,
     Toolstack,
     ToolstackError,
@@ -82,7 +83,9 @@ class GuestConfig:
         return HVM_VIDEO_MEMKB if self.type == "hvm" else 0
 
 
-def _read_config(path: str, extra: list[str]) -> xlcfg.Config:
+def _read_config(
+    path: str, extra: list[str], announce: Callable[[str], None] | None = None
+) -> xlcfg.Config:
     try:
         text = (
             ""
@@ -93,6 +96,8 @@ def _read_config(path: str, extra: list[str]) -> xlcfg.Config:
         raise ToolstackError(
             f"Failed to read config file: {path}: {e.strerror}", -ERROR_FAIL
         ) from None
+    if announce is not None:  # create_domain (xl_vmcontrol.c) reads the file, then says so
+        announce(path)
     try:
         return xlcfg.parse(text + xlcfg.extra_lines(extra), path, report=sys.stderr)
     except (xlcfg.ConfigError, ValueError) as e:
@@ -188,15 +193,23 @@ def build(
     ts: Toolstack, guest: GuestConfig, *, paused: bool, progress: Progress | None = None
 ) -> int:
     """Create and build a domain; on failure destroy it and raise one xl-style line."""
-    if ts.find_domain_by_name(guest.name) is not None:
+    if guest.vnuma and guest.type == "pv":  # initiate_domain_create refuses, no domain made
+        raise ToolstackError("libxl: error: PV vNUMA is not yet supported", -ERROR_INVAL)
+    if guest.vnuma and guest.memory_kb < guest.maxmem_kb:  # PoD (HVM/PVH target < max)
         raise ToolstackError(
-            f'libxl: error: Domain with name "{guest.name}" already exists.', -ERROR_FAIL
+            "libxl: error: Cannot enable PoD and vNUMA at the same time", -ERROR_INVAL
         )
     config = xcd.default_createdomain(guest.type == "hvm", guest.vcpus, pvh=guest.type == "pvh")
     try:
         domid = xcd.xc_domain_create(ts.xch, config=config)
     except XenError as e:
         raise ToolstackError(f"libxl: error: cannot make domain: {e}", -ERROR_FAIL) from None
+    if ts.find_domain_by_name(guest.name) is not None:  # libxl__domain_make names it after
+        xcd.xc_domain_destroy(ts.xch, domid)  # xc_domain_create: the domid is used up
+        raise ToolstackError(
+            f'libxl: error: Domain {domid}:Domain with name "{guest.name}" already exists.',
+            -ERROR_FAIL,
+        )
     try:
         _build(ts, domid, guest, progress)
         if not paused:
@@ -253,16 +266,28 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
 
 
 def create_domain(
-    ts: Toolstack, path: str, extra: list[str], *, paused: bool, progress: Progress | None = None
+    ts: Toolstack,
+    path: str,
+    extra: list[str],
+    *,
+    paused: bool,
+    progress: Progress | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> int:
-    """``xl create``: parse, then build."""
-    return build(ts, guest_config(ts, _read_config(path, extra)), paused=paused, progress=progress)
+    """``xl create``: read, ``announce`` the file (xl's "Parsing config from"), parse, build."""
+    config = _read_config(path, extra, announce)
+    return build(ts, guest_config(ts, config), paused=paused, progress=progress)
 
 
 def storm_requests(ts: Toolstack, path: str, count: int) -> list[BuildRequest]:
     """``count`` copies of a config's guest, named NAME-1 ... NAME-count."""
     guest = guest_config(ts, _read_config(path, []))
     node = guest.nodes[0] if guest.nodes and len(guest.nodes) == 1 else None
+    for i in range(1, count + 1):  # names stay unique, as libxl__domain_rename insists
+        if ts.find_domain_by_name(f"{guest.name}-{i}") is not None:
+            raise ToolstackError(
+                f'libxl: error: Domain with name "{guest.name}-{i}" already exists.', -ERROR_FAIL
+            )
     return [
         BuildRequest(
             f"{guest.name}-{i}",

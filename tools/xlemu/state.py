@@ -4,7 +4,8 @@ One state file holds the machine (the hypervisor's saved state) and the toolstac
 records (names and configured sizes, as xl keeps them in xenstore). Each command holds an
 exclusive lock on it, so concurrent ``xlemu`` processes serialize and lose no update, and
 writes are atomic (temporary file, fsync, rename), so a crash leaves the old or the new
-state, never a torn one.
+state, never a torn one. ``XLEMU_TEST_SLOW_WRITE=SECONDS`` (tests only) sleeps between the
+complete temporary file and the rename, so a test can kill a command at that moment.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypervisor_model import HostConfig, Hypervisor
+from hypervisor_model import HostConfig, Hypervisor, make_host
 from hypervisor_model.snapshot import StateError, load_state, save_state
 
 FORMAT = "xlemu-state"
 VERSION = 1
-DEFAULT_HOST = dict(nodes=[16384, 16384], dom0_memory=1024)  # 2 nodes x 16 GiB, dom0 1 GiB
+DEFAULT_HOST: dict[str, Any] = dict(nodes=[16384, 16384], dom0_memory=1024)  # dom0 1 GiB
 
 
 @dataclass
@@ -76,7 +78,7 @@ def read_state(path: Path) -> tuple[Hypervisor, Records]:
         return load_state(doc["host"]), _records_from(doc.get("xenstore", {}))
     except StateError as e:
         raise StateError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # e.g. "xenstore": 5
         raise StateError(f"{path}: damaged state: {e}") from None
 
 
@@ -93,6 +95,8 @@ def write_state(path: Path, hv: Hypervisor, records: Records) -> None:
         json.dump(doc, f, separators=(",", ":"))
         f.flush()
         os.fsync(f.fileno())
+    if slow := os.environ.get("XLEMU_TEST_SLOW_WRITE"):  # tests: a window to SIGKILL us in
+        time.sleep(float(slow))
     os.replace(tmp, path)
     fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -129,8 +133,6 @@ def session(
         elif path.exists():
             hv, records = read_state(path)
         else:
-            from hypervisor_model import make_host
-
             hv, records = Hypervisor(make_host(**DEFAULT_HOST)), Records()
             save = True
         yield hv, records

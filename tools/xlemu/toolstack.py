@@ -26,6 +26,7 @@ from xlemu.picture import MemoryPicture, NodeUsage
 from xlemu.state import Records
 
 LIBXL_MAXMEM_CONSTANT_KB = 1024
+LIBXL_MIN_DOM0_MEM_KB = 128 * 1024
 ERROR_FAIL, ERROR_INVAL, ERROR_DOMAIN_NOTFOUND = -3, -6, -21
 SHUTDOWN_REASON_LETTERS = "-rscwS"
 # What uname(2) reports in the emulated dom0.
@@ -148,8 +149,8 @@ class Toolstack:
         p = self.api.physinfo()
         lines = [f"nodes: {p.nr_nodes} online, {p.nr_cpus} CPUs, {p.total_pages >> 8} MiB RAM"]
         cpus = [0] * len(info.nodes)
-        for _, _, node in misc.xc_cputopoinfo(self.xch):
-            cpus[node] += 1
+        for _, _, cpu_node in misc.xc_cputopoinfo(self.xch):
+            cpus[cpu_node] += 1
         for n, node in enumerate(info.nodes):
             if node.size is None or node.free is None:
                 lines.append(f"node{n}: offline")
@@ -245,7 +246,7 @@ class Toolstack:
             f"xen_version            : {ver >> 16}.{ver & 0xFFFF}{extra}",
             f"xen_caps               : {text(version.XENVER_capabilities)}",
             f"xen_scheduler          : {sched}",
-            f"xen_pagesize           : {misc.xc_version(self.xch, version.XENVER_pagesize)}",
+            f"xen_pagesize           : {misc.xc_version(self.xch, version.XENVER_pagesize)!s}",
             f"platform_params        : virt_start={params.virt_start:#x}",  # type: ignore[union-attr]
             f"xen_changeset          : {text(version.XENVER_changeset)}",
             f"xen_commandline        : {text(version.XENVER_commandline)}",
@@ -352,15 +353,15 @@ class Toolstack:
         domid = self.find_domain(domain)
         kb = parse_memory_kb(size)
         record = self.records.domains.get(domid)
-        if record is not None and kb < record.memory_kb:
-            raise ToolstackError(
-                f"cannot set domid {domid} static max memory to : memory_static_max must be "
-                "greater than or or equal to memory_dynamic_max"
-            )
-        self._xc(
-            lambda: xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB),
-            f"cannot set domid {domid} static max memory to ",
-        )
+        # set_memory_max in xl_mem.c names the size as typed; libxl compares with xenstore's
+        # memory/target, which is the target less the video RAM (libxl__build_post).
+        failed = f"cannot set domid {domid} static max memory to : {size}"
+        if record is not None and kb < record.memory_kb - record.video_kb:
+            raise ToolstackError(failed)
+        try:
+            xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB)
+        except XenError:
+            raise ToolstackError(failed) from None
         if record is not None:
             record.maxmem_kb = kb
 
@@ -369,19 +370,20 @@ class Toolstack:
         domid = self.find_domain(domain)
         kb = parse_memory_kb(size)
         record = self.records.domains.get(domid)
+        # set_memory_target in xl_mem.c names the size as typed; libxl's new target is the
+        # size less the video RAM, at most memory/static-max, and at least 128 MiB for dom0.
+        failed = f"cannot set domid {domid} dynamic max memory to : {size}"
         video = record.video_kb if record else 0
-        if record is not None and kb > record.maxmem_kb:
-            raise ToolstackError(
-                f"cannot set domid {domid} dynamic max memory to : memory_dynamic_max must be "
-                "less than or equal to memory_static_max"
-            )
-        self._xc(
-            lambda: xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB),
-            f"cannot set domid {domid} dynamic max memory to ",
-        )
+        if record is not None and kb - video > record.maxmem_kb:
+            raise ToolstackError(failed)
+        if domid == 0 and kb - video < LIBXL_MIN_DOM0_MEM_KB:
+            raise ToolstackError(failed)
+        try:
+            xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB)
+        except XenError:
+            raise ToolstackError(failed) from None
         if record is not None:
             record.memory_kb = kb
-        del video
 
     def dmesg(self, clear: bool = False) -> str:
         text, _ = misc.xc_readconsolering(self.xch, 1 << 20, clear=int(clear))
@@ -482,14 +484,21 @@ class Toolstack:
         counts = {n: 0 for n in nodes}
         for info in self.domain_infos():
             mask = int.from_bytes(xcd.xc_domain_node_getaffinity(self.xch, info.domain), "little")
+            # nr_vcpus_on_nodes counts every vCPU libxl_list_vcpu lists (0..max_vcpu_id),
+            # online or not, so a paused domain's vCPUs count too.
+            vcpus = (
+                0 if info.max_vcpu_id == domctl.XEN_INVALID_MAX_VCPU_ID else info.max_vcpu_id + 1
+            )
             for n in nodes:
                 if mask >> n & 1:
-                    counts[n] += info.nr_online_vcpus
+                    counts[n] += vcpus
         return counts
 
 
 def need_memory_kb(memory_kb: int, maxmem_kb: int, vcpus: int, hvm: bool) -> int:
     """libxl__domain_need_memory_calculate: target, shadow pool and slack, in 2 MiB steps."""
-    shadow = 4 * (256 * vcpus + 2 * (maxmem_kb >> 10)) if hvm else 0
+    # libxl__get_required_paging_memory: 1 MiB per vCPU plus one page per MiB for the P2M
+    # (HVM/PVH with HAP) or for log-dirty shadowing (PV); HAP is on wherever the host has it.
+    shadow = 4 * (256 * vcpus + (maxmem_kb >> 10))
     need = memory_kb + shadow + (2048 if hvm else 1024)
     return -(-need // 2048) * 2048

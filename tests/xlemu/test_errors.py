@@ -1,0 +1,403 @@
+"""Every failure of ``xlemu`` is one line on stderr (or xl's own multi-line text) and xl's
+exit code, never a traceback; and a failed command leaves the host as it was.
+
+Messages and exit codes from xl: xl.c main ("command not implemented"), xl_utils.c
+(find_domain, SWITCH_FOREACH_OPT), xl_vmcontrol.c (create_domain, destroy_domain), xl_mem.c,
+xl_info.c (main_list, main_domid, main_domname), xl_parse.c (parse_config_data). Run through
+``xlemu.cli.main``, as the console script is; the host is the default one (2 x 16 GiB,
+dom0 1 GiB) that the first command boots.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from xl_helpers import Run, Xl
+
+SMALL = 'name = "small"\nmemory = 64\n'  # PV, 64 MiB
+DEFAULT_FREE_MEMORY = "31743\n"  # (8388608 - 262144 dom0 - 1 MFN 0) // 256 = 8126463 // 256
+
+
+def one_line(run: Run, code: int, line: str) -> None:
+    assert (run.code, run.out, run.err_lines) == (code, "", [line])
+
+
+@pytest.fixture
+def small(xl: Xl) -> Xl:
+    """The default host with one small PV guest, domid 1."""
+    xl.ok("create", "-q", xl.config("small.cfg", SMALL))
+    return xl
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["frob"], ["d"], ["de"], ["claim"], [""], ["host", "frob"]],
+    ids=["unknown", "ambiguous-d", "ambiguous-de", "ambiguous-claim", "empty", "host-frob"],
+)
+def test_unknown_or_ambiguous_command(xl: Xl, args: list[str]) -> None:
+    """cmdtable_lookup: an exact name or a unique prefix; else "command not implemented", 1
+    ("claim" prefixes claims and claim-set; "" prefixes every command)."""
+    one_line(xl(*args), 1, "command not implemented")
+
+
+def test_unique_prefix_runs_the_command(xl: Xl) -> None:
+    """cmdtable_lookup: "li" is only a prefix of "list"."""
+    assert xl.ok("li") == xl.ok("list")
+
+
+def test_no_command_prints_the_help_and_fails(xl: Xl) -> None:
+    """xl.c: no command -> the full help (on stderr here), exit 1."""
+    run = xl()
+    assert (run.code, run.out) == (1, "")
+    assert run.err.startswith("Usage: xlemu ") and "Traceback" not in run.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list", "--bogus"], ["list", "-Q"], ["info", "-Q"], ["create", "-Z", "x.cfg"], ["--bogus"]],
+    ids=lambda a: " ".join(a),
+)
+def test_bad_option_is_one_line_exit_2(xl: Xl, args: list[str]) -> None:
+    """SWITCH_FOREACH_OPT: an unknown option -> one line, exit 2."""
+    run = xl(*args)
+    assert (run.code, run.out, len(run.err_lines)) == (2, "", 1)
+    assert run.err.startswith("xlemu: ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["create"], ["mem-max"], ["mem-max", "1"], ["domid"], ["destroy"], ["debug-keys"]],
+    ids=lambda a: " ".join(a),
+)
+def test_missing_argument_is_one_line_exit_2(xl: Xl, args: list[str]) -> None:
+    """SWITCH_FOREACH_OPT: too few arguments -> exit 2 (xl adds the help; here one line)."""
+    run = xl(*args)
+    assert (run.code, run.out, len(run.err_lines)) == (2, "", 1)
+    assert run.err.startswith("xlemu: Missing argument")
+
+
+# -- create ---------------------------------------------------------------------------------
+
+
+def test_create_missing_file(xl: Xl) -> None:
+    """create_domain reads the file before "Parsing config from": only the error, exit 3."""
+    path = str(xl.dir / "nosuch.cfg")
+    line = f"Failed to read config file: {path}: No such file or directory"
+    one_line(xl("create", path), 3, line)
+
+
+def test_create_directory_as_config(xl: Xl) -> None:
+    """libxl_read_file_contents fails with EISDIR: the same message, exit 3."""
+    one_line(xl("create", str(xl.dir)), 3, f"Failed to read config file: {xl.dir}: Is a directory")
+
+
+def test_create_parse_error_names_the_line(xl: Xl) -> None:
+    """A syntax error: "Parsing config from", then the error with FILE:LINE, exit 1."""
+    path = xl.config("bad.cfg", 'name = "a"\nmemory = @@\n')
+    run = xl("create", path)
+    assert (run.code, run.out) == (1, "")
+    assert run.err_lines[0] == f"Parsing config from {path}"
+    assert len(run.err_lines) == 2
+    assert run.err_lines[1].startswith(f"Failed to parse config: {path}:2:")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("memory = 64\n", "Domain name must be specified."),
+        ('name = "t"\ntype = "xen"\n', "Invalid domain type xen."),
+        (
+            'name = "v"\ntype = "hvm"\nvnuma = [ [ "pnode=5", "size=512" ] ]\n',
+            "xl: invalid pnode number: 5",  # pnode >= nr_nodes (2)
+        ),
+    ],
+    ids=["missing-name", "bad-type", "invalid-pnode"],
+)
+def test_create_config_errors_exit_1(xl: Xl, text: str, line: str) -> None:
+    """parse_config_data / parse_vnuma_config: one line, exit 1, no domain made."""
+    one_line(xl("create", "-q", xl.config("vm.cfg", text)), 1, line)
+    assert xl.ok("list").count("\n") == 2  # header and Domain-0
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            'name = "v"\ntype = "pv"\nvnuma = [ [ "pnode=0", "size=512" ] ]\n',
+            "libxl: error: PV vNUMA is not yet supported",
+        ),
+        (
+            'name = "v"\ntype = "hvm"\nmemory = 256\nvnuma = [ [ "pnode=0", "size=512" ] ]\n',
+            "libxl: error: Cannot enable PoD and vNUMA at the same time",  # 256 < maxmem 512
+        ),
+    ],
+    ids=["pv-vnuma", "pod-and-vnuma"],
+)
+def test_create_refused_by_libxl_exits_6(xl: Xl, text: str, line: str) -> None:
+    """initiate_domain_create refuses before making a domain: ERROR_INVAL -> exit 6, and the
+    next domain is still domid 1."""
+    one_line(xl("create", "-q", xl.config("vm.cfg", text)), 6, line)
+    xl.ok("create", "-q", xl.config("small.cfg", SMALL))
+    assert xl.ok("domid", "small") == "1\n"
+
+
+def test_create_duplicate_name_uses_up_a_domid(small: Xl) -> None:
+    """libxl__domain_make creates domain 2, then refuses the name: exit 3; the next domain
+    is 3 (Xen hands out domids after the last one)."""
+    run = small("create", "-q", small.config("dup.cfg", SMALL))
+    one_line(run, 3, 'libxl: error: Domain 2:Domain with name "small" already exists.')
+    small.ok("create", "-q", small.config("other.cfg", 'name = "other"\nmemory = 64\n'))
+    assert small.ok("domid", "other") == "3\n"
+
+
+def test_storm_refuses_names_already_taken(xl: Xl) -> None:
+    """A second storm of the same config would name its domains s-1, s-2 again: refused
+    before anything is built (names are unique, libxl__domain_rename)."""
+    cfg = xl.config("s.cfg", 'name = "s"\nmemory = 64\n')
+    xl.ok("storm", "2", cfg)
+    before = xl.ok("list")
+    one_line(xl("storm", "3", cfg), 3, 'libxl: error: Domain with name "s-1" already exists.')
+    assert xl.ok("list") == before
+
+
+@pytest.mark.parametrize("mode", ["1", "numa", "0"], ids=["legacy", "numa", "off"])
+def test_create_that_cannot_be_met_leaves_nothing_behind(xl: Xl, mode: str) -> None:
+    """A 40000 MiB HVM guest on 31743 MiB free: the claim (or, without claims, populate)
+    fails; libxl destroys the domain: exit 3, no domain, no claim, free memory unchanged."""
+    xl.claim_mode(mode)
+    run = xl("create", "-q", xl.config("huge.cfg", 'name = "huge"\ntype = "hvm"\nmemory = 40000\n'))
+    assert (run.code, run.out, len(run.err_lines)) == (3, "", 1)
+    assert run.err.startswith("libxl: error: Domain 1:cannot (re-)build domain: -3")
+    assert xl.ok("list").splitlines()[1:] == [
+        "Domain-0                                     0  1024     8     r-----       0.0"
+    ]
+    assert xl.ok("claims", "--nodes").splitlines()[1:] == [
+        "Domain-0                                     0       0       0       0"
+    ]
+    assert xl.ok("info", "free_memory") == DEFAULT_FREE_MEMORY
+    assert xl.ok("info", "outstanding_claims") == "0\n"
+
+
+# -- domains --------------------------------------------------------------------------------
+
+
+def test_destroy_domain_0_without_force(xl: Xl) -> None:
+    """destroy_domain: xl's own two lines and a blank line, exit 1."""
+    run = xl("destroy", "0")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (
+        "Not destroying domain 0; use -f to force.\n"
+        "This can only be done when using a disaggregated hardware domain and toolstack.\n\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["destroy", "77"], "destroy failed (rc=-21)"),  # libxl_domain_destroy: DOMAIN_NOTFOUND
+        (["destroy", "nosuch"], "nosuch is an invalid domain identifier (rc=-6)"),
+        (["mem-max", "small", "5x"], "invalid memory size: 5x"),
+        (["mem-set", "small", "1.5g"], "invalid memory size: 1.5g"),
+        (["mem-max", "nosuch", "5x"], "nosuch is an invalid domain identifier (rc=-6)"),
+        (
+            ["domid", "nosuch"],
+            "Can't get domid of domain name 'nosuch', maybe this domain does not exist.",
+        ),
+        (["domid", "1"], "Can't get domid of domain name '1', maybe this domain does not exist."),
+        (
+            ["domname", "99"],
+            "Can't get domain name of domain id '99', maybe this domain does not exist.",
+        ),
+        (["list", "99"], "Error: Domain '99' does not exist."),  # a domid: libxl_domain_info
+        (["list", "nosuch"], "nosuch is an invalid domain identifier (rc=-6)"),  # find_domain
+        (["claims", "extra"], "xlemu: Got unexpected extra argument (extra)"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_domain_errors_are_one_line_exit_1(small: Xl, args: list[str], line: str) -> None:
+    """Each failure prints xl's line; the state is unchanged."""
+    before = small.state.read_bytes()
+    run = small(*args)
+    code = 2 if line.startswith("xlemu: ") else 1
+    one_line(run, code, line)
+    assert small.state.read_bytes() == before
+
+
+def test_domname_without_digits(xl: Xl) -> None:
+    """main_domname: "Invalid domain id." and a blank line, exit 1."""
+    run = xl("domname", "abc")
+    assert (run.code, run.out, run.err) == (1, "", "Invalid domain id.\n\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "ok"),
+    [
+        # memory/target = 2048 MiB - 8 MiB video = 2040 MiB (libxl__build_post)
+        (["mem-max", "web", "2040"], True),
+        (["mem-max", "web", "2039"], False),
+        # new target = size - 8 MiB video, at most static-max 2048 MiB (libxl_set_memory_target)
+        (["mem-set", "web", "2056"], True),
+        (["mem-set", "web", "2057"], False),
+        (["mem-set", "0", "136"], True),  # dom0: 136 - 0 video >= 128 MiB (LIBXL_MIN_DOM0_MEM)
+        (["mem-set", "0", "127"], False),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_mem_max_and_mem_set_limits(xl: Xl, args: list[str], ok: bool) -> None:
+    """libxl's checks; xl's line names the size as typed (set_memory_max/_target, xl_mem.c)."""
+    xl.ok("create", "-q", xl.config("web.cfg", 'name = "web"\ntype = "hvm"\nmemory = 2048\n'))
+    run = xl(*args)
+    if ok:
+        assert (run.code, run.out, run.err) == (0, "", "")
+    else:
+        domid = "0" if args[1] == "0" else "1"
+        which = "static" if args[0] == "mem-max" else "dynamic"
+        one_line(run, 1, f"cannot set domid {domid} {which} max memory to : {args[2]}")
+
+
+# -- claim-set ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("targets", "line"),
+    [
+        (["node0"], "expected TARGET=SIZE (node0=2G, host=512M), got 'node0'"),
+        (["cpu0=1G"], "expected a target node<N> or host, got 'cpu0'"),
+        (["node0=5x"], "invalid memory size: 5x"),
+        ([], "expected at least one TARGET=SIZE, or --clear"),
+        # Phase 1: 99999 GiB on node 0 > node 0's free pages -> ENOMEM
+        (["node0=99999G"], "cannot set the claim set of domain 1: ENOMEM (Cannot allocate memory)"),
+        # node 9 is not online -> ENOENT
+        (["node9=1M"], "cannot set the claim set of domain 1: ENOENT (No such file or directory)"),
+        # max_pages check: 64 MiB + 1 MiB max, 16384 pages owned: 1 GiB more -> EINVAL
+        (["host=1G"], "cannot set the claim set of domain 1: EINVAL (Invalid argument)"),
+    ],
+    ids=["no-size", "bad-target", "bad-size", "nothing", "enomem", "enoent", "einval"],
+)
+def test_claim_set_errors(small: Xl, targets: list[str], line: str) -> None:
+    """claim-set: one line, exit 1, the claims unchanged (domain_set_claim_entries is atomic)."""
+    one_line(small("claim-set", "small", *targets), 1, line)
+    assert small.ok("info", "outstanding_claims") == "0\n"
+
+
+# -- the host, its state file and xl.conf ---------------------------------------------------
+
+
+def test_host_init_bad_value(xl: Xl) -> None:
+    one_line(xl("host", "init", "--nodes", "0"), 1, "xlemu: expected 1..64 nodes, got 0")
+
+
+def test_bad_claim_mode_in_xl_conf(xl: Xl) -> None:
+    xl.claim_mode("sometimes")
+    one_line(
+        xl("list"),
+        1,
+        f"{xl.xl_conf}: claim_mode: expected 0, 1, legacy, numa or off, got 'sometimes'",
+    )
+
+
+def test_state_file_is_a_directory(xl: Xl) -> None:
+    run = xl("--state", str(xl.dir), "list")
+    assert (run.code, run.out, len(run.err_lines)) == (1, "", 1)
+    assert run.err.startswith("xlemu: ") and "Is a directory" in run.err
+
+
+def _damage(doc: dict, how: str) -> object:  # type: ignore[type-arg]
+    if how == "newer-version":
+        return {**doc, "version": 99}
+    if how == "newer-host-version":
+        return {**doc, "host": {**doc["host"], "version": 99}}
+    if how == "other-format":
+        return {**doc, "format": "something-else"}
+    if how == "not-an-object":
+        return [1, 2]
+    if how == "no-heap":
+        return {**doc, "host": {k: v for k, v in doc["host"].items() if k != "heap"}}
+    if how == "claims-do-not-add-up":
+        heap = {**doc["host"]["heap"], "outstanding_claims": 5}
+        return {**doc, "host": {**doc["host"], "heap": heap}}
+    if how == "xenstore-not-an-object":
+        return {**doc, "xenstore": 5}
+    if how == "xenstore-domains-a-list":
+        return {**doc, "xenstore": {"domains": [1]}}
+    if how == "xenstore-record-unknown-field":
+        return {**doc, "xenstore": {"domains": {"1": {"name": "x", "colour": "red"}}}}
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "newer-version",
+        "newer-host-version",
+        "other-format",
+        "not-an-object",
+        "no-heap",
+        "claims-do-not-add-up",
+        "xenstore-not-an-object",
+        "xenstore-domains-a-list",
+        "xenstore-record-unknown-field",
+    ],
+)
+def test_damaged_or_newer_state_is_one_clear_line(small: Xl, how: str) -> None:
+    """A state this version cannot trust: "xlemu: FILE: ...", exit 1, file left alone."""
+    doc = json.loads(small.state.read_text())
+    small.state.write_text(json.dumps(_damage(doc, how)))
+    before = small.state.read_bytes()
+    for args in (["list"], ["info"], ["create", "-q", small.config("b.cfg", "name='b'\n")]):
+        run = small(*args)
+        assert (run.code, run.out, len(run.err_lines)) == (1, "", 1), run.err
+        assert run.err.startswith(f"xlemu: {small.state}: ")
+    assert small.state.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"garbage{", b"\xff\xfe\x00", b'{"format": "xlemu-state", "version": 1'],
+    ids=["empty", "not-json", "not-utf8", "truncated"],
+)
+def test_unreadable_state_is_one_clear_line(xl: Xl, content: bytes) -> None:
+    xl.state.write_bytes(content)
+    run = xl("list")
+    assert (run.code, run.out, len(run.err_lines)) == (1, "", 1)
+    assert run.err.startswith(f"xlemu: {xl.state}: damaged state: not JSON")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create", "-q", "/dev/null", "memory=@"],
+        ["create", "-q", "/dev/null", "name='x'", "memory='lots'"],
+        ["create", "-q", "/dev/null", "name='x'", "cpus='node:9'"],
+        ["create", "-q", "/dev/null", "name='x'", "cpus='3-1'"],
+        ["create", "-q", "/dev/null", "name='x'", "type='hvm'", "vnuma=[['size=1']]"],
+        ["create", "-q", "/dev/null", "name='x'", "type='hvm'", "vnuma=['pnode=0']"],
+        ["create", "-q", "/dev/null", "name='x'", "vcpus=4", "maxvcpus=2"],
+        ["create", "-q", "/dev/null", "name='x'", "memory=1", "vnuma=[['pnode=0','size=2']]"],
+        ["mem-max", "0", ""],
+        ["mem-set", "99", "64"],
+        ["pause", "nosuch"],
+        ["unpause", "1"],
+        ["claim-set", "99", "node0=1M"],
+        ["claim-set", "0", "node0=1M", "node0=2M"],
+        ["debug-keys", ""],
+        ["top", "--svg", "/nonexistent-dir/x.svg"],
+        ["storm", "0", "x.cfg"],
+        ["storm", "2", "/nonexistent.cfg"],
+        ["host", "init", "--from", "/nonexistent.toml"],
+        ["info", "-n", "-n", "-n"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_odd_input_never_gives_a_traceback(xl: Xl, args: list[str]) -> None:
+    """Whatever the outcome, at most xl-style lines on stderr, never a Python traceback."""
+    run = xl(*args)
+    assert "Traceback" not in run.err
+    assert run.code in (0, 1, 2, 3, 6)  # 3, 6: -ERROR_FAIL, -ERROR_INVAL from libxl
+    if run.code:
+        assert run.err.strip(), "a failure says why"
+        assert len(run.err_lines) <= 2, run.err
