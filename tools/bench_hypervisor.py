@@ -23,6 +23,7 @@ import hypervisor_model
 from hypervisor_model.guest_memory import build, parse
 from hypervisor_model.public import domctl, memory
 from hypervisor_model.public.xen import DOMID_ANY, HYPERVISOR_domctl, HYPERVISOR_memory_op
+from xenctrl.domain import default_createdomain
 
 NODES = [262144] * 8  # MiB per node: 8 x 256 GiB = 2 TiB
 EXTENTS, ORDER = 1024, 18  # 1024 x 1 GiB = 1 TiB
@@ -55,26 +56,8 @@ def domctl_bytes(cmd: int, domain: int, layout: Any = None, payload: Any = None)
 
 
 def create_hvm(hv: hypervisor_model.Hypervisor, max_pages: int) -> int:
-    config = dict(
-        ssidref=0,
-        handle=bytes(16),
-        flags=domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap,
-        iommu_opts=0,
-        max_vcpus=1,
-        max_evtchn_port=1023,
-        max_grant_frames=-1,
-        max_maptrack_frames=-1,
-        grant_opts=2,
-        altp2m=dict(opts=0, nr=0),
-        vmtrace_size=0,
-        cpupool_id=0,
-        # every emulator but vPCI, as libxl asks for an HVM guest (x86 emulation_flags_ok)
-        arch=dict(
-            emulation_flags=domctl.XEN_X86_EMU_ALL
-            & ~(domctl.XEN_X86_EMU_VPCI | domctl.XEN_X86_EMU_USE_PIRQ),
-            misc_flags=0,
-        ),
-    )
+    # libxl's HVM configuration, taken from xenctrl's C layout
+    config = parse(domctl.xen_domctl_createdomain, bytes(default_createdomain(hvm=True)))
     raw = domctl_bytes(
         domctl.XEN_DOMCTL_createdomain, DOMID_ANY, domctl.xen_domctl_createdomain, config
     )

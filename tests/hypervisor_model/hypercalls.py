@@ -86,7 +86,7 @@ class Guest:
             domctl.XEN_DOMCTL_createdomain,
             domid,
             domctl.xen_domctl_createdomain,
-            _createdomain(flags),
+            createdomain_payload(flags),
         )
         assert rc == 0, rc
         if max_mib is not None:
@@ -107,6 +107,16 @@ class Guest:
         )
         assert rc == 0, rc
         return after.payload
+
+    def node_free(self, node: int) -> int:
+        """Free pages on a node: XEN_SYSCTL_availheap over every zone (bytes >> 12)."""
+        rc, out = self.sysctl(
+            sysctl.XEN_SYSCTL_availheap,
+            sysctl.xen_sysctl_availheap,
+            dict(min_bitwidth=0, max_bitwidth=0, node=node, avail_bytes=0),
+        )
+        assert rc == 0 and out is not None
+        return int(out.avail_bytes) >> 12
 
     def physinfo(self) -> Container:
         rc, info = self.sysctl(sysctl.XEN_SYSCTL_physinfo, sysctl.xen_sysctl_physinfo)
@@ -212,7 +222,8 @@ class Guest:
         return rc, status
 
 
-def _createdomain(flags: int) -> dict[str, Any]:
+def createdomain_payload(flags: int) -> dict[str, Any]:
+    """A createdomain payload as libxl fills one (PV unless CDF_hvm), one vCPU."""
     return dict(
         ssidref=0,
         handle=bytes(16),
@@ -226,6 +237,6 @@ def _createdomain(flags: int) -> dict[str, Any]:
         altp2m=dict(opts=0, nr=0),
         vmtrace_size=0,
         cpupool_id=0,
-        # libxl's emulators: every one but vPCI for HVM, none for PV (emulation_flags_ok)
-        arch=dict(emulation_flags=0x3FF if flags & domctl.XEN_DOMCTL_CDF_hvm else 0, misc_flags=0),
+        # emulation_flags_ok: every emulator but vPCI and PIRQ for HVM (0x1FF), none for PV
+        arch=dict(emulation_flags=0x1FF if flags & domctl.XEN_DOMCTL_CDF_hvm else 0, misc_flags=0),
     )

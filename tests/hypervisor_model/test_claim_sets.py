@@ -18,7 +18,7 @@ import pytest
 import hypervisor_model
 from hypervisor_model.domain import DOMDYING_dying
 from hypervisor_model.guest_memory import build, parse
-from hypervisor_model.public import domctl, sysctl
+from hypervisor_model.public import domctl
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_GET as GET
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY
@@ -108,17 +108,6 @@ def new_domain(g: Guest, max_kb: int = UNLIMITED_KB) -> int:
     d = g.create()
     assert g.max_mem(d, max_kb) == 0
     return d
-
-
-def node_free(g: Guest, node: int) -> int:
-    """Free pages on a node: XEN_SYSCTL_availheap over every zone (bytes >> 12)."""
-    rc, out = g.sysctl(
-        sysctl.XEN_SYSCTL_availheap,
-        sysctl.xen_sysctl_availheap,
-        dict(min_bitwidth=0, max_bitwidth=0, node=node, avail_bytes=0),
-    )
-    assert rc == 0 and out is not None
-    return int(out.avail_bytes) >> 12
 
 
 def host_outstanding(g: Guest) -> int:
@@ -635,7 +624,7 @@ def _walk(
         assert g.populate(domid, [gfn], order, flags) == 1, (order, flags, gfn)
         info = g.physinfo()
         assert (info.outstanding_pages, info.free_pages) == (out, sum(frees))
-        assert (node_free(g, 0), node_free(g, 1)) == frees
+        assert (g.node_free(0), g.node_free(1)) == frees
         assert claims(g, domid) == after
 
 
@@ -742,7 +731,7 @@ def test_T10_move_a_claim_between_nodes(small_host: SmallHost, guest_class: type
     assert populate(x1) == 10  # node 1: 32 - 22
     assert claim_set(dom0, d1, [(HOST, 0)]) == 0
     assert populate(x1) == 20  # node 1: 22 free, none claimed
-    assert (node_free(dom0, 0), node_free(dom0, 1)) == (64 - 30, 32 - 30)
+    assert (dom0.node_free(0), dom0.node_free(1)) == (64 - 30, 32 - 30)
 
 
 @pytest.mark.parametrize(

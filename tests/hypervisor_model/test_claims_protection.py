@@ -18,7 +18,6 @@ import pytest
 import hypervisor_model
 from hypervisor_model.heap import NR_ZONES
 from hypervisor_model.memflags import MEMF_exact_node, MEMF_no_refcount, MEMF_node
-from hypervisor_model.public import sysctl
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST
 from hypervisor_model.public.memory import XENMEMF_exact_node, XENMEMF_node
 
@@ -46,17 +45,6 @@ def claims(g: Guest, domid: int) -> list[tuple[int, int]]:
     rc, nr, entries = g.claim_get(domid, 65)
     assert rc == 0 and nr == len(entries)
     return entries
-
-
-def node_free(g: Guest, node: int) -> int:
-    """Free pages on a node: XEN_SYSCTL_availheap over every zone (bytes >> 12)."""
-    rc, out = g.sysctl(
-        sysctl.XEN_SYSCTL_availheap,
-        sysctl.xen_sysctl_availheap,
-        dict(min_bitwidth=0, max_bitwidth=0, node=node, avail_bytes=0),
-    )
-    assert rc == 0 and out is not None
-    return int(out.avail_bytes) >> 12
 
 
 def totals(g: Guest) -> tuple[int, int]:
@@ -139,7 +127,7 @@ def test_host_check_counts_node_claims_as_cover(
     assert dom0.populate(d1, [0], 0, XENMEMF_exact_node(1)) == 1
     assert claims(dom0, d1) == [(HOST, 0), (0, 3)]
     assert totals(dom0) == (7, 7)
-    assert (node_free(dom0, 0), node_free(dom0, 1)) == (4, 3)
+    assert (dom0.node_free(0), dom0.node_free(1)) == (4, 3)
 
 
 # -- the per-node check ----------------------------------------------------------------
@@ -159,9 +147,9 @@ def test_node_claim_of_another_domain_is_unavailable(
     assert dom0.populate(d2, [0], 0, x0) == 1  # 1 >= 1
     assert dom0.populate(d2, [1], 0, x0) == 0  # 3 - 3 = 0 < 1
     assert dom0.populate(d2, [1], 0, XENMEMF_node(0)) == 1  # falls back to node 1
-    assert (node_free(dom0, 0), node_free(dom0, 1)) == (3, 3)
+    assert (dom0.node_free(0), dom0.node_free(1)) == (3, 3)
     assert dom0.populate(d1, [0, 1, 2], 0, x0) == 3  # 3 - 3 + 3, 2 - 2 + 2, 1 - 1 + 1
-    assert (node_free(dom0, 0), node_free(dom0, 1)) == (0, 3)
+    assert (dom0.node_free(0), dom0.node_free(1)) == (0, 3)
     assert totals(dom0) == (0, 3)
 
 
@@ -194,7 +182,7 @@ def test_own_claim_on_another_node_passes_host_check_but_not_node_check(
     assert dom0.populate(d1, [0], 0, XENMEMF_exact_node(1)) == 0
     assert dom0.populate(d1, [0], 0, XENMEMF_node(1)) == 1
     assert claims(dom0, d1) == [(HOST, 0), (0, 3)]
-    assert (node_free(dom0, 0), node_free(dom0, 1)) == (3, 4)
+    assert (dom0.node_free(0), dom0.node_free(1)) == (3, 4)
 
 
 # -- redemption order --------------------------------------------------------------------
@@ -229,7 +217,7 @@ def test_node_less_allocation_spends_node_claims_elsewhere(
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(0, 2)]) == 0
     assert dom0.populate(d, [0]) == 1
-    assert (node_free(dom0, 0), node_free(dom0, 1)) == (4, 3)
+    assert (dom0.node_free(0), dom0.node_free(1)) == (4, 3)
     assert claims(dom0, d) == [(HOST, 0), (0, 1)]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypercalls import createdomain_payload
 
 import hypervisor_model
 from hypervisor_model.guest_memory import build, parse
@@ -52,26 +53,10 @@ ALL_NODES = bytes([0xFF] * 8)  # NODE_MASK_ALL, MAX_NUMNODES = 64 bits
 
 
 def config(**overrides: Any) -> dict[str, Any]:
-    """A createdomain payload for an HVM guest with HAP and one vCPU, fields overridden."""
-    cfg: dict[str, Any] = dict(
-        ssidref=0,
-        handle=bytes(16),
-        flags=XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap,
-        iommu_opts=0,
-        max_vcpus=1,
-        max_evtchn_port=1023,
-        max_grant_frames=-1,
-        max_maptrack_frames=-1,
-        grant_opts=2,
-        altp2m=dict(opts=0, nr=0),
-        vmtrace_size=0,
-        cpupool_id=0,
-    )
-    cfg.update(overrides)
-    # emulation_flags_ok: an HVM domU has every emulator but vPCI and PIRQ, a PV one none
-    hvm_emulators = 0x1FF if cfg["flags"] & XEN_DOMCTL_CDF_hvm else 0
-    cfg.setdefault("arch", dict(emulation_flags=hvm_emulators, misc_flags=0))
-    return cfg
+    """A createdomain payload for an HVM guest with HAP and one vCPU, fields overridden;
+    the emulators follow the flags (emulation_flags_ok) unless overridden too."""
+    flags = overrides.get("flags", XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap)
+    return {**createdomain_payload(flags), **overrides}
 
 
 def create(g: Guest, domid: int = DOMID_ANY, **overrides: Any) -> tuple[int, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypercalls import createdomain_payload
 
 import hypervisor_model
 from hypervisor_model.guest_memory import ARENA_BASE, PAGE_SIZE, GuestFault, build, parse
@@ -55,21 +56,7 @@ def getdomaininfo_at(hv: Hypervisor, addr: int) -> int:
 
 
 # A valid HVM guest configuration: only the hypercall entry can stop it.
-HVM_CONFIG = dict(
-    ssidref=0,
-    handle=bytes(16),
-    flags=domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap,
-    iommu_opts=0,
-    max_vcpus=1,
-    max_evtchn_port=1023,
-    max_grant_frames=-1,
-    max_maptrack_frames=-1,
-    grant_opts=2,
-    altp2m=dict(opts=0, nr=0),
-    vmtrace_size=0,
-    cpupool_id=0,
-    arch=dict(emulation_flags=0, misc_flags=0),
-)
+HVM_CONFIG = createdomain_payload(domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap)
 
 
 # -- unknown numbers ---------------------------------------------------------------------

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import hypervisor_model
-from hypervisor_model.public import sysctl
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST
 from hypervisor_model.public.errno import EINVAL, EPERM
 from hypervisor_model.public.sysctl import (
@@ -65,17 +64,6 @@ def new_domain(g: Guest, domid: int | None = None) -> int:
     return d
 
 
-def node_free(g: Guest, node: int) -> int:
-    """Free pages on a node: XEN_SYSCTL_availheap over every zone (bytes >> 12)."""
-    rc, out = g.sysctl(
-        sysctl.XEN_SYSCTL_availheap,
-        sysctl.xen_sysctl_availheap,
-        dict(min_bitwidth=0, max_bitwidth=0, node=node, avail_bytes=0),
-    )
-    assert rc == 0 and out is not None
-    return int(out.avail_bytes) >> 12
-
-
 def free_pages(g: Guest) -> int:
     return int(g.physinfo().free_pages)
 
@@ -101,7 +89,7 @@ def test_offline_free_page(dom0: Guest) -> None:
     assert dom0.page_offline(OFFLINE, 5, 5) == (0, [PG_OFFLINE_OFFLINED])
     info = dom0.physinfo()
     assert (info.free_pages, info.total_pages) == (FREE - 1, TOTAL_PAGES)
-    assert node_free(dom0, 0) == NODE_PAGES - 1 - 1
+    assert dom0.node_free(0) == NODE_PAGES - 1 - 1
 
 
 def test_counters_drop_by_one_per_offlined_page(dom0: Guest) -> None:
@@ -110,9 +98,9 @@ def test_counters_drop_by_one_per_offlined_page(dom0: Guest) -> None:
     assert dom0.page_offline(OFFLINE, 5, 7) == (0, [PG_OFFLINE_OFFLINED] * 3)
     assert dom0.page_offline(OFFLINE, NODE_PAGES, NODE_PAGES + 1) == (0, [PG_OFFLINE_OFFLINED] * 2)
     expected = (NODE_PAGES - 1 - 3, NODE_PAGES - 2, FREE - 5)
-    assert (node_free(dom0, 0), node_free(dom0, 1), free_pages(dom0)) == expected
+    assert (dom0.node_free(0), dom0.node_free(1), free_pages(dom0)) == expected
     assert dom0.page_offline(OFFLINE, 5, 7) == (0, [PG_OFFLINE_OFFLINED] * 3)
-    assert (node_free(dom0, 0), node_free(dom0, 1), free_pages(dom0)) == expected
+    assert (dom0.node_free(0), dom0.node_free(1), free_pages(dom0)) == expected
 
 
 def test_owned_page_is_pending_with_its_owner(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypercalls import createdomain_payload
 
 import hypervisor_model
 from hypervisor_model.guest_memory import build, parse
@@ -430,21 +431,7 @@ SYSCTLS = {
 
 def create_with_flags(g: Guest, domid: int, flags: int) -> int:
     """createdomain with the given CDF flags (PV unless CDF_hvm), one vCPU."""
-    cfg = dict(
-        ssidref=0,
-        handle=bytes(16),
-        flags=flags,
-        iommu_opts=0,
-        max_vcpus=1,
-        max_evtchn_port=1023,
-        max_grant_frames=-1,
-        max_maptrack_frames=-1,
-        grant_opts=2,
-        altp2m=dict(opts=0, nr=0),
-        vmtrace_size=0,
-        cpupool_id=0,
-        arch=dict(emulation_flags=0, misc_flags=0),
-    )
+    cfg = createdomain_payload(flags)
     create = domctl.XEN_DOMCTL_createdomain
     return int(g.domctl(create, domid, domctl.xen_domctl_createdomain, cfg)[0])
 
