@@ -358,10 +358,7 @@ class Toolstack:
         failed = f"cannot set domid {domid} static max memory to : {size}"
         if record is not None and kb < record.memory_kb - record.video_kb:
             raise ToolstackError(failed)
-        try:
-            xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB)
-        except XenError:
-            raise ToolstackError(failed) from None
+        self._set_xen_max(domid, kb, failed)
         if record is not None:
             record.maxmem_kb = kb
 
@@ -378,12 +375,16 @@ class Toolstack:
             raise ToolstackError(failed)
         if domid == 0 and kb - video < LIBXL_MIN_DOM0_MEM_KB:
             raise ToolstackError(failed)
+        self._set_xen_max(domid, kb, failed)
+        if record is not None:
+            record.memory_kb = kb
+
+    def _set_xen_max(self, domid: int, kb: int, failed: str) -> None:
+        """Xen's limit is the new size plus LIBXL_MAXMEM_CONSTANT (libxl_domain_setmaxmem)."""
         try:
             xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB)
         except XenError:
             raise ToolstackError(failed) from None
-        if record is not None:
-            record.memory_kb = kb
 
     def dmesg(self, clear: bool = False) -> str:
         text, _ = misc.xc_readconsolering(self.xch, 1 << 20, clear=int(clear))
