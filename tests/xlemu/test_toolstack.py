@@ -223,19 +223,6 @@ def test_create_with_cpus_nodes_pins_affinity() -> None:
     assert pages_on_nodes(ts, domid) == [0, 65536]
 
 
-def test_create_with_cpus_range_takes_their_nodes() -> None:
-    """cpus="2-5": CPUs 2, 3 on node 0 and 4, 5 on node 1 -> node affinity 0-1 = "all"."""
-    ts = toolstack()
-    domid = create(ts, 'name="wide"', "memory=64", 'cpus="2-5"')
-    assert affinity(ts, domid) == "all"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="create.py: a cpus= string skips automatic placement and sets the node affinity to "
-    "every node of those CPUs; libxl (numa_place_domain) still places the domain, on the best "
-    "single node among the hard-affinity CPUs",
-)
 def test_create_with_cpus_range_still_places_on_one_node() -> None:
     """libxl__build_pre runs numa_place_domain for a cpus= string (xl only disables it for a
     list): candidates are the nodes of CPUs 2-5; both fit, 8 vCPUs each, node 0 has more

@@ -71,8 +71,9 @@ class GuestConfig:
     memory_kb: int  # target
     maxmem_kb: int
     vcpus: int
-    nodes: list[int] | None = None  # pinned by cpus=, or None
+    nodes: list[int] | None = None  # the nodes of the CPUs cpus= allows, or None for all
     vnuma: list[tuple[int, int]] | None = None  # (pnode, MiB) per vnode
+    place: bool = True  # libxl's automatic NUMA placement (within ``nodes``)
 
     @property
     def hvm(self) -> bool:
@@ -134,6 +135,9 @@ def _cpu_nodes(ts: Toolstack, spec: str) -> list[int]:
         if not low.isdigit() or (high and not high.isdigit()) or (high and int(high) < int(low)):
             raise ToolstackError(f"Invalid pcpu range: {body}.")
         ids = range(int(low), int(high or low) + 1)
+        known = {n for _, _, n in topology}
+        if nodes and not set(ids) <= known:
+            raise ToolstackError("libxl_node_to_cpumap failed.")
         chosen = {c for c, (_, _, n) in enumerate(topology) if n in ids} if nodes else set(ids)
         cpus = cpus - chosen if negate else cpus | chosen
     return sorted({topology[c][2] for c in cpus if c < len(topology)})
@@ -180,9 +184,18 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
             raise ToolstackError("xl: maxmem and vnuma memory size mismatch")
         maxmem_kb = total_kb
         target_kb = total_kb if memory is None else target_kb
+    # cpus="..." is vCPU hard affinity: placement still runs within those CPUs' nodes; a
+    # list (one entry per vCPU) turns placement off (parse_config_data, numa_placement).
     cpus = cfg.get_string("cpus", dont_warn=True).value
-    nodes = _cpu_nodes(ts, cpus) if cpus else None
-    return GuestConfig(name, _type(cfg), target_kb, maxmem_kb, maxvcpus or vcpus, nodes, vnuma)
+    per_vcpu = cfg.get_list_as_string_list("cpus", dont_warn=True).value
+    nodes, place = None, True
+    if cpus:
+        nodes = _cpu_nodes(ts, cpus)
+    elif per_vcpu:
+        nodes, place = sorted({n for spec in per_vcpu for n in _cpu_nodes(ts, spec)}), False
+    return GuestConfig(
+        name, _type(cfg), target_kb, maxmem_kb, maxvcpus or vcpus, nodes, vnuma, place
+    )
 
 
 def _nodemap(ts: Toolstack, nodes: Iterable[int]) -> bytes:
@@ -230,9 +243,10 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
     xch = ts.xch
     xcd.xc_domain_max_vcpus(xch, domid, guest.vcpus)
     nodes = guest.nodes
-    if nodes is None and guest.vnuma is None:  # libxl__build_pre's automatic placement
+    if guest.place and guest.vnuma is None:  # libxl__build_pre's automatic placement
         need = need_memory_kb(guest.memory_kb, guest.maxmem_kb, guest.vcpus, guest.hvm)
-        nodes = ts.place(need, guest.vcpus)
+        # without a fitting candidate, Xen derives the affinity from the vCPUs' CPUs
+        nodes = ts.place(need, guest.vcpus, guest.nodes) or guest.nodes
     if nodes:
         xcd.xc_domain_node_setaffinity(xch, domid, _nodemap(ts, nodes))
     xcd.xc_domain_setmaxmem(xch, domid, guest.memory_kb + LIBXL_MAXMEM_CONSTANT_KB)

@@ -449,13 +449,20 @@ class Toolstack:
 
     # -- placement ------------------------------------------------------------------------------
 
-    def place(self, memkb: int, vcpus: int) -> list[int] | None:
-        """libxl's automatic placement: the fewest nodes whose unclaimed free memory and CPUs
-        cover the guest, preferring nodes with fewer vCPUs, then more free memory."""
+    def place(
+        self, memkb: int, vcpus: int, candidates: Iterable[int] | None = None
+    ) -> list[int] | None:
+        """libxl's automatic placement: the fewest nodes (among ``candidates``, the nodes of
+        the vCPUs' hard affinity) whose unclaimed free memory and CPUs cover the guest,
+        preferring nodes with fewer vCPUs, then more free memory. None on a 1-node host."""
         info = self.api.numainfo()
         online = [n for n, node in enumerate(info.nodes) if node.free is not None]
         if len(online) <= 1:
             return None
+        if candidates is not None:
+            online = [n for n in online if n in set(candidates)]
+            if not online:
+                return None
         claimed = {n: 0 for n in online}
         for _, claim_set in self.claims_by_node():
             for target, pages in claim_set.items():
