@@ -78,7 +78,9 @@ def assign_pages(
             if nr > d.max_pages - d.tot_pages:
                 raise XenError(E2BIG, f"d{d.domain_id} would exceed max_pages")
             d.tot_pages += nr
-        d.pages.insert(mfn, nr, gfn, 1, None)
+        # A PV guest's frames keep their guest frame (Xen's M2P); a translated guest's p2m
+        # says the same the other way round, so its frames need no value and coalesce.
+        d.pages.insert(mfn, nr, None if d.is_translated else gfn, 1, None)
         d.node_pages[node] = d.node_pages.get(node, 0) + nr
 
 
@@ -124,11 +126,6 @@ def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:
 # -- the guest physmap ---------------------------------------------------------------------
 
 
-def _set_m2p(d: Domain, mfn: int, nr: int, gfn: int | None) -> None:
-    d.pages.remove(mfn, mfn + nr)
-    d.pages.insert(mfn, nr, gfn, 1, None)
-
-
 def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
     """Map ``2**order`` owned pages at ``gfn``. A translated guest's old mappings there are
     dropped (their pages stay allocated to the domain, unmapped, as in Xen's p2m); a PV
@@ -141,11 +138,11 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
         if d.is_translated:
             if gfn + nr > P2M_LIMIT:
                 return False
-            for old in d.p2m.remove(gfn, gfn + nr):
-                _set_m2p(d, *mfn_span(old), None)
+            d.p2m.remove(gfn, gfn + nr)
             d.p2m.insert(gfn, nr, mfn, 1, None)
-        if owned.value_at(mfn) != gfn or (nr > 1 and owned.step != 1):
-            _set_m2p(d, mfn, nr, gfn)
+        elif owned.value_at(mfn) != gfn or (nr > 1 and owned.step != 1):
+            d.pages.remove(mfn, mfn + nr)  # set_gpfn_from_mfn for each page
+            d.pages.insert(mfn, nr, gfn, 1, None)
         return True
 
 

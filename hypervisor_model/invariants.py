@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
+from hypervisor_model.domheap import mfn_span
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, page_to_zone
 
 if TYPE_CHECKING:
@@ -94,12 +95,13 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
             out.append(f"d{d.domain_id}: tot_pages {d.tot_pages} but owns {owned} pages")
         if per_node != d.node_pages:
             out.append(f"d{d.domain_id}: per-node page counts out of date")
-        for run in d.p2m:
-            for gfn in (run.start, run.end - 1):
-                mfn = run.value_at(gfn)
-                back = d.pages.find(mfn) if mfn is not None else None
-                if back is None or back.value_at(mfn) != gfn:  # type: ignore[arg-type]
-                    out.append(f"d{d.domain_id}: gfn {gfn:#x} maps a frame not backed by it")
+        mapped = sorted(mfn_span(run) for run in d.p2m)  # the p2m is one-to-one onto owned frames
+        for low, count in mapped:
+            if d.pages.covered(low, low + count) != count:
+                out.append(f"d{d.domain_id}: p2m maps frames {low:#x}+{count} it does not own")
+        for (low, count), (nxt, _) in pairwise(mapped):
+            if nxt < low + count:
+                out.append(f"d{d.domain_id}: frame {nxt:#x} mapped at two gfns")
     spans.sort()
     for (_, e1, w1), (s2, _, w2) in pairwise(spans):
         if s2 < e1:

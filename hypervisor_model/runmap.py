@@ -32,7 +32,8 @@ class Run(NamedTuple):
     def piece(self, start: int, end: int) -> Run:
         """The part of this run covering keys ``[start, end)`` (clipped to the run)."""
         start, end = max(start, self.start), min(end, self.end)
-        return Run(start, end - start, self.value_at(start), self.step, self.tag)
+        step = self.step if end - start > 1 else 1  # a single key has no direction
+        return Run(start, end - start, self.value_at(start), step, self.tag)
 
 
 def _continues(left: Run, right: Run) -> int | None:
@@ -72,6 +73,8 @@ class RunMap:
 
     def overlapping(self, start: int, end: int) -> list[Run]:
         """The pieces of runs inside ``[start, end)``, in key order."""
+        if end <= start:
+            return []
         i = max(bisect_right(self._starts, start) - 1, 0)
         pieces = []
         while i < len(self._starts) and self._starts[i] < end:
@@ -86,21 +89,33 @@ class RunMap:
         return sum(p.length for p in self.overlapping(start, end))
 
     def insert(self, start: int, length: int, value: int | None, step: int, tag: Hashable) -> None:
-        """Map ``[start, start+length)``; the range must be unmapped."""
+        """Map ``[start, start+length)``; the range must be unmapped. Neighbours that the
+        new run continues are merged with it."""
         if length <= 0:
             return
-        if self.covered(start, start + length):
+        end = start + length
+        starts, runs = self._starts, self._runs
+        i = bisect_right(starts, start)  # starts[i - 1] <= start < starts[i]
+        left = runs[starts[i - 1]] if i else None
+        right = runs[starts[i]] if i < len(starts) else None
+        if (left is not None and left.end > start) or (right is not None and right.start < end):
             raise ValueError(f"expected unmapped keys, got overlap at {start:#x}+{length:#x}")
         run = Run(start, length, value, step if length > 1 else 1, tag)
-        left = self.find(start - 1)
         if left is not None and (s := _continues(left, run)) is not None:
-            self._drop(left.start)
-            run = Run(left.start, left.length + run.length, left.value, s, tag)
-        right = self._runs.get(run.end)
+            run = Run(left.start, left.length + length, left.value, s, tag)
+            i -= 1  # the merged run takes the left one's place
+        else:
+            left = None
         if right is not None and (s := _continues(run, right)) is not None:
-            self._drop(right.start)
             run = Run(run.start, run.length + right.length, run.value, s, tag)
-        self._add(run)
+            del runs[right.start]
+            if left is None:
+                starts[i] = run.start  # the merged run takes the right one's place
+            else:
+                del starts[i + 1]
+        elif left is None:
+            starts.insert(i, run.start)
+        runs[run.start] = run
 
     def remove(self, start: int, end: int) -> list[Run]:
         """Unmap ``[start, end)`` and return the pieces that were mapped there."""
