@@ -54,6 +54,3 @@ class Domain:
     def is_translated(self) -> bool:
         """HVM and PVH guests have a p2m (paging_mode_translate); PV guests do not."""
         return self.is_hvm
-
-    def owned_pages(self) -> int:
-        return sum(run.length for run in self.pages)

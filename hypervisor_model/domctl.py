@@ -16,7 +16,7 @@ from hypervisor_model import claims
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
 from hypervisor_model.errors import XenError
-from hypervisor_model.guest_memory import GuestFault, build, copy_struct_from_guest, parse
+from hypervisor_model.guest_memory import build, copy_struct_from_guest, parse
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.public import domctl as abi
 from hypervisor_model.public.errno import (
@@ -90,11 +90,10 @@ class _Reply:
         self.copyback = True
 
     def send(self, rc: int) -> int:
-        if self.copyback:
-            try:
-                self.hv.arena.copy_to_guest(self.arg, build(abi.xen_domctl, self.op))
-            except GuestFault:
-                return -EFAULT
+        if self.copyback and not self.hv.arena.try_copy_to_guest(
+            self.arg, build(abi.xen_domctl, self.op)
+        ):
+            return -EFAULT
         return rc
 
 
@@ -341,26 +340,18 @@ def _getnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
     base, ok = nodemap.bitmap, True
     if copy_bytes > 1:
-        ok = _put(hv, base, xen[: copy_bytes - 1])
+        ok = hv.arena.try_copy_to_guest(base, xen[: copy_bytes - 1])
     if copy_bytes:
-        ok = _put(hv, base + copy_bytes - 1, xen[-1:]) and ok
+        ok = hv.arena.try_copy_to_guest(base + copy_bytes - 1, xen[-1:]) and ok
     offset = copy_bytes
     while ok and offset < guest_bytes:  # Xen zeroes the rest byte by byte, up to a fault
         size = min(guest_bytes - offset, 1 << 16)
         room = hv.arena.readable(base + offset)
-        ok = _put(hv, base + offset, bytes(min(size, room))) and room >= size
+        ok = hv.arena.try_copy_to_guest(base + offset, bytes(min(size, room))) and room >= size
         offset += size
     if not ok:
         raise XenError(EFAULT, "node affinity bitmap not writable")
     return 0
-
-
-def _put(hv: Hypervisor, addr: int, data: bytes) -> bool:
-    try:
-        hv.arena.copy_to_guest(addr, data)
-    except GuestFault:
-        return False
-    return True
 
 
 # -- claim sets (v7) ----------------------------------------------------------------------
@@ -404,11 +395,7 @@ def _claim_memory(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> 
         build(abi.xen_memory_claim, dict(pages=pages, target=target, cmd=0))
         for target, pages in current_set
     )
-    try:
-        hv.arena.copy_to_guest(req.claim_set, out)
-    except GuestFault:
-        return reply.send(-EFAULT)
-    return reply.send(0)
+    return reply.send(0 if hv.arena.try_copy_to_guest(req.claim_set, out) else -EFAULT)
 
 
 _COMMANDS: dict[int, Callable[..., int]] = {

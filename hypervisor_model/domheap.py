@@ -85,7 +85,8 @@ def assign_pages(
 
 
 def _disown(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
-    """Take ``nr`` pages from ``d``'s books; the caller holds ``d.page_alloc_lock``."""
+    """Take ``nr`` pages from ``d``'s books (free_domheap_pages' accounting; freeing never
+    gives a claim back); the caller holds ``d.page_alloc_lock``."""
     removed = d.pages.remove(mfn, mfn + nr)
     assert sum(p.length for p in removed) == nr, "freeing pages the domain does not own"
     d.tot_pages -= nr
@@ -100,15 +101,6 @@ def _give_back(heap: Heap, mfn: int, nr: int) -> None:
     for start, end, _ in heap.split_by_node(mfn, mfn + nr):
         for head, order in aligned_chunks(start, end):
             heap.free_heap_pages(head, order)
-
-
-def free_domheap_pages(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
-    """Take ``nr`` owned pages from ``d`` and return them to the heap (free_domheap_pages).
-
-    Freeing never gives a claim back."""
-    with d.page_alloc_lock:
-        _disown(heap, d, mfn, nr)
-    _give_back(heap, mfn, nr)
 
 
 def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:

@@ -101,6 +101,14 @@ class Arena:
         buf, offset = self._locate(addr, size)
         return bytes(buf.mem[offset : offset + size])
 
+    def try_copy_to_guest(self, addr: int, data: bytes) -> bool:
+        """copy_to_guest as Xen's callers test it: False (nothing written) on a fault."""
+        try:
+            self.copy_to_guest(addr, data)
+        except GuestFault:
+            return False
+        return True
+
     def copy_to_guest(self, addr: int, data: bytes) -> None:
         if not data:
             return

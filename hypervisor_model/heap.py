@@ -108,10 +108,6 @@ class Heap:
         _, end, node = self._ranges[i]
         return node if mfn < end else None
 
-    def ram_ranges(self) -> list[tuple[int, int, int]]:
-        """Every RAM range as ``(start, end, node)``, in address order."""
-        return list(self._ranges)
-
     def split_by_node(self, start: int, end: int) -> Iterator[tuple[int, int, int]]:
         """The RAM parts of ``[start, end)`` as ``(start, end, node)``."""
         i = max(bisect_right(self._range_starts, start) - 1, 0)

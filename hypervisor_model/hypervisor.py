@@ -40,7 +40,6 @@ from hypervisor_model.version import do_xen_version
 
 WORD_MASK = (1 << 64) - 1
 HYPERCALL_ARGS = 6  # x86_64 passes up to six argument registers
-PREEMPT_EVERY = 64  # extents between continuation points of long hypercalls
 
 Handler = Callable[..., int]
 

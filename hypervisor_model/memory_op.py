@@ -127,11 +127,7 @@ def _extent_list(hv: Hypervisor, handle: int, start: int, end: int) -> list[int]
 
 def _write_mfn(hv: Hypervisor, handle: int, index: int, mfn: int) -> bool:
     """Tell a PV guest the machine frame of extent ``index`` (__copy_mfn_to_guest_offset)."""
-    try:
-        hv.arena.copy_to_guest(handle + index * PFN.size, PFN.pack(mfn))
-    except GuestFault:
-        return False
-    return True
+    return hv.arena.try_copy_to_guest(handle + index * PFN.size, PFN.pack(mfn))
 
 
 def _extent_loop(

@@ -164,9 +164,7 @@ class Xenctrl:
         return [DomainInfo.from_c(i) for i in infos]
 
     def domain_node_setaffinity(self, domid: int, nodes: Iterable[int]) -> None:
-        size = misc.xc_get_nodemap_size(self.xch)
-        mask = sum(1 << n for n in set(nodes))
-        xcd.xc_domain_node_setaffinity(self.xch, domid, mask.to_bytes(size, "little"))
+        xcd.xc_domain_node_setaffinity(self.xch, domid, misc.nodemap(self.xch, nodes))
 
     def domain_node_getaffinity(self, domid: int) -> set[int]:
         mask = int.from_bytes(xcd.xc_domain_node_getaffinity(self.xch, domid), "little")

@@ -9,8 +9,7 @@ into the hypervisor model: only hypercall numbers, argument words and bytes cros
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Iterator, Mapping, MutableSequence
-from contextlib import contextmanager
+from collections.abc import MutableSequence
 from typing import Any
 
 from construct import Construct, Container
@@ -228,14 +227,3 @@ def check(rc: int, call: str | None = None) -> int:
     if rc < 0:
         raise XenError(-rc, call or trace.current_call())
     return rc
-
-
-@contextmanager
-def bounce_out(xch: xc_interface, size: int) -> Iterator[Bounce]:
-    """A zeroed output buffer of ``size`` bytes (XC_HYPERCALL_BUFFER_BOUNCE_OUT)."""
-    with Bounce(xch, bytearray(size), size, "both") as b:
-        yield b
-
-
-Fields = Mapping[str, Any]
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -4,6 +4,7 @@ NUMA topology, free heap, the highest RAM frame."""
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterable
 
 from construct import Container
 
@@ -34,6 +35,11 @@ def xc_get_max_nodes(xch: xc_interface) -> int:
 def xc_get_nodemap_size(xch: xc_interface) -> int:
     """Bytes in a node bitmap: (max nodes + 7) / 8."""
     return (xc_get_max_nodes(xch) + 7) // 8
+
+
+def nodemap(xch: xc_interface, nodes: Iterable[int]) -> bytes:
+    """An ``xc_nodemap_t`` with bit n set for each node n (xc_nodemap_alloc, then set)."""
+    return sum(1 << n for n in set(nodes)).to_bytes(xc_get_nodemap_size(xch), "little")
 
 
 @traced

@@ -19,7 +19,7 @@ from xenctrl.domain import (
     xc_domain_claim_pages,
     xc_domain_node_setaffinity,
 )
-from xenctrl.misc import xc_get_nodemap_size, xc_numainfo
+from xenctrl.misc import nodemap, xc_numainfo
 from xenctrl.types import xen_memory_claim_t
 from xenguest.dom import XC_NUMA_NO_NODE, xc_dom_image
 from xenguest.errors import XenguestError
@@ -44,8 +44,7 @@ def _claim_on_preferred_node(dom: xc_dom_image, node: int, pages: int) -> dict[i
     to the node by affinity. The largest share is found by trying: a refused SET changes
     nothing and a granted one replaces the last, so the search stays correct while other
     builders claim concurrently, and ends with the best split installed."""
-    size = xc_get_nodemap_size(dom.xch)
-    xc_domain_node_setaffinity(dom.xch, dom.guest_domid, (1 << node).to_bytes(size, "little"))
+    xc_domain_node_setaffinity(dom.xch, dom.guest_domid, nodemap(dom.xch, [node]))
     meminfo, _ = xc_numainfo(dom.xch)
     upper = min(pages, meminfo[node].memfree >> 12) if node < len(meminfo) else 0
 

@@ -27,7 +27,7 @@ from xenctrl.domain import (
     xc_domain_unpause,
 )
 from xenctrl.handle import xc_interface, xc_interface_open
-from xenctrl.misc import xc_get_nodemap_size, xc_readconsolering, xc_send_debug_keys
+from xenctrl.misc import nodemap, xc_readconsolering, xc_send_debug_keys
 from xenguest.dom import ClaimMode, xc_dom_allocate, xc_dom_boot_mem_init
 from xenguest.errors import XenguestError
 from xenguest.layout import hvm_layout, vnuma_hvm, vnuma_pv
@@ -118,8 +118,7 @@ def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode
         xc_domain_max_vcpus(xch, domid, 1)
         xc_domain_setmaxmem(xch, domid, memkb + LIBXL_MAXMEM_CONSTANT_KB)
         if request.node is not None and not request.vnuma:
-            size = xc_get_nodemap_size(xch)
-            xc_domain_node_setaffinity(xch, domid, (1 << request.node).to_bytes(size, "little"))
+            xc_domain_node_setaffinity(xch, domid, nodemap(xch, [request.node]))
         dom = xc_dom_allocate(xch, domid, "hvm-3.0-x86_32" if request.hvm else "xen-3.0-x86_64")
         dom.claim_mode = claim_mode
         if request.node is not None:

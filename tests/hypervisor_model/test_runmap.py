@@ -53,9 +53,7 @@ def test_runmap_maps_each_key_as_a_dict_of_pages_would(sequence: list[tuple]) ->
         assert {k: r.value_at(k) for r in runs for k in range(r.start, r.end)} == pages
         for left, right in pairwise(runs):
             assert left.end <= right.start
-            continued = left.end == right.start and (
-                (left.value is None) == (right.value is None)
-            )
+            continued = left.end == right.start and ((left.value is None) == (right.value is None))
             if continued and left.value is not None and right.value is not None:
                 step = right.value - left.value_at(left.end - 1)  # type: ignore[operator]
                 continued = step in (1, -1) and all(

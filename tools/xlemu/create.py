@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,10 +198,6 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
     )
 
 
-def _nodemap(ts: Toolstack, nodes: Iterable[int]) -> bytes:
-    return sum(1 << n for n in nodes).to_bytes(misc.xc_get_nodemap_size(ts.xch), "little")
-
-
 def build(
     ts: Toolstack, guest: GuestConfig, *, paused: bool, progress: Progress | None = None
 ) -> int:
@@ -248,7 +244,7 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
         # without a fitting candidate, Xen derives the affinity from the vCPUs' CPUs
         nodes = ts.place(need, guest.vcpus, guest.nodes) or guest.nodes
     if nodes:
-        xcd.xc_domain_node_setaffinity(xch, domid, _nodemap(ts, nodes))
+        xcd.xc_domain_node_setaffinity(xch, domid, misc.nodemap(ts.xch, nodes))
     xcd.xc_domain_setmaxmem(xch, domid, guest.memory_kb + LIBXL_MAXMEM_CONSTANT_KB)
     dom = xc_dom_allocate(xch, domid, "hvm-3.0-x86_32" if guest.hvm else "xen-3.0-x86_64")
     dom.claim_mode = ts.conf.claim_mode

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from hypervisor_model.public.errno import errorcode
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.api import HOST, Xenctrl
-from xenctrl.handle import xc_interface, xc_interface_open
+from xenctrl.handle import xc_interface
 from xenctrl.types import xc_domaininfo_t
 from xenguest.dom import ClaimMode
 from xenguest.storm import pages_by_node
@@ -51,12 +52,6 @@ class ToolstackError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def _errno_text(errno: int) -> str:
-    import os
-
-    return f"{os.strerror(errno)}"
 
 
 # -- sizes and bitmaps --------------------------------------------------------------------------
@@ -109,9 +104,8 @@ class Toolstack:
         self.hv = hv
         self.records = records
         self.conf = conf or XlConf()
-        self.xch: xc_interface = xc_interface_open(hv)
-        self.api = Xenctrl.__new__(Xenctrl)
-        self.api.xch = self.xch
+        self.api = Xenctrl(hv)
+        self.xch: xc_interface = self.api.xch
 
     # -- domains by name ---------------------------------------------------------------------
 
@@ -325,7 +319,7 @@ class Toolstack:
         try:
             action()
         except XenError as e:
-            raise ToolstackError(f"{message}: {_errno_text(e.errno)}") from None
+            raise ToolstackError(f"{message}: {os.strerror(e.errno)}") from None
 
     def destroy(self, domain: str, force: bool = False) -> None:
         domid = self.find_domain(domain)
@@ -419,7 +413,7 @@ class Toolstack:
         except XenError as e:
             name = errorcode.get(e.errno, str(e.errno))
             raise ToolstackError(
-                f"cannot set the claim set of domain {domid}: {name} ({_errno_text(e.errno)})"
+                f"cannot set the claim set of domain {domid}: {name} ({os.strerror(e.errno)})"
             ) from None
         return self.api.domain_get_claims(domid)
 
