@@ -122,6 +122,7 @@ def handle_range_ok(addr: int, count: int, item_size: int) -> bool:
 
 
 _compiled: dict[int, Construct] = {}
+_sizes: dict[int, int] = {}
 
 
 def _codec(layout: Construct) -> Construct:
@@ -130,6 +131,14 @@ def _codec(layout: Construct) -> Construct:
     if codec is None:
         codec = _compiled[id(layout)] = layout.compile()
     return codec
+
+
+def sizeof(layout: Construct) -> int:
+    """A public layout's size, computed once (construct recomputes it on every call)."""
+    size = _sizes.get(id(layout))
+    if size is None:
+        size = _sizes[id(layout)] = layout.sizeof()
+    return size
 
 
 def parse(layout: Construct, data: bytes) -> Container:
@@ -142,10 +151,4 @@ def build(layout: Construct, obj: Mapping[str, object]) -> bytes:
 
 def copy_struct_from_guest(arena: Arena, addr: int, layout: Construct) -> Container:
     """Copy a structure in and decode it with the public ABI (copy_from_guest)."""
-    return parse(layout, arena.copy_from_guest(addr, layout.sizeof()))
-
-
-def copy_struct_to_guest(
-    arena: Arena, addr: int, layout: Construct, obj: Mapping[str, object]
-) -> None:
-    arena.copy_to_guest(addr, build(layout, obj))
+    return parse(layout, arena.copy_from_guest(addr, sizeof(layout)))

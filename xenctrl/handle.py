@@ -15,7 +15,7 @@ from typing import Any
 from construct import Construct, Container
 
 from hypervisor_model import Hypervisor
-from hypervisor_model.guest_memory import HypercallBuffer, build, parse
+from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
 from hypervisor_model.public import domctl, memory, sysctl
 from hypervisor_model.public.errno import EBADF
 from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op, HYPERVISOR_sysctl
@@ -138,7 +138,7 @@ def do_domctl(
     )
     rc, out = _issue(xch, HYPERVISOR_domctl, domctl.xen_domctl, raw, None, layout)
     reply = parse(domctl.xen_domctl, out)
-    reply.payload = parse(layout, reply.u[: layout.sizeof()]) if layout is not None else None
+    reply.payload = parse(layout, reply.u[: sizeof(layout)]) if layout is not None else None
     return rc, reply
 
 
@@ -155,7 +155,7 @@ def do_sysctl(
         ),
     )
     rc, out = _issue(xch, HYPERVISOR_sysctl, sysctl.xen_sysctl, raw, None, layout)
-    return rc, parse(layout, parse(sysctl.xen_sysctl, out).u[: layout.sizeof()])
+    return rc, parse(layout, parse(sysctl.xen_sysctl, out).u[: sizeof(layout)])
 
 
 def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any) -> int:
