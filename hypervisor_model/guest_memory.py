@@ -20,6 +20,8 @@ from construct import Construct, Container
 PAGE_SIZE = 4096
 ARENA_BASE = 0x7F00_0000_0000  # where the arena's addresses start (user half of x86_64)
 USER_LIMIT = 1 << 47  # canonical user addresses: access_ok() refuses anything above
+HYPERVISOR_VIRT_END = 0xFFFF_8800_0000_0000  # ... up to the end of Xen's own range (__addr_ok)
+WORD_MASK = (1 << 64) - 1
 
 
 class GuestFault(Exception):
@@ -114,6 +116,12 @@ class Arena:
             return
         buf, offset = self._locate(addr, len(data))
         buf.mem[offset : offset + len(data)] = data
+
+
+def guest_handle_okay(addr: int, count: int, item_size: int) -> bool:
+    """guest_handle_okay for an x86_64 PV caller (array_access_ok): the byte count must not
+    overflow and the *start* must be a guest address; the end is left to the copies."""
+    return count < WORD_MASK // item_size and (addr < USER_LIMIT or addr >= HYPERVISOR_VIRT_END)
 
 
 def handle_range_ok(addr: int, count: int, item_size: int) -> bool:

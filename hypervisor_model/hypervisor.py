@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 
 from hypervisor_model import claims
@@ -26,12 +26,14 @@ from hypervisor_model.heap import MAX_ORDER, Heap
 from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
 from hypervisor_model.invariants import check_invariants
 from hypervisor_model.memory_op import do_memory_op
+from hypervisor_model.multicall import do_multicall
 from hypervisor_model.public.errno import EFAULT, ENOSYS, ESRCH
 from hypervisor_model.public.xen import (
     DOMID_ANY,
     DOMID_FIRST_RESERVED,
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
     HYPERVISOR_sysctl,
     HYPERVISOR_xen_version,
 )
@@ -174,18 +176,13 @@ class Hypervisor:
         current = self.find_domain(caller)
         if current is None:
             return -ESRCH  # only an existing domain can issue hypercalls
-        handler = self._handlers.get(operator.index(op))
-        if handler is None:
+        op = operator.index(op)
+        if op not in self._handlers:
             return -ENOSYS
         self.faults.before_hypercall_hook(caller)
         hooks = list(self.trace_hooks)
         before = snapshot(self) if hooks else None
-        try:
-            rc = handler(self, current, *words)
-        except XenError as e:
-            rc = -e.errno
-        except GuestFault:
-            rc = -EFAULT
+        rc = self.dispatch(current, op, words)
         if before is not None:
             moved = changes(before, snapshot(self))
             for hook in hooks:
@@ -193,6 +190,19 @@ class Hypervisor:
         if self.check_after_each_hypercall:
             check_invariants(self)
         return rc
+
+    def dispatch(self, current: Domain, op: int, words: Sequence[int]) -> int:
+        """Run hypercall ``op`` for ``current`` through the hypercall table: the one path of a
+        top-level call and of each multicall entry alike (call_handlers_pv64)."""
+        handler = self._handlers.get(op)
+        if handler is None:
+            return -ENOSYS
+        try:
+            return handler(self, current, *words)
+        except XenError as e:
+            return -e.errno
+        except GuestFault:
+            return -EFAULT
 
     def preempt_check(self) -> None:
         """A continuation point: let other threads' hypercalls run (hypercall_preempt_check)."""
@@ -207,6 +217,7 @@ def _handlers() -> dict[int, Handler]:
     return {
         HYPERVISOR_xen_version: do_xen_version,
         HYPERVISOR_memory_op: do_memory_op,
+        HYPERVISOR_multicall: do_multicall,
         HYPERVISOR_domctl: do_domctl,
         HYPERVISOR_sysctl: do_sysctl,
     }

@@ -93,3 +93,23 @@ def test_xlemu_runs_as_a_module(tmp_path: Path, command: str) -> None:
         [*XLEMU, "--state", str(tmp_path / "h.json"), command], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+TRACED_CLAIM = """
+import hypervisor_model, xenctrl as xc
+hv = hypervisor_model.boot(nodes=[4096, 4096])
+with xc.xc_interface_open(hv) as xch:
+    domid = xc.xc_domain_create(xch)
+    xc.xc_domain_setmaxmem(xch, domid, 2 << 20)
+    with xc.Trace() as t:
+        xc.xc_domain_claim_pages(xch, domid, 1024)
+print(t.text())
+"""
+
+
+def test_the_trace_example_is_what_a_trace_of_the_library_examples_claim_prints() -> None:
+    """The library example's host and domain, its claim made for 1024 pages under a Trace.
+    The hypercall-buffer addresses are the arena's, the same in every fresh host."""
+    shown = next(b for b in blocks(README.read_text()) if b.startswith("xenctrl: "))
+    done = subprocess.run([sys.executable, "-c", TRACED_CLAIM], capture_output=True, text=True)
+    assert done.stdout == shown

@@ -16,9 +16,14 @@ from construct import Construct, Container
 
 from hypervisor_model import Hypervisor
 from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
-from hypervisor_model.public import domctl, memory, sysctl
+from hypervisor_model.public import domctl, memory, sysctl, xen
 from hypervisor_model.public.errno import EBADF
-from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op, HYPERVISOR_sysctl
+from hypervisor_model.public.xen import (
+    HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
+    HYPERVISOR_sysctl,
+)
 from xenctrl import trace
 from xenctrl.errors import XenError
 
@@ -166,13 +171,38 @@ def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, /, **fie
 def memory_op_struct(
     xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any
 ) -> tuple[int, Container | None]:
-    """xc_memory_op, also returning the argument structure as Xen left it."""
-    if layout is None:
-        rc = xch.hypercall(HYPERVISOR_memory_op, cmd, 0)
-        trace.hypercall(xch, HYPERVISOR_memory_op, (cmd, 0), None, None, b"", b"", rc)
-        return rc, None
-    rc, out = _issue(xch, HYPERVISOR_memory_op, layout, build(layout, fields), cmd, None)
-    return rc, parse(layout, out)
+    """xc_memory_op as libxenctrl issues it on Linux x86_64, also returning the argument
+    structure as Xen left it: a one-entry multicall, whose entry brings back the whole
+    64-bit result that privcmd's int return would truncate (xc_private.c xc_memory_op)."""
+    raw = build(layout, fields) if layout is not None else b""
+    user = bytearray(raw)
+    with Bounce(xch, user if layout is not None else None, len(user), "both") as arg:
+        args = (cmd, arg.addr)
+        call = dict(op=HYPERVISOR_memory_op, result=0, args=[*args, 0, 0, 0, 0])
+        entry = bytearray(build(xen.multicall_entry, call))
+        with Bounce(xch, entry, len(entry), "both") as list_:
+            mc_args = (list_.addr, 1)
+            rc = xch.hypercall(HYPERVISOR_multicall, *mc_args)
+    result = parse(xen.multicall_entry, bytes(entry)).result
+    result -= (result >> 63) << 64  # the entry holds a long
+    ran = (
+        None
+        if rc
+        else trace.subcall(HYPERVISOR_memory_op, args, layout, None, raw, bytes(user), result)
+    )
+    entry_in = build(xen.multicall_entry, call)
+    trace.hypercall(
+        xch,
+        HYPERVISOR_multicall,
+        mc_args,
+        xen.multicall_entry,
+        None,
+        entry_in,
+        bytes(entry),
+        rc,
+        entries=[ran] if ran is not None else None,
+    )
+    return rc or result, parse(layout, bytes(user)) if layout is not None else None
 
 
 def reservation(

@@ -22,9 +22,14 @@ from construct import Construct, Container
 
 from hypervisor_model.counters import Change
 from hypervisor_model.guest_memory import parse
-from hypervisor_model.public import domctl, memory, sysctl
+from hypervisor_model.public import domctl, memory, sysctl, xen
 from hypervisor_model.public.errno import errorcode
-from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op, HYPERVISOR_sysctl
+from hypervisor_model.public.xen import (
+    HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
+    HYPERVISOR_sysctl,
+)
 
 if TYPE_CHECKING:
     from xenctrl.handle import xc_interface
@@ -33,6 +38,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 HYPERCALL_NAMES = {
     HYPERVISOR_memory_op: "memory_op",
+    HYPERVISOR_multicall: "multicall",
     HYPERVISOR_domctl: "domctl",
     HYPERVISOR_sysctl: "sysctl",
 }
@@ -69,6 +75,7 @@ class HypercallRecord:
     raw_out: bytes
     result: int
     counters: list[Change] = field(default_factory=list)
+    entries: list[HypercallRecord] = field(default_factory=list)  # a multicall's, as Xen ran them
 
     @property
     def errno(self) -> str | None:
@@ -210,40 +217,65 @@ def hypercall(
     raw_in: bytes,
     raw_out: bytes,
     result: int,
+    entries: list[HypercallRecord] | None = None,
 ) -> None:
-    """Attach one hypercall to the innermost traced call (no-op unless tracing)."""
+    """Attach one hypercall, with the counters it moved and, for a multicall, the records of
+    its ``entries``, to the innermost traced call (no-op unless tracing)."""
     changes, _local.machine = _local.machine, None
-    if not _state.traces or not _local.stack:
+    record = subcall(op, args, envelope, payload, raw_in, raw_out, result)
+    if record is None:
         return
-    cmd = args[0] & memory.MEMOP_CMD_MASK if op == HYPERVISOR_memory_op else None
+    record.counters = changes or []
+    record.entries = entries or []
+    _local.stack[-1].children.append(record)
+
+
+def subcall(
+    op: int,
+    args: tuple[int, ...],
+    envelope: Construct | None,
+    payload: Construct | None,
+    raw_in: bytes,
+    raw_out: bytes,
+    result: int,
+) -> HypercallRecord | None:
+    """The record of one hypercall, decoded, attached to nothing: a multicall entry as Xen
+    ran it, for :func:`hypercall`'s ``entries`` (None unless tracing)."""
+    if not _state.traces or not _local.stack:
+        return None
     decoded_in, decoded_out = (
         _decode(envelope, payload, raw_in),
         _decode(envelope, payload, raw_out),
     )
-    if cmd is None:
+    if op == HYPERVISOR_memory_op:
+        command = COMMAND_NAMES[op].get(args[0] & memory.MEMOP_CMD_MASK, str(args[0]))
+    elif op == HYPERVISOR_multicall:
+        command = f"{args[1]} {'entry' if args[1] == 1 else 'entries'}"
+    else:
         cmd = int(decoded_in.get("cmd", -1))
-    _local.stack[-1].children.append(
-        HypercallRecord(
-            op=op,
-            args=args,
-            command=COMMAND_NAMES.get(op, {}).get(cmd, str(cmd)),
-            structure=getattr(payload or envelope, "name", None) or _layout_name(payload, envelope),
-            decoded_in=decoded_in,
-            decoded_out=decoded_out,
-            raw_in=raw_in,
-            raw_out=raw_out,
-            result=result,
-            counters=changes or [],
-        )
+        command = COMMAND_NAMES.get(op, {}).get(cmd, str(cmd))
+    return HypercallRecord(
+        op=op,
+        args=args,
+        command=command,
+        structure=getattr(payload or envelope, "name", None) or _layout_name(payload, envelope),
+        decoded_in=decoded_in,
+        decoded_out=decoded_out,
+        raw_in=raw_in,
+        raw_out=raw_out,
+        result=result,
     )
 
 
+_LAYOUT_MODULES = (domctl, sysctl, memory, xen)
+
+
 def _layout_name(payload: Construct | None, envelope: Construct | None) -> str:
-    for module in (domctl, sysctl, memory):
+    for module in _LAYOUT_MODULES:
         for name, value in vars(module).items():
             if value is payload and payload is not None:
                 return name
-    for module in (domctl, sysctl, memory):
+    for module in _LAYOUT_MODULES:
         for name, value in vars(module).items():
             if value is envelope and envelope is not None:
                 return name
@@ -277,17 +309,19 @@ def _short(value: Any) -> str:
 
 
 def _fields(obj: dict[str, Any]) -> str:
-    parts = []
-    for k, v in obj.items():
-        if isinstance(v, dict):
-            parts.append(f"{k}={{{_fields(v)}}}")
-        elif isinstance(v, bytes):
-            parts.append(f"{k}=<{len(v)} bytes>")
-        elif isinstance(v, int) and v > 9:
-            parts.append(f"{k}={v:#x}")
-        else:
-            parts.append(f"{k}={v}")
-    return ", ".join(parts)
+    return ", ".join(f"{k}={_value(v)}" for k, v in obj.items())
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, dict):
+        return f"{{{_fields(v)}}}"
+    if isinstance(v, list):
+        return f"[{', '.join(_value(item) for item in v)}]"
+    if isinstance(v, bytes):
+        return f"<{len(v)} bytes>"
+    if isinstance(v, int) and v > 9:
+        return f"{v:#x}"
+    return str(v)
 
 
 def _hex(data: bytes, indent: str) -> list[str]:
@@ -307,20 +341,27 @@ def render(record: CallRecord, indent: str = "", *, raw_bytes: bool = True) -> s
         if isinstance(child, CallRecord):
             lines.append(render(child, indent + "  ", raw_bytes=raw_bytes))
             continue
-        pad = indent + "    "
-        name = HYPERCALL_NAMES.get(child.op, str(child.op))
-        result = f"{child.result}" + (f" ({child.errno})" if child.errno else "")
-        lines.append(f"{indent}  hypercall {name}({child.op}) {child.command}: {result}")
-        if child.decoded_in:
-            lines.append(f"{pad}{child.structure} in:  {_fields(child.decoded_in)}")
-        if child.decoded_out and child.decoded_out != child.decoded_in:
-            lines.append(f"{pad}{child.structure} out: {_fields(child.decoded_out)}")
-        if raw_bytes and child.raw_in:
-            lines.append(f"{pad}bytes in:")
-            lines.extend(_hex(child.raw_in, pad + "  "))
+        lines.extend(_render_hypercall(child, f"{indent}  hypercall ", indent + "    ", raw_bytes))
         moved = ", ".join(str(c) for c in child.counters) or "no counters moved"
-        lines.append(f"{pad}counters: {moved}")
+        lines.append(f"{indent}    counters: {moved}")
     return "\n".join(lines)
+
+
+def _render_hypercall(hc: HypercallRecord, head: str, pad: str, raw_bytes: bool) -> list[str]:
+    """One hypercall's line, structures and bytes, then each multicall entry inside it."""
+    name = HYPERCALL_NAMES.get(hc.op, str(hc.op))
+    result = f"{hc.result}" + (f" ({hc.errno})" if hc.errno else "")
+    lines = [f"{head}{name}({hc.op}) {hc.command}: {result}"]
+    if hc.decoded_in:
+        lines.append(f"{pad}{hc.structure} in:  {_fields(hc.decoded_in)}")
+    if hc.decoded_out and hc.decoded_out != hc.decoded_in:
+        lines.append(f"{pad}{hc.structure} out: {_fields(hc.decoded_out)}")
+    if raw_bytes and hc.raw_in:
+        lines.append(f"{pad}bytes in:")
+        lines.extend(_hex(hc.raw_in, pad + "  "))
+    for i, entry in enumerate(hc.entries):
+        lines.extend(_render_hypercall(entry, f"{pad}entry {i}: ", pad + "  ", raw_bytes))
+    return lines
 
 
 def _from_environment() -> None:

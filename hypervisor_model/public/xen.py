@@ -4,7 +4,18 @@ Every other layout in this package is built from these aliases, so the word
 size and the guest-handle width are decided here and nowhere else.
 """
 
-from construct import Bytes, Construct, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct
+from construct import (
+    Array,
+    Bytes,
+    Construct,
+    Int8ul,
+    Int16ul,
+    Int32sl,
+    Int32ul,
+    Int64ul,
+    Padding,
+    Struct,
+)
 
 # Fixed-width C integers; all of Xen's x86_64 ABI is little-endian.
 uint8_t: Construct = Int8ul
@@ -53,3 +64,12 @@ xenctl_bitmap: Construct = Struct(
     "nr_bits" / uint32_t,  # how many bits the caller's buffer holds
     Padding(4),
 )
+
+# One hypercall of a multicall batch (64 bytes): the hypercall number, the result Xen writes
+# back (a long's two's complement), and six argument words, of which Xen reads five.
+multicall_entry: Construct = Struct(
+    "op" / xen_ulong_t,
+    "result" / xen_ulong_t,
+    "args" / Array(6, xen_ulong_t),
+)
+multicall_entry_t: Construct = multicall_entry

@@ -1,6 +1,6 @@
 """Random bytes at every hypercall entry: the model answers with a number, never an exception.
 
-domctl, sysctl and memory_op get random command words, interface versions, domids and
+domctl, sysctl, memory_op and multicall get random command words, interface versions, domids and
 payloads whose guest handles point into live hypercall buffers full of random bytes or at
 garbage addresses (DESIGN.md: a bad handle is EFAULT, never a crash). After each call the
 invariants hold; a negative result is a known errno; populate/increase/decrease never return
@@ -32,12 +32,15 @@ from hypervisor_model.public.xen import (
     DOMID_SELF,
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
     HYPERVISOR_sysctl,
+    HYPERVISOR_xen_version,
 )
 
 RANGES = [[(0, 320)], [(320, 640)], [(640, 768), (1024, 1216)]]  # as test_properties
 ERRNOS = {v for k, v in vars(errno).items() if re.fullmatch(r"E[A-Z0-9]+", k)}
 U32, U64 = 2**32 - 1, 2**64 - 1
+Call = tuple[int, tuple[int, ...]]  # a hypercall number and its argument words
 
 
 def commands(module: Any, prefix: str) -> list[int]:
@@ -128,6 +131,10 @@ class Host:
         state = [self.dom0.claim_get(domid, 65) for domid in self.domids]
         return [*state, self.dom0.physinfo().outstanding_pages]
 
+    def issue(self, call: Call, caller: int = 0) -> int:
+        op, words = call
+        return self.call(op, *words, caller=caller)
+
     def call(self, op: int, *words: int, caller: int = 0) -> int:
         rc = self.hv.hypercall(op, *words, caller=caller)
         assert type(rc) is int
@@ -192,13 +199,16 @@ def domctl_bytes(host: Host, c: dict[str, Any]) -> bytes:
     )  # xen_domctl: 16-byte header + 128-byte union
 
 
+def domctl_call(host: Host, c: dict[str, Any]) -> Call:
+    return HYPERVISOR_domctl, (place_call(host, domctl_bytes(host, c), c["arg"], c["garbage"]),)
+
+
 @fuzz_settings
 @given(calls=st.lists(domctl_st, min_size=1, max_size=3))
 def test_domctl_random_bytes_get_a_number(guest_class: type, calls: list[dict[str, Any]]) -> None:
     host = Host(guest_class)
     for c in calls:
-        arg = place_call(host, domctl_bytes(host, c), c["arg"], c["garbage"])
-        host.call(HYPERVISOR_domctl, arg, caller=host.caller(c["caller"]))
+        host.issue(domctl_call(host, c), caller=host.caller(c["caller"]))
 
 
 # -- claim sets (domctl) and legacy claims (memory_op) ----------------------------------------
@@ -336,17 +346,20 @@ def test_memory_op_random_bytes_get_a_number(
     count of extents, never an errno (memory.c; fact sheet §6.1)."""
     host = Host(guest_class)
     for c in calls:
-        r = c["reservation"]
-        if isinstance(r, tuple):
-            handle, nr, order, flags, domain = r
-            extent_start = 0 if handle is None else host.handle(handle)
-            r = struct.pack("<QQIIH6x", extent_start, nr, order, flags, host.domid(domain))
-        cmd = c["op"] | c["start_extent"] << memory.MEMOP_EXTENT_SHIFT
-        arg = place_call(host, r, c["arg"], c["garbage"])
         caller = host.caller(c["caller"])
-        rc = host.call(HYPERVISOR_memory_op, cmd, arg, caller=caller)
+        rc = host.issue(memop_call(host, c), caller=caller)
         if c["op"] in RESERVATION_OPS and caller in host.domids:
             assert rc >= 0
+
+
+def memop_call(host: Host, c: dict[str, Any]) -> Call:
+    r = c["reservation"]
+    if isinstance(r, tuple):
+        handle, nr, order, flags, domain = r
+        extent_start = 0 if handle is None else host.handle(handle)
+        r = struct.pack("<QQIIH6x", extent_start, nr, order, flags, host.domid(domain))
+    cmd = c["op"] | c["start_extent"] << memory.MEMOP_EXTENT_SHIFT
+    return HYPERVISOR_memory_op, (cmd, place_call(host, r, c["arg"], c["garbage"]))
 
 
 # -- sysctl ---------------------------------------------------------------------------------
@@ -374,15 +387,18 @@ sysctl_st = st.fixed_dictionaries(
 def test_sysctl_random_bytes_get_a_number(guest_class: type, calls: list[dict[str, Any]]) -> None:
     host = Host(guest_class)
     for c in calls:
-        union = with_handles(c["union"], [(o, host.handle(h)) for o, h in c["patches"]])
-        if c["cmd"] == sysctl.XEN_SYSCTL_page_offline_op:
-            # A small range, or an end before the start; status handle from the patches.
-            start, span = c["offline_range"]
-            end = (start + span) if span < 35 else max(start - 1, 0)
-            union = struct.pack("<III", c["offline_cmd"], start, end) + union[12:]
-        raw = struct.pack("<II128s", c["cmd"], c["version"], union)  # xen_sysctl: 8 + 128
-        arg = place_call(host, raw, c["arg"], c["garbage"])
-        host.call(HYPERVISOR_sysctl, arg, caller=host.caller(c["caller"]))
+        host.issue(sysctl_call(host, c), caller=host.caller(c["caller"]))
+
+
+def sysctl_call(host: Host, c: dict[str, Any]) -> Call:
+    union = with_handles(c["union"], [(o, host.handle(h)) for o, h in c["patches"]])
+    if c["cmd"] == sysctl.XEN_SYSCTL_page_offline_op:
+        # A small range, or an end before the start; status handle from the patches.
+        start, span = c["offline_range"]
+        end = (start + span) if span < 35 else max(start - 1, 0)
+        union = struct.pack("<III", c["offline_cmd"], start, end) + union[12:]
+    raw = struct.pack("<II128s", c["cmd"], c["version"], union)  # xen_sysctl: 8 + 128
+    return HYPERVISOR_sysctl, (place_call(host, raw, c["arg"], c["garbage"]),)
 
 
 HUGE = 1 << 24  # more status words than fit in 64 MiB
@@ -402,13 +418,73 @@ def test_page_offline_refuses_huge_ranges_quickly(
     assert rc == -errno.ENOMEM
 
 
+# -- multicall -------------------------------------------------------------------------------
+
+POISON = 0x5A5A_5A5A_5A5A_5A5A  # the result word as the caller leaves it
+raw_entry_st = st.tuples(
+    mostly(st.sampled_from([HYPERVISOR_multicall, HYPERVISOR_xen_version, 1000]), u64_st),
+    st.lists(st.one_of(st.integers(0, 20), u64_st), min_size=6, max_size=6),
+)
+multicall_st = st.fixed_dictionaries(
+    {
+        "entries": st.lists(
+            st.one_of(
+                st.tuples(st.just(domctl_call), domctl_st),
+                st.tuples(st.just(memop_call), memop_st),
+                st.tuples(st.just(sysctl_call), sysctl_st),
+                st.tuples(st.none(), raw_entry_st),
+            ),
+            max_size=4,
+        ),
+        "nr_calls": mostly(st.none(), st.one_of(st.integers(0, 6), u64_st)),
+        "list": mostly(st.none(), garbage_st),
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(multicall_st, min_size=1, max_size=2))
+def test_multicall_of_random_entries_gets_a_number_per_entry(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    """Batches of the other tests' random calls, raw words (nested multicalls among them),
+    random counts and lists: the multicall answers a number, every entry's result word is a
+    number or untouched, and no other byte of the list changes (multicall.c)."""
+    host = Host(guest_class)
+    for c in calls:
+        entries = [
+            make(host, spec) if make is not None else (spec[0], tuple(spec[1]))
+            for make, spec in c["entries"]
+        ]
+        raw = b"".join(
+            struct.pack("<8Q", op, POISON, *[*words, 0, 0, 0, 0, 0, 0][:6]) for op, words in entries
+        )
+        addr = host.place(raw) if c["list"] is None else c["list"]
+        addr = host.freed if addr == FREED else addr
+        nr = len(entries) if c["nr_calls"] is None else c["nr_calls"]
+        rc = host.call(HYPERVISOR_multicall, addr, nr, caller=host.caller(c["caller"]))
+        if c["list"] is not None:
+            continue
+        after = host.hv.arena.copy_from_guest(addr, len(raw))
+        for i in range(len(entries)):
+            entry, before = after[i * 64 : (i + 1) * 64], raw[i * 64 : (i + 1) * 64]
+            assert entry[:8] + entry[16:] == before[:8] + before[16:]
+            (result,) = struct.unpack_from("<q", entry, 8)
+            assert result == POISON or result >= 0 or -result in ERRNOS, result
+        if rc == 0 and nr <= len(entries):
+            assert all(after[i * 64 + 8 : i * 64 + 16] != b"\x5a" * 8 for i in range(nr))
+
+
 # -- the hypercall entry itself -------------------------------------------------------------
 
 
 @fuzz_settings
 @given(
     op=st.one_of(
-        st.sampled_from([HYPERVISOR_memory_op, HYPERVISOR_sysctl, HYPERVISOR_domctl]),
+        st.sampled_from(
+            [HYPERVISOR_memory_op, HYPERVISOR_sysctl, HYPERVISOR_domctl, HYPERVISOR_multicall]
+        ),
         st.integers(-(2**70), 2**70),
     ),
     words=st.lists(st.integers(-(2**65), 2**66), max_size=6),

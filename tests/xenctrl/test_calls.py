@@ -950,6 +950,15 @@ def test_maximum_ram_page_is_max_page(xch: xc_interface) -> None:
     assert xc_maximum_ram_page(xch) == TOTAL_PAGES  # highest RAM MFN + 1
 
 
+def test_a_memory_op_result_beyond_32_bits_comes_back_whole() -> None:
+    """The reason xc_memory_op sends a one-entry multicall (xc_private.c): a host whose RAM
+    starts at MFN 2^32 has maximum_ram_page 2^32 + 16, which an int could not carry."""
+    hv = hypervisor_model.boot(ranges=[[[1 << 32, (1 << 32) + 16]]])
+    with xc_interface_open(hv) as xch:
+        assert xc_maximum_ram_page(xch) == (1 << 32) + 16
+    assert hv.arena.live_buffers() == 0  # both bounces, the argument's and the list's, freed
+
+
 def test_getinfolist_is_in_domid_order(xch: xc_interface) -> None:
     """Domains with id >= first_domain, in id order, at most max_domains (sysctl.c)."""
     for domid in (7, 3, 5):

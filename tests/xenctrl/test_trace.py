@@ -20,7 +20,11 @@ import hypervisor_model
 import xenctrl
 from hypervisor_model.counters import Change
 from hypervisor_model.public.errno import EINVAL, ERANGE
-from hypervisor_model.public.xen import HYPERVISOR_domctl, HYPERVISOR_memory_op
+from hypervisor_model.public.xen import (
+    HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
+)
 from xenctrl import XenError, xc_interface
 from xenctrl.trace import CallRecord, HypercallRecord, Trace, machine_hook, render
 from xenctrl.types import xen_memory_claim_t
@@ -42,6 +46,20 @@ def only_hypercall(record: CallRecord) -> HypercallRecord:
     return hc
 
 
+def memory_op_entry(record: CallRecord) -> tuple[HypercallRecord, HypercallRecord]:
+    """The one-entry multicall a memory_op travels in (xc_private.c xc_memory_op on Linux
+    x86_64), and that entry: the memory_op as Xen ran it."""
+    mc = only_hypercall(record)
+    assert (mc.op, mc.args[1], mc.command, mc.structure) == (
+        HYPERVISOR_multicall,
+        1,
+        "1 entry",
+        "multicall_entry",
+    )
+    (entry,) = mc.entries
+    return mc, entry
+
+
 # -- one call, one hypercall ---------------------------------------------------------------
 
 
@@ -55,14 +73,18 @@ def test_claim_pages_is_one_xenctrl_call_with_its_arguments(xch: xc_interface, d
     assert record.outcome == "-> None"
 
 
-def test_claim_pages_hypercall_is_memory_op_24_with_a_decoded_reservation(
+def test_claim_pages_is_a_multicall_of_one_memory_op_24_with_a_decoded_reservation(
     xch: xc_interface, domid: int
 ) -> None:
     """xc_domain_claim_pages: memory_op(XENMEM_claim_pages) with {NULL, nr, 0, 0, domid}
-    (fact sheet §4)."""
+    (fact sheet §4), sent as the one entry of a multicall: op 12, args[0] the command 24,
+    args[1] the reservation's address, the other words 0."""
     with Trace() as t:
         xenctrl.xc_domain_claim_pages(xch, domid, 1000)
-    hc = only_hypercall(t.records[0])
+    mc, hc = memory_op_entry(t.records[0])
+    assert mc.decoded_in == dict(op=12, result=0, args=[24, hc.args[1], 0, 0, 0, 0])
+    assert mc.decoded_out == mc.decoded_in  # result 0 written over 0
+    assert (mc.result, mc.errno) == (0, None)
     assert hc.op == HYPERVISOR_memory_op == 12
     assert hc.args[0] == 24  # cmd = XENMEM_claim_pages, start_extent 0
     assert hc.command == "XENMEM_claim_pages"
@@ -73,16 +95,22 @@ def test_claim_pages_hypercall_is_memory_op_24_with_a_decoded_reservation(
     assert (hc.result, hc.errno) == (0, None)
 
 
-def test_claim_pages_raw_bytes_are_the_32_byte_reservation() -> None:
-    """struct xen_memory_reservation: handle @0, nr_extents @8, order @16, flags @20,
-    domid @24, 6 bytes of tail padding (fact sheet §1.4)."""
+def test_claim_pages_raw_bytes_are_the_64_byte_entry_and_the_32_byte_reservation() -> None:
+    """multicall_entry: op @0, result @8, args[6] @16 (public/xen.h); struct
+    xen_memory_reservation: handle @0, nr_extents @8, order @16, flags @20, domid @24, 6 bytes
+    of tail padding (fact sheet §1.4)."""
     hv = hypervisor_model.boot(nodes=[64])
     with xenctrl.xc_interface_open(hv) as xch:
         d = xenctrl.xc_domain_create(xch)
         xenctrl.xc_domain_setmaxmem(xch, d, MAX_MEM_KB)
         with Trace() as t:
             xenctrl.xc_domain_claim_pages(xch, d, 0x1234)
-    raw = only_hypercall(t.records[0]).raw_in
+    mc, hc = memory_op_entry(t.records[0])
+    assert len(mc.raw_in) == 64
+    assert mc.raw_in[0:16] == (12).to_bytes(8, "little") + bytes(8)  # memory_op, result 0
+    assert mc.raw_in[16:32] == (24).to_bytes(8, "little") + hc.args[1].to_bytes(8, "little")
+    assert mc.raw_in[32:64] == bytes(32)
+    raw = hc.raw_in
     assert len(raw) == 32
     assert raw[0:8] == bytes(8)  # extent_start NULL
     assert raw[8:16] == (0x1234).to_bytes(8, "little")
@@ -96,7 +124,9 @@ def test_claim_pages_reports_exactly_the_counters_it_moved(xch: xc_interface, do
     outstanding, host-wide (v7 notes §8); free memory does not move."""
     with Trace() as t:
         xenctrl.xc_domain_claim_pages(xch, domid, 1000)
-    assert only_hypercall(t.records[0]).counters == [
+    mc, entry = memory_op_entry(t.records[0])
+    assert entry.counters == []  # the machine reports per hypercall: the multicall
+    assert mc.counters == [
         Change("outstanding_claims", 0, 1000),
         Change("d1.outstanding_pages", 0, 1000),
     ]
@@ -128,9 +158,11 @@ def test_failing_call_records_the_errno_name_and_the_exception(xch: xc_interface
     with Trace() as t, pytest.raises(XenError) as e:
         xenctrl.xc_domain_claim_pages(xch, d, 1)
     assert e.value.errno == EINVAL
-    hc = only_hypercall(t.records[0])
+    mc, hc = memory_op_entry(t.records[0])
+    assert (mc.result, mc.errno) == (0, None)  # the multicall itself ran its entry
+    assert mc.decoded_out["result"] == 2**64 - EINVAL  # the long -22 in the entry
     assert (hc.result, hc.errno) == (-EINVAL, "EINVAL")
-    assert hc.counters == []
+    assert mc.counters == []
     assert t.records[0].outcome.startswith("raised XenError")
 
 
@@ -181,6 +213,8 @@ def test_hypercall_is_named_by_its_command_constant(
     with Trace() as t:
         call(xch, domid)
     (hc,) = list(t.records[0].hypercalls())
+    if hc.op == HYPERVISOR_multicall:  # a memory_op, in its one entry
+        (hc,) = hc.entries
     assert hc.command == expected
 
 
@@ -214,9 +248,9 @@ def test_populate_exact_nests_populate_and_the_counters_move_by_the_extents(
     (inner,) = record.children
     assert isinstance(inner, CallRecord)
     assert (inner.function, inner.outcome) == ("xc_domain_populate_physmap", "-> 2")
-    hc = only_hypercall(inner)
+    mc, hc = memory_op_entry(inner)
     assert (hc.command, hc.result) == ("XENMEM_populate_physmap", 2)
-    assert hc.counters == [
+    assert mc.counters == [
         Change("total_avail_pages", 2097151, 2097149),
         Change("node1.node_avail_pages", 1048576, 1048574),
         Change("d1.pages_on_node1", 0, 2),
@@ -235,17 +269,31 @@ def test_render_shows_call_hypercall_fields_bytes_and_counters(
     text = render(t.records[0])
     for expected in [
         "xenctrl: xc_domain_claim_pages(domid=1, nr_pages=1000)",
-        "memory_op(12) XENMEM_claim_pages: 0",
+        "\n  hypercall multicall(13) 1 entry: 0\n",
+        "\n    multicall_entry in:  op=0xc, result=0, args=[0x18, 0x7f",
+        "\n    entry 0: memory_op(12) XENMEM_claim_pages: 0\n",
+        "\n      xen_memory_reservation in:",
         "xen_memory_reservation in:",
         "nr_extents=0x3e8",  # 1000
         "domid=1",
-        "0000: 00 00 00 00 00 00 00 00 e8 03 00 00 00 00 00 00",
-        "0010: 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00",
-        "outstanding_claims 0->1000 (+1000)",
+        "\n        0000: 00 00 00 00 00 00 00 00 e8 03 00 00 00 00 00 00",
+        "\n        0010: 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00",
+        "\n    counters: outstanding_claims 0->1000 (+1000)",
         "d1.outstanding_pages 0->1000 (+1000)",
     ]:
         assert expected in text, expected
     assert t.text() == text
+
+
+def test_a_multicall_that_fails_has_no_entry_to_show(xen_host: hypervisor_model.Hypervisor) -> None:
+    """A handle issuing as a domain that does not exist: the multicall itself is ESRCH
+    (only an existing domain issues hypercalls), so its entry never ran."""
+    ghost = xenctrl.xc_interface_open(xen_host, domid=42)
+    with Trace() as t, pytest.raises(XenError):
+        xenctrl.xc_maximum_ram_page(ghost)
+    mc = only_hypercall(t.records[0])
+    assert (mc.op, mc.errno, mc.entries) == (HYPERVISOR_multicall, "ESRCH", [])
+    assert "multicall(13) 1 entry: -3 (ESRCH)" in render(t.records[0])
 
 
 def test_render_of_a_failure_shows_the_errno_and_no_counters(xch: xc_interface) -> None:

@@ -221,6 +221,7 @@ LAYOUTS: list[tuple[str, construct.Construct, int, dict[str, int]]] = [
         {"in.extent_start": 0, "out.extent_start": 32, "out.domid": 56, "nr_exchanged": 64},
     ),
     ("xen_memory_domain", memory.xen_memory_domain, 2, {"domid": 0}),
+    ("multicall_entry", xen.multicall_entry, 64, {"op": 0, "result": 8, "args": 16}),
     ("xen_vmemrange", memory.xen_vmemrange, 24, {"start": 0, "end": 8, "flags": 16, "nid": 20}),
     ("xen_sysctl", sysctl.xen_sysctl, 136, {"cmd": 0, "interface_version": 4, "u": 8}),
     (
