@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hypervisor_model.errors import XenError
-from hypervisor_model.guest_memory import Arena, GuestFault, HypercallBuffer
+from hypervisor_model.guest_memory import Arena, GuestFault, GuestMemory, HypercallBuffer
 from hypervisor_model.host import HostConfig, HostConfigError, load_host, make_host
 from hypervisor_model.hypervisor import Hypervisor
 from hypervisor_model.invariants import InvariantError
@@ -18,6 +18,7 @@ from hypervisor_model.invariants import InvariantError
 __all__ = [
     "Arena",
     "GuestFault",
+    "GuestMemory",
     "HostConfig",
     "HostConfigError",
     "HypercallBuffer",

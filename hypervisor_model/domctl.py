@@ -51,7 +51,7 @@ HAP_PADDR_BITS = 52  # hap_paddr_bits of the model's CPUs: the full PADDR_BITS
 
 
 def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
-    op = copy_struct_from_guest(hv.arena, arg, abi.xen_domctl)
+    op = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_domctl)
     stable = op.cmd == abi.XEN_DOMCTL_get_domain_state
     if op.interface_version != (0 if stable else abi.XEN_DOMCTL_INTERFACE_VERSION):
         raise XenError(EACCES, "interface version mismatch")
@@ -90,7 +90,7 @@ class _Reply:
         self.copyback = True
 
     def send(self, rc: int) -> int:
-        if self.copyback and not self.hv.arena.try_copy_to_guest(
+        if self.copyback and not self.hv.caller_memory.try_copy_to_guest(
             self.arg, build(abi.xen_domctl, self.op)
         ):
             return -EFAULT
@@ -316,7 +316,7 @@ def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     nr_bits = nodemap.nr_bits
     guest_bytes = _bitmap_bytes(nr_bits)
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
-    raw = bytearray(hv.arena.copy_from_guest(nodemap.bitmap, copy_bytes))
+    raw = bytearray(hv.caller_memory.copy_from_guest(nodemap.bitmap, copy_bytes))
     if copy_bytes and nr_bits & 7 and guest_bytes == copy_bytes:
         raw[-1] &= ~(0xFF << (nr_bits & 7)) & 0xFF
     mask = int.from_bytes(raw, "little")
@@ -340,14 +340,17 @@ def _getnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
     base, ok = nodemap.bitmap, True
     if copy_bytes > 1:
-        ok = hv.arena.try_copy_to_guest(base, xen[: copy_bytes - 1])
+        ok = hv.caller_memory.try_copy_to_guest(base, xen[: copy_bytes - 1])
     if copy_bytes:
-        ok = hv.arena.try_copy_to_guest(base + copy_bytes - 1, xen[-1:]) and ok
+        ok = hv.caller_memory.try_copy_to_guest(base + copy_bytes - 1, xen[-1:]) and ok
     offset = copy_bytes
     while ok and offset < guest_bytes:  # Xen zeroes the rest byte by byte, up to a fault
         size = min(guest_bytes - offset, 1 << 16)
-        room = hv.arena.readable(base + offset)
-        ok = hv.arena.try_copy_to_guest(base + offset, bytes(min(size, room))) and room >= size
+        room = hv.caller_memory.readable(base + offset)
+        ok = (
+            hv.caller_memory.try_copy_to_guest(base + offset, bytes(min(size, room)))
+            and room >= size
+        )
         offset += size
     if not ok:
         raise XenError(EFAULT, "node affinity bitmap not writable")
@@ -375,7 +378,7 @@ def _claim_memory(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> 
         raise XenError(ESRCH, "domain is dying")
     size = abi.xen_memory_claim.sizeof()
     if req.mode == abi.XEN_DOMCTL_CLAIM_MEMORY_SET:
-        raw = hv.arena.copy_from_guest(req.claim_set, nr * size)
+        raw = hv.caller_memory.copy_from_guest(req.claim_set, nr * size)
         entries = [
             (e.pages, e.target, e.cmd)
             for e in (
@@ -395,7 +398,7 @@ def _claim_memory(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> 
         build(abi.xen_memory_claim, dict(pages=pages, target=target, cmd=0))
         for target, pages in current_set
     )
-    return reply.send(0 if hv.arena.try_copy_to_guest(req.claim_set, out) else -EFAULT)
+    return reply.send(0 if hv.caller_memory.try_copy_to_guest(req.claim_set, out) else -EFAULT)
 
 
 _COMMANDS: dict[int, Callable[..., int]] = {

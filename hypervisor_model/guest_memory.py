@@ -1,17 +1,19 @@
 """Hypercall buffers and guest handles: the only memory the hypervisor reads or writes.
 
-A caller allocates page-granular buffers from the host's arena, as libxencall allocates
-hypercall buffers from a mapped device, and passes their addresses as guest handles. The
-hypervisor touches them only through :meth:`Arena.copy_from_guest` / :meth:`copy_to_guest`:
-an address outside a live buffer is a fault (EFAULT), never a read of other memory.
-Addresses are the arena's own (each buffer followed by an unmapped guard page, never reused),
-so the same bytes and addresses could be served to a model in another process.
+A caller allocates page-granular buffers, as libxencall allocates hypercall buffers from a
+mapped device, and passes their addresses as guest handles. The hypervisor touches a
+caller's memory only through its :class:`GuestMemory` (``copy_from_guest`` /
+``copy_to_guest``): an address outside a live buffer is a fault (EFAULT), never a read of
+other memory. The host's :class:`Arena` is the memory of in-process callers; a caller in
+another process brings its own (the buffers it sent with the hypercall), so two processes
+may use the same addresses.
 """
 
 from __future__ import annotations
 
 import mmap
 import threading
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Mapping
 
@@ -26,6 +28,30 @@ WORD_MASK = (1 << 64) - 1
 
 class GuestFault(Exception):
     """A guest handle that does not point into live hypercall memory (EFAULT)."""
+
+
+class GuestMemory(ABC):
+    """One caller's address space as the hypervisor sees it: its live hypercall buffers."""
+
+    @abstractmethod
+    def copy_from_guest(self, addr: int, size: int) -> bytes:
+        """``size`` bytes at guest address ``addr``; zero bytes always succeed."""
+
+    @abstractmethod
+    def copy_to_guest(self, addr: int, data: bytes) -> None:
+        """Write ``data`` at ``addr``; GuestFault (nothing written) outside one buffer."""
+
+    @abstractmethod
+    def readable(self, addr: int) -> int:
+        """How many bytes from ``addr`` lie inside one live buffer (0 if none)."""
+
+    def try_copy_to_guest(self, addr: int, data: bytes) -> bool:
+        """copy_to_guest as Xen's callers test it: False (nothing written) on a fault."""
+        try:
+            self.copy_to_guest(addr, data)
+        except GuestFault:
+            return False
+        return True
 
 
 class HypercallBuffer:
@@ -48,8 +74,11 @@ class HypercallBuffer:
         self.free()
 
 
-class Arena:
-    """The host's hypercall-buffer memory, shared by every caller of one host."""
+class Arena(GuestMemory):
+    """Hypercall buffers allocated in this process: the memory of in-process callers.
+
+    Addresses are the arena's own, each buffer followed by an unmapped guard page and never
+    reused, so a stale handle faults instead of reaching a newer buffer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -88,8 +117,12 @@ class Arena:
             raise GuestFault(f"no hypercall memory at {addr:#x}+{size:#x}")
         return buf, addr - buf.addr
 
+    def live(self) -> list[HypercallBuffer]:
+        """The live buffers in address order."""
+        with self._lock:
+            return [self._buffers[a] for a in self._starts]
+
     def readable(self, addr: int) -> int:
-        """How many bytes from ``addr`` lie inside one live buffer (0 if none)."""
         try:
             buf, offset = self._locate(addr, 0)
         except GuestFault:
@@ -97,19 +130,10 @@ class Arena:
         return buf.size - offset
 
     def copy_from_guest(self, addr: int, size: int) -> bytes:
-        """``size`` bytes at guest address ``addr``; zero bytes always succeed."""
         if size == 0:
             return b""
         buf, offset = self._locate(addr, size)
         return bytes(buf.mem[offset : offset + size])
-
-    def try_copy_to_guest(self, addr: int, data: bytes) -> bool:
-        """copy_to_guest as Xen's callers test it: False (nothing written) on a fault."""
-        try:
-            self.copy_to_guest(addr, data)
-        except GuestFault:
-            return False
-        return True
 
     def copy_to_guest(self, addr: int, data: bytes) -> None:
         if not data:
@@ -157,6 +181,6 @@ def build(layout: Construct, obj: Mapping[str, object]) -> bytes:
     return bytes(_codec(layout).build(obj))
 
 
-def copy_struct_from_guest(arena: Arena, addr: int, layout: Construct) -> Container:
+def copy_struct_from_guest(memory: GuestMemory, addr: int, layout: Construct) -> Container:
     """Copy a structure in and decode it with the public ABI (copy_from_guest)."""
-    return parse(layout, arena.copy_from_guest(addr, sizeof(layout)))
+    return parse(layout, memory.copy_from_guest(addr, sizeof(layout)))

@@ -2,7 +2,7 @@
 
 A hypercall is a number and argument words issued on behalf of a calling domain; it
 returns Xen's ``long`` (a negative errno on failure). Structures travel as guest handles
-into the host's hypercall-buffer arena.
+into the caller's hypercall buffers, which the handlers reach as ``hv.caller_memory``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hypervisor_model.domctl import do_domctl
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page
 from hypervisor_model.errors import XenError
 from hypervisor_model.faults import Faults
-from hypervisor_model.guest_memory import Arena, GuestFault
+from hypervisor_model.guest_memory import Arena, GuestFault, GuestMemory
 from hypervisor_model.heap import MAX_ORDER, Heap
 from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
 from hypervisor_model.invariants import check_invariants
@@ -57,7 +57,8 @@ class Hypervisor:
         self.faults = Faults(self)
         self.console = Console()
         self.heap.faults = self.faults
-        self.arena = Arena()
+        self.arena = Arena()  # the hypercall buffers of callers in this process
+        self._running = threading.local()  # per thread, as Xen's `current` is per CPU
         self.domctl_lock = threading.Lock()
         self.sysctl_lock = threading.Lock()
         self._domlist_lock = threading.Lock()
@@ -164,10 +165,21 @@ class Hypervisor:
 
     # -- the hypercall entry ----------------------------------------------------------------
 
-    def hypercall(self, op: int, *args: int, caller: int = 0) -> int:
+    @property
+    def caller_memory(self) -> GuestMemory:
+        """The memory of the caller whose hypercall runs in this thread, where its guest
+        handles point (copy_from_guest acts on current's address space)."""
+        memory: GuestMemory | None = getattr(self._running, "memory", None)
+        return self.arena if memory is None else memory
+
+    def hypercall(
+        self, op: int, *args: int, caller: int = 0, memory: GuestMemory | None = None
+    ) -> int:
         """Issue hypercall ``op`` with argument words ``args`` as domain ``caller``.
 
-        Returns Xen's result: non-negative on success, ``-errno`` on failure.
+        Guest handles are addresses in ``memory``, the caller's hypercall buffers (default:
+        this process's :attr:`arena`). Returns Xen's result: non-negative on success,
+        ``-errno`` on failure.
         """
         if len(args) > HYPERCALL_ARGS:
             raise TypeError(f"expected at most {HYPERCALL_ARGS} argument words, got {len(args)}")
@@ -182,7 +194,12 @@ class Hypervisor:
         self.faults.before_hypercall_hook(caller)
         hooks = list(self.trace_hooks)
         before = snapshot(self) if hooks else None
-        rc = self.dispatch(current, op, words)
+        outer = getattr(self._running, "memory", None)  # a fault hook's call may nest
+        self._running.memory = memory
+        try:
+            rc = self.dispatch(current, op, words)
+        finally:
+            self._running.memory = outer
         if before is not None:
             moved = changes(before, snapshot(self))
             for hook in hooks:

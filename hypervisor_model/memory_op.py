@@ -88,7 +88,7 @@ def _construct_memflags(hv: Hypervisor, current: Domain, mem_flags: int) -> int:
 
 def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: int) -> int:
     try:
-        r = copy_struct_from_guest(hv.arena, arg, abi.xen_memory_reservation)
+        r = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_memory_reservation)
     except GuestFault:
         return start
     if r.nr_extents > UINT_MAX >> abi.MEMOP_EXTENT_SHIFT or start >= r.nr_extents:
@@ -119,15 +119,15 @@ def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: i
 
 def _extent_list(hv: Hypervisor, handle: int, start: int, end: int) -> list[int]:
     """The readable part of an extent list: entries stop at the first unreadable one."""
-    readable = hv.arena.readable(handle + start * PFN.size) // PFN.size if handle else 0
+    readable = hv.caller_memory.readable(handle + start * PFN.size) // PFN.size if handle else 0
     count = min(end - start, readable)
-    raw = hv.arena.copy_from_guest(handle + start * PFN.size, count * PFN.size)
+    raw = hv.caller_memory.copy_from_guest(handle + start * PFN.size, count * PFN.size)
     return [v for (v,) in PFN.iter_unpack(raw)]
 
 
 def _write_mfn(hv: Hypervisor, handle: int, index: int, mfn: int) -> bool:
     """Tell a PV guest the machine frame of extent ``index`` (__copy_mfn_to_guest_offset)."""
-    return hv.arena.try_copy_to_guest(handle + index * PFN.size, PFN.pack(mfn))
+    return hv.caller_memory.try_copy_to_guest(handle + index * PFN.size, PFN.pack(mfn))
 
 
 def _extent_loop(
@@ -202,7 +202,7 @@ def _domain_stat(field: str) -> Callable[[Hypervisor, Domain, int], int]:
     """current_reservation / maximum_reservation: a domain's tot_pages or max_pages."""
 
     def handler(hv: Hypervisor, current: Domain, arg: int) -> int:
-        domid = copy_struct_from_guest(hv.arena, arg, abi.xen_memory_domain).domid
+        domid = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_memory_domain).domid
         d = lookup_any_id(hv, current, domid)
         if d is None:
             raise XenError(ESRCH)
@@ -215,7 +215,7 @@ def _domain_stat(field: str) -> Callable[[Hypervisor, Domain, int], int]:
 
 def _claim_pages(hv: Hypervisor, current: Domain, arg: int) -> int:
     """XENMEM_claim_pages: a legacy claim, through the v7 claim-set installer as LEGACY."""
-    r = copy_struct_from_guest(hv.arena, arg, abi.xen_memory_reservation)
+    r = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_memory_reservation)
     if r.extent_start or r.extent_order or r.mem_flags:
         raise XenError(EINVAL, "claims take no extent list, order or flags")
     d = hv.find_domain(r.domid)  # DOMID_SELF is not accepted here

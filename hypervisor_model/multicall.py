@@ -45,15 +45,16 @@ def do_multicall(hv: Hypervisor, current: Domain, call_list: int, nr_calls: int,
         raise XenError(EINVAL, "multicall reentry is disallowed")
     if not guest_handle_okay(call_list, nr_calls, ENTRY_SIZE):
         raise XenError(EFAULT, "call list outside the guest's address space")
+    memory = hv.caller_memory  # the entries' handles resolve where the list's do
     _mc_state.in_multicall = True
     try:
         for i in range(nr_calls):
             if i:
                 hv.preempt_check()  # do_multicall's continuation point between entries
             addr = call_list + i * ENTRY_SIZE
-            entry = copy_struct_from_guest(hv.arena, addr, multicall_entry)
+            entry = copy_struct_from_guest(memory, addr, multicall_entry)
             result = hv.dispatch(current, entry.op, [*entry.args[:ENTRY_ARGS], 0])
-            if not hv.arena.try_copy_to_guest(addr + RESULT_OFFSET, RESULT.pack(result % 2**64)):
+            if not memory.try_copy_to_guest(addr + RESULT_OFFSET, RESULT.pack(result % 2**64)):
                 raise XenError(EFAULT, "entry result not writable")
     finally:
         _mc_state.in_multicall = False

@@ -33,7 +33,7 @@ MAX_OFFLINE_STATUS_BYTES = 64 << 20
 
 
 def do_sysctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
-    op = copy_struct_from_guest(hv.arena, arg, abi.xen_sysctl)
+    op = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_sysctl)
     if op.interface_version != abi.XEN_SYSCTL_INTERFACE_VERSION:
         raise XenError(EACCES, "interface version mismatch")
     if not hv.is_control_domain(current):
@@ -46,7 +46,7 @@ def do_sysctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
     if union is not None:  # copied back on success, except for page_offline_op
         op.u = union
         try:
-            hv.arena.copy_to_guest(arg, build(abi.xen_sysctl, op))
+            hv.caller_memory.copy_to_guest(arg, build(abi.xen_sysctl, op))
         except GuestFault:
             raise XenError(EFAULT) from None
     return 0
@@ -113,7 +113,7 @@ def _numainfo(hv: Hypervisor, op: Container) -> Payload:
                     row = dict(memsize=spanned << 12, memfree=heap.avail_node_heap_pages(i) << 12)
                 else:
                     row = dict(memsize=abi.XEN_INVALID_MEM_SZ, memfree=abi.XEN_INVALID_MEM_SZ)
-                hv.arena.copy_to_guest(
+                hv.caller_memory.copy_to_guest(
                     ni.meminfo + i * abi.xen_sysctl_meminfo.sizeof(),
                     build(abi.xen_sysctl_meminfo, row),
                 )
@@ -125,7 +125,7 @@ def _numainfo(hv: Hypervisor, op: Container) -> Payload:
                     )
                     for d in distances
                 )
-                hv.arena.copy_to_guest(ni.distance + i * count * 4, raw)
+                hv.caller_memory.copy_to_guest(ni.distance + i * count * 4, raw)
     return _reply(op, abi.xen_sysctl_numainfo, dict(ni, num_nodes=count))
 
 
@@ -139,7 +139,7 @@ def _getdomaininfolist(hv: Hypervisor, op: Container) -> Payload:
         if count == req.max_domains:
             break
         record = build(domctl_abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
-        hv.arena.copy_to_guest(req.buffer + count * size, record)
+        hv.caller_memory.copy_to_guest(req.buffer + count * size, record)
         count += 1
     return _reply(op, abi.xen_sysctl_getdomaininfolist, dict(req, num_domains=count))
 
@@ -180,7 +180,7 @@ def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
         rc, status[i] = action(hv, req.start + i, status[i])
         if rc:
             break
-    hv.arena.copy_to_guest(req.status, status.tobytes())
+    hv.caller_memory.copy_to_guest(req.status, status.tobytes())
     if rc:
         raise XenError(-rc)
     return None
@@ -192,7 +192,7 @@ def _readconsole(hv: Hypervisor, op: Container) -> Payload:
     data, index = hv.console.read(
         req.count, clear=bool(req.clear), incremental=bool(req.incremental), index=req.index
     )
-    hv.arena.copy_to_guest(req.buffer, data)
+    hv.caller_memory.copy_to_guest(req.buffer, data)
     return _reply(op, abi.xen_sysctl_readconsole, dict(req, count=len(data), index=index))
 
 
@@ -200,7 +200,7 @@ def _debug_keys(hv: Hypervisor, op: Container) -> Payload:
     """Press each key in turn; a key that cannot be read is EFAULT (no copy-back)."""
     req = parse(abi.xen_sysctl_debug_keys, op.u)
     for i in range(req.nr_keys):
-        key = hv.arena.copy_from_guest(req["keys"] + i, 1)  # not .keys: a dict method
+        key = hv.caller_memory.copy_from_guest(req["keys"] + i, 1)  # not .keys: a dict method
         handle_keypress(hv, key.decode("latin-1"))
     return None
 
@@ -227,7 +227,7 @@ def _cputopoinfo(hv: Hypervisor, op: Container) -> Payload:
             build(abi.xen_sysctl_cputopo, dict(core=c, socket=s, node=n))
             for c, s, n in topology[:count]
         )
-        hv.arena.copy_to_guest(req.cputopo, raw)
+        hv.caller_memory.copy_to_guest(req.cputopo, raw)
     return _reply(op, abi.xen_sysctl_cputopoinfo, dict(req, num_cpus=count))
 
 

@@ -54,5 +54,5 @@ def do_xen_version(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int)
     reply = replies.get(cmd)
     if reply is None:
         raise XenError(ENOSYS)
-    hv.arena.copy_to_guest(arg, reply())
+    hv.caller_memory.copy_to_guest(arg, reply())
     return 0

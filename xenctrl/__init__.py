@@ -57,7 +57,7 @@ from xenctrl.domain import (
     xc_get_tot_pages,
 )
 from xenctrl.errors import XenError
-from xenctrl.handle import xc_interface, xc_interface_close, xc_interface_open
+from xenctrl.handle import Host, xc_interface, xc_interface_close, xc_interface_open
 from xenctrl.misc import (
     xc_availheap,
     xc_cputopoinfo,
@@ -71,6 +71,7 @@ from xenctrl.misc import (
     xc_send_debug_keys,
     xc_version,
 )
+from xenctrl.remote import RemoteHost, ServerError
 from xenctrl.trace import Trace
 from xenctrl.types import (
     memory_claim_t,

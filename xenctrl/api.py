@@ -16,14 +16,13 @@ import ctypes
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hypervisor_model import Hypervisor
 from hypervisor_model.public import domctl
 from hypervisor_model.public.errno import ERANGE
 from hypervisor_model.public.xen import DOMID_ANY
 from xenctrl import domain as xcd
 from xenctrl import misc
 from xenctrl.errors import XenError
-from xenctrl.handle import xc_interface, xc_interface_close, xc_interface_open
+from xenctrl.handle import Host, xc_interface, xc_interface_close, xc_interface_open
 from xenctrl.types import xc_domaininfo_t, xen_memory_claim_t
 
 HOST = domctl.XEN_DOMCTL_CLAIM_MEMORY_HOST
@@ -94,7 +93,7 @@ def _invalid(value: int) -> int | None:
 class Xenctrl:
     """An open handle with OCaml-Xenctrl-style methods."""
 
-    def __init__(self, hv: Hypervisor, domid: int = 0) -> None:
+    def __init__(self, hv: Host, domid: int = 0) -> None:
         self.xch: xc_interface = xc_interface_open(hv, domid)
 
     def __enter__(self) -> Xenctrl:

@@ -1,15 +1,17 @@
 """The xc_interface handle and the hypercall plumbing beneath every ``xc_*`` call.
 
 As in libxenctrl, a call fills a structure in its own memory, bounces it into hypercall
-buffers (allocated from the host's arena, as libxencall allocates from its device), issues
+buffers (allocated from the caller's arena, as libxencall allocates from its device), issues
 the hypercall with the buffer's address, and bounces the result back. Nothing here reaches
-into the hypervisor model: only hypercall numbers, argument words and bytes cross.
+into the hypervisor model: only hypercall numbers, argument words and bytes cross. The host
+is in this process (a :class:`Hypervisor`) or held by a server (a :class:`RemoteHost`).
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import MutableSequence
+from os import PathLike
 from typing import Any
 
 from construct import Construct, Container
@@ -26,17 +28,28 @@ from hypervisor_model.public.xen import (
 )
 from xenctrl import trace
 from xenctrl.errors import XenError
+from xenctrl.remote import Connection, RemoteHost
 
+Host = Hypervisor | RemoteHost  # what a handle can be opened on
 Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
 
 
 class xc_interface:
-    """An open libxenctrl handle: hypercalls to one host, issued as one domain."""
+    """An open libxenctrl handle: hypercalls to one host, issued as one domain.
 
-    def __init__(self, hv: Hypervisor, domid: int = 0) -> None:
+    On a :class:`RemoteHost` the handle opens its own connection, as ``xencall_open`` opens
+    its own privcmd file: hypercall buffers live in this process and travel as bytes."""
+
+    def __init__(self, hv: Host, domid: int = 0) -> None:
         self.hv = hv
         self.domid = domid
         self.closed = False
+        self.link: Connection | None = None
+        if isinstance(hv, RemoteHost):
+            self.link = hv.connect(domid)
+            self.arena = self.link.arena
+        else:
+            self.arena = hv.arena
 
     def __enter__(self) -> xc_interface:
         return self
@@ -52,6 +65,9 @@ class xc_interface:
         """xencall: issue one hypercall, returning Xen's raw result."""
         if self.closed:
             raise XenError(EBADF, trace.current_call(), "the xc_interface is closed")
+        if self.link is not None:
+            return self.link.hypercall(op, *args)
+        assert isinstance(self.hv, Hypervisor)
         hooks = self.hv.trace_hooks  # the machine's counter probe, only while tracing
         if trace.tracing():
             if trace.machine_hook not in hooks:
@@ -61,15 +77,25 @@ class xc_interface:
         return self.hv.hypercall(op, *args, caller=self.domid)
 
 
-def xc_interface_open(hv: Hypervisor, domid: int = 0) -> xc_interface:
-    """Open a handle on an emulated host; hypercalls are issued as ``domid`` (dom0 default)."""
-    return xc_interface(hv, domid)
+def xc_interface_open(
+    hv: Host | None = None,
+    domid: int = 0,
+    *,
+    server: str | PathLike[str] | None = None,
+) -> xc_interface:
+    """Open a handle on an emulated host, in this process or held by the server at the socket
+    ``server``; hypercalls are issued as ``domid`` (dom0 default)."""
+    if (hv is None) == (server is None):
+        raise TypeError("expected a host or a server socket, not both or neither")
+    return xc_interface(RemoteHost(server) if server is not None else hv, domid)  # type: ignore[arg-type]
 
 
 def xc_interface_close(xch: xc_interface | None) -> int:
     """Close a handle (NULL is fine, as in C). Later calls on it fail with EBADF."""
     if xch is not None:
         xch.closed = True
+        if xch.link is not None:
+            xch.link.close()
     return 0
 
 
@@ -91,7 +117,7 @@ class Bounce:
     def __enter__(self) -> Bounce:
         if self.user is None:
             return self
-        self._hbuf = self.xch.hv.arena.alloc(self.size)
+        self._hbuf = self.xch.arena.alloc(self.size)
         self.addr = self._hbuf.addr
         if self.direction in ("in", "both") and self.size:
             self._hbuf.mem[: self.size] = memoryview(self.user).cast("B")[: self.size]

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hypervisor_model import Hypervisor
 from xenctrl import XenError
 from xenctrl.domain import (
     default_createdomain,
@@ -26,7 +25,7 @@ from xenctrl.domain import (
     xc_domain_setmaxmem,
     xc_domain_unpause,
 )
-from xenctrl.handle import xc_interface, xc_interface_open
+from xenctrl.handle import Host, xc_interface, xc_interface_open
 from xenctrl.misc import nodemap, xc_readconsolering, xc_send_debug_keys
 from xenguest.dom import ClaimMode, xc_dom_allocate, xc_dom_boot_mem_init
 from xenguest.errors import XenguestError
@@ -168,7 +167,7 @@ def pages_by_node(xch: xc_interface) -> dict[int, dict[int, int]]:
 
 
 def boot_storm(
-    hv: Hypervisor,
+    hv: Host,
     requests: Sequence[BuildRequest],
     claim_mode: ClaimMode,
     builders: int | None = None,

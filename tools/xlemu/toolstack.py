@@ -13,13 +13,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hypervisor_model import Hypervisor
 from hypervisor_model.public import domctl, version
 from hypervisor_model.public.errno import errorcode
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.api import HOST, Xenctrl
-from xenctrl.handle import xc_interface
+from xenctrl.handle import Host, xc_interface
 from xenctrl.types import xc_domaininfo_t
 from xenguest.dom import ClaimMode
 from xenguest.storm import pages_by_node
@@ -100,7 +99,7 @@ class XlConf:
 class Toolstack:
     """One command's view of the host, through a dom0 xenctrl handle."""
 
-    def __init__(self, hv: Hypervisor, records: Records, conf: XlConf | None = None) -> None:
+    def __init__(self, hv: Host, records: Records, conf: XlConf | None = None) -> None:
         self.hv = hv
         self.records = records
         self.conf = conf or XlConf()
