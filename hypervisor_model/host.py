@@ -16,6 +16,9 @@ from typing import Any
 from hypervisor_model.public.xen import XEN_PAGE_SHIFT
 
 MAX_NUMNODES = 64  # CONFIG_NR_NUMA_NODES default (xen/arch/x86/Kconfig)
+# CONFIG_NR_CPUS: xen/arch/Kconfig allows 1..16383 (x86 default 256); the model's Xen is
+# built with 4096, room for the large hosts it emulates.
+NR_CPUS = 4096
 PADDR_BITS = 52  # x86_64 physical address width (asm/config.h)
 PAGES_PER_MIB = 1 << (20 - XEN_PAGE_SHIFT)
 LOCAL_DISTANCE, REMOTE_DISTANCE = 10, 20  # __node_distance() without an ACPI SLIT
@@ -117,6 +120,9 @@ def make_host(
     cpus = [cpus_per_node] * count if isinstance(cpus_per_node, int) else list(cpus_per_node)
     if len(cpus) != count:
         raise HostConfigError(f"cpus_per_node: expected {count} entries, got {len(cpus)}")
+    total_cpus = sum(_int(c, "cpus") for c in cpus)
+    if not 1 <= total_cpus <= NR_CPUS:
+        raise HostConfigError(f"expected 1..{NR_CPUS} CPUs in all (NR_CPUS), got {total_cpus}")
     offline_set = {_int(n, "offline node") for n in offline}
     if offline_set - set(range(count)):
         raise HostConfigError(

@@ -14,11 +14,37 @@ from contextlib import ExitStack
 from dataclasses import fields
 from typing import IO, Any
 
+from hypervisor_model.console import CONRING_SIZE
 from hypervisor_model.domain import Domain
-from hypervisor_model.host import HostConfig, HostConfigError, make_host
+from hypervisor_model.heap import MAX_ORDER, NR_ZONES, PAGE_SHIFT
+from hypervisor_model.host import (
+    MAX_NUMNODES,
+    NR_CPUS,
+    PADDR_BITS,
+    HostConfig,
+    HostConfigError,
+    make_host,
+)
 from hypervisor_model.hypervisor import Hypervisor
 from hypervisor_model.invariants import InvariantError
+from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
 from hypervisor_model.runmap import RunMap
+from hypervisor_model.schema import (
+    MAX_VALUES,
+    U32,
+    U64,
+    Bool,
+    Int,
+    List,
+    Optional,
+    Record,
+    Row,
+    Schema,
+    SchemaError,
+    Str,
+    describe,
+    read_json,
+)
 
 FORMAT = "xenemu-host"
 VERSION = 1
@@ -89,7 +115,81 @@ def save_state(hv: Hypervisor) -> dict[str, Any]:
     return doc
 
 
-def _domain_from(state: dict[str, Any]) -> Domain:
+def _domain_schema() -> Record:
+    """A saved Domain: one key per field, each shaped by the field's type; a field added to
+    Domain needs an entry here unless it is a plain int, bool or str."""
+    by_type: dict[str, Schema] = {
+        "int": Int(0, U64),
+        "bool": Bool(),
+        "bytes": Str(64, "[0-9a-f]*"),
+        "RunMap": List(_RUN, MAX_VALUES),
+        "dict[int, int]": List(Row(Int(0, MAX_NUMNODES - 1), Int(0, U64)), MAX_NUMNODES),
+    }
+    exact: dict[str, Schema] = {
+        "domain_id": Int(0, DOMID_FIRST_RESERVED - 1),
+        "last_alloc_node": Int(0, MAX_NUMNODES - 1),
+        "is_dying": Int(0, 2),
+        "node_affinity": Int(0, (1 << MAX_NUMNODES) - 1),
+        "handle": Str(32, "[0-9a-f]{32}"),
+    }
+    shapes: dict[str, Schema] = {}
+    for f in fields(Domain):
+        if f.name in _SKIPPED:
+            continue
+        shape = exact.get(f.name) or by_type.get(str(f.type))
+        if shape is None:  # caught by the first test that loads a state
+            raise TypeError(f"Domain.{f.name}: no saved shape for {f.type}; add one here")
+        shapes[f.name] = shape
+    required = {"domain_id", "handle", "claims", "node_pages", *_RUNMAPS}
+    return Record(shapes, optional=frozenset(shapes.keys() - required))
+
+
+# [start, length, value or null, step]: a RunMap run (MFNs or guest frames)
+_RUN = Row(Int(0, U64), Int(1, U64), Optional(Int(0, U64)), Int(-1, 1))
+_MFN = Int(0, (1 << (PADDR_BITS - PAGE_SHIFT)) - 1)
+_NODE = Int(0, MAX_NUMNODES - 1)
+_PER_NODE = List(Int(0, U64), MAX_NUMNODES)
+SCHEMA = Record(
+    {
+        "format": Str(32),
+        "version": Int(0, VERSION),
+        "host": Record(
+            {
+                "ranges": List(List(Row(_MFN, _MFN), MAX_VALUES), MAX_NUMNODES),
+                "offline": List(_NODE, MAX_NUMNODES),
+                "distances": List(List(Int(0, 0xFF), MAX_NUMNODES), MAX_NUMNODES),
+                "cpus": List(Int(0, NR_CPUS), MAX_NUMNODES),
+                "dom0_memory": Int(0, U32),
+                "cpu_khz": Int(0, U32),
+            },
+        ),
+        "heap": Record(
+            {
+                "free_lists": List(
+                    Row(_NODE, Int(0, NR_ZONES - 1), Int(0, MAX_ORDER), List(_MFN, MAX_VALUES)),
+                    MAX_NUMNODES * NR_ZONES * (MAX_ORDER + 1),
+                ),
+                "offlined": List(_MFN, MAX_VALUES),
+                "offlining": List(_MFN, MAX_VALUES),
+                "outstanding_claims": Int(0, U64),
+                "claimed_pages": _PER_NODE,
+            },
+        ),
+        "domains": List(_domain_schema(), DOMID_FIRST_RESERVED),
+        "domid_last": Int(0, DOMID_FIRST_RESERVED - 1),
+        "leaked_domids": List(Int(1, DOMID_FIRST_RESERVED - 1), DOMID_FIRST_RESERVED),
+        "console": Record(
+            {
+                "text": Str(2 * CONRING_SIZE, "[A-Za-z0-9+/=]*"),
+                "conringc": Int(0, U32),
+                "conringp": Int(0, U32),
+            },
+        ),
+    },
+)
+
+
+def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
     kwargs = dict(state)
     for name in _RUNMAPS:
         runmap = RunMap()
@@ -97,51 +197,83 @@ def _domain_from(state: dict[str, Any]) -> Domain:
             runmap.insert(start, length, value, step, None)
         kwargs[name] = runmap
     kwargs["handle"] = bytes.fromhex(kwargs["handle"])
-    kwargs["claims"] = {int(k): int(v) for k, v in kwargs["claims"]}
-    kwargs["node_pages"] = {int(k): int(v) for k, v in kwargs["node_pages"]}
+    for name in ("claims", "node_pages"):
+        if any(node >= nr_nodes for node, _ in kwargs[name]):
+            raise StateError(f"damaged state: d{state['domain_id']}: {name} names no node")
+        kwargs[name] = dict(kwargs[name])
+    if kwargs.get("last_alloc_node", 0) >= nr_nodes:
+        raise StateError(f"damaged state: d{state['domain_id']}: last_alloc_node names no node")
     return Domain(**kwargs)
 
 
-def load_state(doc: Any) -> Hypervisor:
-    """A host from :func:`save_state`'s data; raises StateError if it cannot be trusted."""
+def load_state(doc: Any, within: str | None = None) -> Hypervisor:
+    """A host from :func:`save_state`'s data; raises StateError if it cannot be trusted.
+
+    The document's shape is checked first (:data:`SCHEMA`), then the host is rebuilt and its
+    accounting checked (every invariant), so nothing half-loaded escapes. ``within`` names
+    the key of a larger document that holds this one, for the messages."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(f"expected a {FORMAT} state, got something else")
     version = doc.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise StateError(f"expected state version {VERSION} or older, got {version!r}")
+    if type(version) is not int or version > VERSION:
+        raise StateError(f"expected state version {VERSION} or older, got {describe(version)}")
     try:
-        h = doc["host"]
-        host: HostConfig = make_host(
-            ranges=h["ranges"],
-            offline=h["offline"],
-            distances=h["distances"],
-            cpus_per_node=h["cpus"],
-            dom0_memory=h["dom0_memory"],
-            cpu_khz=h["cpu_khz"],
-        )
-        hv = Hypervisor(host, boot=False)
-        heap = hv.heap
-        for node, zone, order, heads in doc["heap"]["free_lists"]:
-            heap.restore_free_list(node, zone, order, heads)
-        heap.offlined = sorted(doc["heap"]["offlined"])
-        heap.offlining = sorted(doc["heap"]["offlining"])
-        heap.outstanding_claims = doc["heap"]["outstanding_claims"]
-        heap.claimed_pages = list(doc["heap"]["claimed_pages"])
-        for state in doc["domains"]:
-            hv.add_domain(_domain_from(state))
-        hv._domid_last = doc["domid_last"]
-        hv._leaked_domids = set(doc["leaked_domids"])
-        console = doc["console"]
-        text = base64.b64decode(console["text"])
-        c, p = console["conringc"], console["conringp"]
-        if len(text) != p - c or len(text) > hv.console.size:
-            raise StateError("damaged state: console ring indices do not match its text")
-        hv.console.restore(text, c)
-        hv.check_invariants()
+        SCHEMA.check(doc)
+    except SchemaError as e:
+        raise StateError(f"damaged state: {e.at(within) if within else e}") from None
+    try:
+        return _rebuild(doc)
     except StateError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, HostConfigError, InvariantError) as e:
-        raise StateError(f"damaged state: {type(e).__name__}: {e}") from None
+    except InvariantError as e:  # every violation: say the first and how many more
+        problems = str(e).split("; ")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StateError(f"damaged state: {_short(problems[0])}{more}") from None
+    except (KeyError, TypeError, ValueError, IndexError, HostConfigError) as e:
+        raise StateError(f"damaged state: {_short(str(e))}") from None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _rebuild(doc: dict[str, Any]) -> Hypervisor:
+    h = doc["host"]
+    host: HostConfig = make_host(
+        ranges=h["ranges"],
+        offline=h["offline"],
+        distances=h["distances"],
+        cpus_per_node=h["cpus"],
+        dom0_memory=h["dom0_memory"],
+        cpu_khz=h["cpu_khz"],
+    )
+    nr_nodes = len(host.nodes)
+    hv = Hypervisor(host, boot=False)
+    heap = hv.heap
+    if len(doc["heap"]["claimed_pages"]) != nr_nodes:
+        raise StateError(f"damaged state: heap.claimed_pages: expected {nr_nodes} nodes")
+    for node, zone, order, heads in doc["heap"]["free_lists"]:
+        if node >= nr_nodes:
+            raise StateError(f"damaged state: heap.free_lists: no node {node}")
+        heap.restore_free_list(node, zone, order, heads)
+    heap.offlined = sorted(doc["heap"]["offlined"])
+    heap.offlining = sorted(doc["heap"]["offlining"])
+    heap.outstanding_claims = doc["heap"]["outstanding_claims"]
+    heap.claimed_pages = list(doc["heap"]["claimed_pages"])
+    domids = [state["domain_id"] for state in doc["domains"]]
+    if len(set(domids)) != len(domids):
+        raise StateError("damaged state: domains: a domain id appears twice")
+    for state in doc["domains"]:
+        hv.add_domain(_domain_from(state, nr_nodes))
+    hv._domid_last = doc["domid_last"]
+    hv._leaked_domids = set(doc["leaked_domids"])
+    console = doc["console"]
+    text = base64.b64decode(console["text"])
+    c, p = console["conringc"], console["conringp"]
+    if len(text) != p - c or len(text) > hv.console.size:
+        raise StateError("damaged state: console ring indices do not match its text")
+    hv.console.restore(text, c)
+    hv.check_invariants()
     return hv
 
 
@@ -149,9 +281,10 @@ def dump(hv: Hypervisor, f: IO[str]) -> None:
     json.dump(save_state(hv), f, separators=(",", ":"))
 
 
-def load(f: IO[str]) -> Hypervisor:
+def load(f: IO[bytes]) -> Hypervisor:
+    """A host from a file :func:`dump` wrote, read in binary (its size is bounded first)."""
     try:
-        doc = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StateError(f"damaged state: not JSON ({e})") from None
+        doc = read_json(f)
+    except SchemaError as e:
+        raise StateError(f"damaged state: {e}") from None
     return load_state(doc)

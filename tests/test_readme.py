@@ -89,9 +89,9 @@ def test_the_library_example_prints_its_comment() -> None:
 
 @pytest.mark.parametrize("command", ["info", "list"])
 def test_xlemu_runs_as_a_module(tmp_path: Path, command: str) -> None:
-    done = subprocess.run(
-        [*XLEMU, "--state", str(tmp_path / "h.json"), command], capture_output=True, text=True
-    )
+    state = ["--state", str(tmp_path / "h.json")]
+    subprocess.run([*XLEMU, *state, "host", "init"], capture_output=True, check=True)
+    done = subprocess.run([*XLEMU, *state, command], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 

@@ -12,9 +12,11 @@ from xl_helpers import Xl
 
 @pytest.fixture
 def xl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Xl]:
-    """A fresh ``xlemu`` with $XLEMU_STATE and $XL_GLOBAL_CONFIG in ``tmp_path``."""
+    """A fresh ``xlemu`` with $XLEMU_STATE and $XL_GLOBAL_CONFIG in ``tmp_path``, on the
+    default host (2 x 16 GiB, dom0 1 GiB) that ``host init`` boots."""
     x = Xl(tmp_path)
     monkeypatch.setenv("XLEMU_STATE", str(x.state))
     monkeypatch.setenv("XL_GLOBAL_CONFIG", str(x.xl_conf))
     monkeypatch.delenv("XENEMU_TRACE", raising=False)
+    x.ok("host", "init")
     yield x

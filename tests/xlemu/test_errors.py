@@ -10,8 +10,6 @@ dom0 1 GiB) that the first command boots.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from xl_helpers import Run, Xl
 
@@ -298,73 +296,6 @@ def test_bad_claim_mode_in_xl_conf(xl: Xl) -> None:
         1,
         f"{xl.xl_conf}: claim_mode: expected 0, 1, legacy, numa or off, got 'sometimes'",
     )
-
-
-def test_state_file_is_a_directory(xl: Xl) -> None:
-    run = xl("--state", str(xl.dir), "list")
-    assert (run.code, run.out, len(run.err_lines)) == (1, "", 1)
-    assert run.err.startswith("xlemu: ") and "Is a directory" in run.err
-
-
-def _damage(doc: dict, how: str) -> object:  # type: ignore[type-arg]
-    if how == "newer-version":
-        return {**doc, "version": 99}
-    if how == "newer-host-version":
-        return {**doc, "host": {**doc["host"], "version": 99}}
-    if how == "other-format":
-        return {**doc, "format": "something-else"}
-    if how == "not-an-object":
-        return [1, 2]
-    if how == "no-heap":
-        return {**doc, "host": {k: v for k, v in doc["host"].items() if k != "heap"}}
-    if how == "claims-do-not-add-up":
-        heap = {**doc["host"]["heap"], "outstanding_claims": 5}
-        return {**doc, "host": {**doc["host"], "heap": heap}}
-    if how == "xenstore-not-an-object":
-        return {**doc, "xenstore": 5}
-    if how == "xenstore-domains-a-list":
-        return {**doc, "xenstore": {"domains": [1]}}
-    if how == "xenstore-record-unknown-field":
-        return {**doc, "xenstore": {"domains": {"1": {"name": "x", "colour": "red"}}}}
-    raise AssertionError(how)
-
-
-@pytest.mark.parametrize(
-    "how",
-    [
-        "newer-version",
-        "newer-host-version",
-        "other-format",
-        "not-an-object",
-        "no-heap",
-        "claims-do-not-add-up",
-        "xenstore-not-an-object",
-        "xenstore-domains-a-list",
-        "xenstore-record-unknown-field",
-    ],
-)
-def test_damaged_or_newer_state_is_one_clear_line(small: Xl, how: str) -> None:
-    """A state this version cannot trust: "xlemu: FILE: ...", exit 1, file left alone."""
-    doc = json.loads(small.state.read_text())
-    small.state.write_text(json.dumps(_damage(doc, how)))
-    before = small.state.read_bytes()
-    for args in (["list"], ["info"], ["create", "-q", small.config("b.cfg", "name='b'\n")]):
-        run = small(*args)
-        assert (run.code, run.out, len(run.err_lines)) == (1, "", 1), run.err
-        assert run.err.startswith(f"xlemu: {small.state}: ")
-    assert small.state.read_bytes() == before
-
-
-@pytest.mark.parametrize(
-    "content",
-    [b"", b"garbage{", b"\xff\xfe\x00", b'{"format": "xlemu-state", "version": 1'],
-    ids=["empty", "not-json", "not-utf8", "truncated"],
-)
-def test_unreadable_state_is_one_clear_line(xl: Xl, content: bytes) -> None:
-    xl.state.write_bytes(content)
-    run = xl("list")
-    assert (run.code, run.out, len(run.err_lines)) == (1, "", 1)
-    assert run.err.startswith(f"xlemu: {xl.state}: damaged state: not JSON")
 
 
 @pytest.mark.parametrize(

@@ -51,13 +51,19 @@ def test_first_session(tmp_path: Path) -> None:
     """info, create, list, claims, destroy, list on the default host a first command boots
     (2 x 16 GiB, dom0 1 GiB), its state under $XDG_STATE_HOME/xlemu/host.json."""
     env = environment(tmp_path)
+    state = tmp_path / "state" / "xlemu" / "host.json"
     info = xlemu(env, "info")
-    assert (info.returncode, info.stderr) == (0, "")
+    notice = (
+        "xlemu: no host yet: booted the default host (2 nodes x 16384 MiB, dom0 1024 MiB) "
+        f"in {state}\n"
+    )
+    assert (info.returncode, info.stderr) == (0, notice)
     # total 2 * 4194304 pages // 256 = 32768; free (8388608 - 262144 dom0 - 1 MFN 0) // 256
     # = 8126463 // 256 = 31743
     assert "total_memory           : 32768\n" in info.stdout
     assert "free_memory            : 31743\n" in info.stdout
-    assert (tmp_path / "state" / "xlemu" / "host.json").exists()
+    assert state.exists()
+    assert xlemu(env, "info").stderr == ""  # said once
 
     (tmp_path / "vm1.cfg").write_text('name = "vm1"\ntype = "hvm"\nmemory = 4096\nvcpus = 2\n')
     run = xlemu(env, "create", "vm1.cfg", cwd=tmp_path)
@@ -136,7 +142,7 @@ def test_kill_between_write_and_rename_keeps_the_old_state(
 ) -> None:
     """SIGKILL after the new state is complete in its temporary file but before the rename
     (XLEMU_TEST_SLOW_WRITE holds the command there): the old state, byte for byte; the lock
-    is free; the leftover temporary file harms nothing."""
+    is free; the leftover temporary files harm nothing, and the next writer removes them."""
     env, state = small_host
     before = state.read_bytes()
     (tmp_path / "b.cfg").write_text('name = "b"\nmemory = 64\n')
@@ -168,8 +174,12 @@ def test_kill_between_write_and_rename_keeps_the_old_state(
     assert names_in(state) == {"a"}
 
     (tmp_path / ".host.json.99999.tmp").write_text("garbage{")  # another crash's leftover
+    assert xlemu(env, "list").returncode == 0  # a reader leaves them: it writes nothing
+    assert tmp.exists()
     assert xlemu(env, "create", "-q", str(tmp_path / "b.cfg")).returncode == 0
     assert names_in(state) == {"a", "b"}
+    # the next writer, holding the lock, knew no other writer could be running
+    assert sorted(p.name for p in tmp_path.glob(".host.json.*")) == []
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -20,7 +20,7 @@ from xenctrl.trace import Trace
 from xenguest.storm import boot_storm
 from xlemu import picture
 from xlemu.create import adopt, create_domain, read_xl_conf, storm_requests
-from xlemu.state import session, state_path
+from xlemu.state import StateFile, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
 
 
@@ -53,7 +53,7 @@ class PrefixGroup(click.Group):
 @click.pass_context
 def xlemu(ctx: click.Context, state: str | None, trace: bool) -> None:
     """An xl-like toolstack on a persistent emulated Xen host."""
-    ctx.obj = {"state": state_path(state), "trace": trace}
+    ctx.obj = {"state": state_file(state), "trace": trace}
     if ctx.invoked_subcommand is None:  # xl prints the full help and fails
         click.echo(ctx.get_help(), err=True)
         ctx.exit(1)
@@ -65,10 +65,10 @@ def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
 
     A failure xl reports is saved too: Xen keeps what the command did (a failed create has
     used up its domid, as xc_domain_create comes before the build in libxl__domain_make)."""
-    path: Path = ctx.obj["state"]
-    conf = read_xl_conf(path)
+    where: StateFile = ctx.obj["state"]
+    conf = read_xl_conf(where.path)
     failure: ToolstackError | None = None
-    with session(path, save=save) as (hv, records):
+    with session(where, save=save, notice=_notice) as (hv, records):
         ts = Toolstack(hv, records, conf)
         try:
             with Trace(sys.stderr) if ctx.obj["trace"] else nullcontext():
@@ -77,6 +77,10 @@ def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
             failure = e
     if failure is not None:
         raise failure
+
+
+def _notice(text: str) -> None:
+    click.echo(f"xlemu: {text}", err=True)
 
 
 def echo_lines(lines: list[str]) -> None:
@@ -294,17 +298,26 @@ def storm(ctx: click.Context, claim_mode: str | None, count: int, config: str) -
     click.echo(report.table())
 
 
-@xlemu.command()
+@xlemu.command("numa-picture")
 @click.option("--svg", "svg_file", type=click.Path(dir_okay=False), help="Also write an SVG.")
 @click.option("--width", default=50, show_default=True, help="Bar width in characters.")
 @click.pass_context
-def top(ctx: click.Context, svg_file: str | None, width: int) -> None:
+def numa_picture(ctx: click.Context, svg_file: str | None, width: int) -> None:
     """Picture NUMA memory: per-node bars of each domain's pages, claims and free memory."""
-    with toolstack(ctx) as ts:
+    with toolstack(ctx, save=False) as ts:
         memory = ts.memory_picture()
     click.echo(picture.bars(memory, width))
     if svg_file:
         Path(svg_file).write_text(picture.svg(memory), encoding="utf-8")
+
+
+@xlemu.command(hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def top(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """The NUMA picture's old name (xl's top is xentop)."""
+    click.echo("xlemu: `top` is xl's xentop; the NUMA picture is now `numa-picture`", err=True)
+    ctx.invoke(numa_picture, **numa_picture.make_context("numa-picture", list(args)).params)
 
 
 # -- the host -----------------------------------------------------------------------------------
@@ -333,7 +346,7 @@ def host_init(
     )
     with session(ctx.obj["state"], new_host=config):
         pass
-    click.echo(f"new host: {len(config.nodes)} nodes, state in {ctx.obj['state']}")
+    click.echo(f"new host: {len(config.nodes)} nodes, state in {ctx.obj['state'].path}")
 
 
 @host.command("show")

@@ -1,11 +1,15 @@
 """Where the emulated host lives between commands, and how it is kept safe.
 
 One state file holds the machine (the hypervisor's saved state) and the toolstack's own
-records (names and configured sizes, as xl keeps them in xenstore). Each command holds an
-exclusive lock on it, so concurrent ``xlemu`` processes serialize and lose no update, and
-writes are atomic (temporary file, fsync, rename), so a crash leaves the old or the new
-state, never a torn one. ``XLEMU_TEST_SLOW_WRITE=SECONDS`` (tests only) sleeps between the
-complete temporary file and the rename, so a test can kill a command at that moment.
+records (names and configured sizes, as xl keeps them in xenstore). A command that changes
+the host holds an exclusive lock on it (a sibling lock file), so concurrent ``xlemu``
+processes serialize and lose no update; writes are atomic (temporary file, fsync, rename),
+so a crash leaves the old state or the new one, never a torn one, and the next writer
+removes what a killed one left. A command that only reads takes no lock and writes nothing:
+the rename makes every read see a whole state, and a read-only host can be inspected.
+Only ``host init`` makes a host, except at the default location, which the first command
+may fill with the default host. ``XLEMU_TEST_SLOW_WRITE=SECONDS`` (tests only) sleeps
+between the complete temporary file and the rename, so a test can kill a command there.
 """
 
 from __future__ import annotations
@@ -13,19 +17,33 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hypervisor_model import HostConfig, Hypervisor, make_host
+from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
+from hypervisor_model.schema import (
+    U32,
+    U64,
+    Int,
+    Map,
+    OneOf,
+    Record,
+    SchemaError,
+    Str,
+    describe,
+    read_json,
+)
 from hypervisor_model.snapshot import StateError, load_state, save_state
 
 FORMAT = "xlemu-state"
 VERSION = 1
-DEFAULT_HOST: dict[str, Any] = dict(nodes=[16384, 16384], dom0_memory=1024)  # dom0 1 GiB
+DEFAULT_NODES, DEFAULT_DOM0_MIB = [16384, 16384], 1024  # 2 x 16 GiB, dom0 1 GiB
 
 
 @dataclass
@@ -57,29 +75,90 @@ def state_path(option: str | None = None) -> Path:
     return Path(base) / "xlemu" / "host.json"
 
 
-def _records_from(doc: Any) -> Records:
+# The toolstack's records, as saved under "xenstore"; every key of a record is a field of
+# DomainRecord (a new field needs its shape here).
+RECORD_SCHEMA = Record(
+    {
+        "name": Str(1024),
+        "type": OneOf(("hvm", "pv", "pvh")),
+        "memory_kb": Int(0, U64),
+        "maxmem_kb": Int(0, U64),
+        "video_kb": Int(0, U64),
+        "vcpus": Int(0, U32),
+    },
+    optional=frozenset({"type", "memory_kb", "maxmem_kb", "video_kb", "vcpus"}),
+)
+RECORDS_SCHEMA = Record(
+    {"domains": Map(Str(5, "0|[1-9][0-9]*"), RECORD_SCHEMA, DOMID_FIRST_RESERVED)},
+    optional=frozenset({"domains"}),
+)
+_KEYS = {"format", "version", "host", "xenstore"}
+
+
+class MissingState(StateError):
+    """No state file where one was named: only ``host init`` makes a host there."""
+
+
+def _missing(path: Path) -> MissingState:
+    return MissingState(f"{path}: no such host state; `xlemu --state {path} host init` makes one")
+
+
+def default_host() -> HostConfig:
+    """What the first command boots at the default place (and what ``host init`` boots)."""
+    return make_host(DEFAULT_NODES, dom0_memory=DEFAULT_DOM0_MIB)
+
+
+def _records_from(doc: dict[str, Any]) -> Records:
     return Records({int(k): DomainRecord(**v) for k, v in doc.get("domains", {}).items()})
 
 
 def read_state(path: Path) -> tuple[Hypervisor, Records]:
-    """Load a saved state; StateError for anything that is not a state this version reads."""
+    """Load a saved state; StateError (one short line naming the file) for anything that
+    is not a state this version reads. Its size and shape are checked before it is used."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StateError(f"{path}: damaged state: not JSON ({e})") from None
+        with open(path, "rb") as f:
+            doc = read_json(f)
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except OSError as e:
+        raise StateError(f"{path}: {e.strerror}") from None
+    except SchemaError as e:
+        raise StateError(f"{path}: damaged state: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(f"{path}: expected an {FORMAT} file")
-    if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
+    version = doc.get("version")
+    if type(version) is not int or version > VERSION:
         raise StateError(
-            f"{path}: expected state version {VERSION} or older, got {doc.get('version')!r}"
+            f"{path}: expected state version {VERSION} or older, got {describe(version)}"
         )
     try:
-        return load_state(doc["host"]), _records_from(doc.get("xenstore", {}))
+        if unknown := doc.keys() - _KEYS:
+            raise SchemaError(f"unexpected key {describe(min(unknown))}")
+        if "host" not in doc:
+            raise SchemaError("missing key 'host'")
+        try:
+            RECORDS_SCHEMA.check(doc.get("xenstore", {}))
+        except SchemaError as e:
+            raise e.at("xenstore") from None
+        hv = load_state(doc["host"], within="host")
+    except SchemaError as e:
+        raise StateError(f"{path}: damaged state: {e}") from None
     except StateError as e:
         raise StateError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:  # e.g. "xenstore": 5
-        raise StateError(f"{path}: damaged state: {e}") from None
+    return hv, _records_from(doc.get("xenstore", {}))
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what writers killed between write and rename left behind. Call it under the
+    lock: then no other writer is running, so every temporary file is stale."""
+    stale = re.compile(rf"\.{re.escape(path.name)}\.[0-9]+\.tmp")
+    for entry in path.parent.iterdir():
+        if stale.fullmatch(entry.name):
+            entry.unlink(missing_ok=True)
 
 
 def write_state(path: Path, hv: Hypervisor, records: Records) -> None:
@@ -90,26 +169,34 @@ def write_state(path: Path, hv: Hypervisor, records: Records) -> None:
         "host": save_state(hv),
         "xenstore": {"domains": {str(k): asdict(v) for k, v in records.domains.items()}},
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    if slow := os.environ.get("XLEMU_TEST_SLOW_WRITE"):  # tests: a window to SIGKILL us in
-        time.sleep(float(slow))
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
+    tmp = _temporary(path)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        remove_stale_temporaries(path)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        if slow := os.environ.get("XLEMU_TEST_SLOW_WRITE"):  # tests: a window to SIGKILL us
+            time.sleep(float(slow))
+        os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StateError(f"{path}: cannot save the state: {e.strerror}") from None
 
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold the host's lock (a sibling lock file) for the whole command."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
+    try:
+        lock = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+    except OSError as e:
+        raise StateError(f"{path}: cannot lock the state: {e.strerror}") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -117,24 +204,73 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class StateFile:
+    """Where the host is kept, and whether that is the default place (which the first
+    command may fill with the default host; anywhere else only ``host init`` does)."""
+
+    path: Path
+    default: bool = False
+
+
+def state_file(option: str | None = None) -> StateFile:
+    """The state file: the option, else $XLEMU_STATE, else the user's state directory."""
+    if option:
+        return StateFile(Path(option))
+    if env := os.environ.get("XLEMU_STATE"):
+        return StateFile(Path(env))
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return StateFile(Path(base) / "xlemu" / "host.json", default=True)
+
+
 @contextmanager
 def session(
-    path: Path, *, save: bool = True, new_host: HostConfig | None = None
+    where: StateFile | Path,
+    *,
+    save: bool = True,
+    new_host: HostConfig | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[Hypervisor, Records]]:
-    """The host for one command, under the lock; saved afterwards when ``save``.
+    """The host for one command; saved afterwards when ``save``.
 
-    The first command on a missing state boots the default host; ``new_host`` boots a
-    fresh one instead of loading (``xlemu host init``).
+    A command that saves holds the lock throughout; one that does not reads the state
+    without locking or writing anything. ``new_host`` boots a fresh host instead of loading
+    (``xlemu host init``). A missing state is an error, except at the default place, where
+    the default host is booted and saved, and ``notice`` told so.
     """
-    with locked(path):
-        if new_host is not None:
+    sf = where if isinstance(where, StateFile) else StateFile(where)
+    path = sf.path
+    if new_host is None and not path.exists() and not sf.default:
+        raise _missing(path)
+    if sf.default:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StateError(f"{path.parent}: cannot make the directory: {e.strerror}") from None
+    elif not path.parent.is_dir():
+        raise StateError(f"{path}: no such directory {path.parent}")
+    if new_host is not None:
+        with locked(path):
             hv, records = Hypervisor(new_host), Records()
-            save = True
-        elif path.exists():
-            hv, records = read_state(path)
-        else:
-            hv, records = Hypervisor(make_host(**DEFAULT_HOST)), Records()
-            save = True
-        yield hv, records
-        if save:
+            yield hv, records
             write_state(path, hv, records)
+        return
+    if not path.exists():
+        with locked(path):
+            if not path.exists():  # another command may have made it meanwhile
+                write_state(path, Hypervisor(default_host()), Records())
+                if notice is not None:
+                    nodes = DEFAULT_NODES
+                    notice(
+                        f"no host yet: booted the default host ({len(nodes)} nodes x "
+                        f"{nodes[0]} MiB, dom0 {DEFAULT_DOM0_MIB} MiB) in {path}"
+                    )
+    if not save:
+        yield read_state(path)
+        return
+    with locked(path):
+        hv, records = read_state(path)
+        yield hv, records
+        write_state(path, hv, records)
