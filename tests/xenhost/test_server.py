@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import Served
+from host_helpers import BUILDER, TIMEOUT, Served
 from xenhost.server import HostServer, ServerError
 
 import hypervisor_model
@@ -29,8 +29,6 @@ from hypervisor_model.public import version
 from hypervisor_model.public.errno import EFAULT, ENOSYS
 from hypervisor_model.public.xen import HYPERVISOR_xen_version
 from xenctrl import wire
-
-TIMEOUT = 30
 
 
 def test_remote_handle_gives_the_in_process_numbers(served: Served) -> None:
@@ -120,23 +118,6 @@ def test_a_call_in_flight_does_not_hold_up_other_callers(served: Served) -> None
 
 
 # -- many clients, killed clients, garbage ---------------------------------------------------
-
-BUILDER = textwrap.dedent(
-    """
-    import sys
-    import xenctrl as xc
-    socket, node, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    with xc.xc_interface_open(server=socket) as xch:
-        for _ in range(count):
-            domid = xc.xc_domain_create(xch)
-            xc.xc_domain_setmaxmem(xch, domid, 4096)  # KiB: 1024 pages
-            xc.xc_domain_claim_pages(xch, domid, 1024)
-            xc.xc_domain_populate_physmap_exact(
-                xch, domid, 1024, 0, xc.XENMEMF_exact_node(node), list(range(1024))
-            )
-            xc.xc_domain_claim_pages(xch, domid, 0)
-    """
-)
 
 
 def test_builders_in_separate_processes_lose_no_update(served: Served) -> None:

@@ -1,0 +1,134 @@
+"""C programs linked against the real libxencall/libxenctrl, run through the privcmd bridge
+against a served host: the devices as libxencall uses them, raw hypercalls, fork, the
+libraries that must fall back, a NUMA claim set through xencall1, and C and Python
+clients at once.
+
+Host (``served``): two nodes of 4096 MiB, 1048576 pages each (node 0 1048575 free: MFN 0
+is kept), no dom0 memory; the host speaks Xen 4.22: XENVER_version = 4 << 16 | 22.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from host_helpers import BUILDER, TIMEOUT, Served, run_bridged
+from xenhost import bridge
+
+import xenctrl as xc
+from hypervisor_model.public.domctl import XEN_DOMCTL_INTERFACE_VERSION
+
+HOST = 0x80000000  # XEN_DOMCTL_CLAIM_MEMORY_HOST
+
+
+def test_the_devices_raw_hypercalls_and_fork(served: Served, c_program: Callable) -> None:
+    run = run_bridged(c_program("privcmd_probe"), socket=served.socket)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout.splitlines() == [
+        "open 1 1",
+        "unimplemented -1 ENOTTY",  # libxenforeignmemory's probe must fail
+        "mmapbatch_v2 -1 ENOTTY",
+        "hypercall_dev_ioctl -1 ENOTTY",
+        "mmap_privcmd ENODEV",  # no foreign mappings
+        "mmap_private EINVAL",  # privcmd-buf maps shared buffers only
+        f"version {4 << 16 | 22}",
+        "extraversion 0",
+        "extraversion_text .0",
+        "outside_buffers -1 EFAULT",
+        "child 0 .0",  # the child's own connection wrote into the shared buffer
+        "xc_interface_open ok",  # foreignmemory and devicemodel fell back
+        "foreign_map ENODEV",
+    ]
+
+
+def test_a_numa_claim_set_through_xencall1(served: Served, c_program: Callable) -> None:
+    """1024 pages on node 0, 512 anywhere, 256 on node 1: 1792 outstanding on the domain
+    and the host. A GET with room for no entry is ERANGE and says 3 are needed; the set
+    comes back host-wide entry first, then by node."""
+    with xc.xc_interface_open(server=served.socket) as xch:
+        domid = xc.xc_domain_create(xch)
+        xc.xc_domain_setmaxmem(xch, domid, 4 << 20)  # 4 GiB in KiB
+        version = hex(XEN_DOMCTL_INTERFACE_VERSION)
+        entries = ["0=1024", f"{HOST:#x}=512", "1=256"]
+        run = run_bridged(
+            c_program("claim_set"), version, str(domid), *entries, socket=served.socket
+        )
+        assert (run.returncode, run.stderr) == (0, "")
+        assert run.stdout.splitlines() == [
+            "set 0",
+            "get_small ERANGE 3",
+            "get 0 3",
+            f"{HOST:#x} 512",
+            "0x0 1024",
+            "0x1 256",
+        ]
+        assert xc.xc_domain_getinfo_single(xch, domid).outstanding_pages == 1792
+        assert xc.xc_physinfo(xch).outstanding_pages == 1792
+
+
+def test_c_and_python_clients_at_once(served: Served, c_program: Callable) -> None:
+    """Four C programs stake claim sets on four domains while two Python processes build
+    four domains each on node 1: every C domain holds its 300 + 200 pages outstanding (2000
+    in all), every Python domain its 1024 pages, node 1 lost exactly 8192."""
+    with xc.xc_interface_open(server=served.socket) as xch:
+        domids = [xc.xc_domain_create(xch) for _ in range(4)]
+        for domid in domids:
+            xc.xc_domain_setmaxmem(xch, domid, 4 << 20)
+    claim = c_program("claim_set")
+    env = bridge.environment(served.socket)
+    version = hex(XEN_DOMCTL_INTERFACE_VERSION)
+    procs = [
+        subprocess.Popen(
+            [str(claim), version, str(d), "0=300", f"{HOST:#x}=200"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for d in domids
+    ] + [
+        subprocess.Popen([sys.executable, "-c", BUILDER, str(served.socket), "1", "4"])
+        for _ in range(2)
+    ]
+    assert [p.wait(TIMEOUT) for p in procs] == [0] * 6
+    for p in procs[:4]:
+        assert p.stdout is not None and p.stdout.readline() == "set 0\n"
+    with xc.xc_interface_open(server=served.socket) as xch:
+        assert [xc.xc_domain_getinfo_single(xch, d).outstanding_pages for d in domids] == [500] * 4
+        assert xc.xc_physinfo(xch).outstanding_pages == 2000
+        assert xc.xc_availheap(xch, 0, 0, 1) == (1048576 - 8192) * 4096
+    built = [d for d in served.hv.domain_list() if d.domain_id not in (0, *domids)]
+    assert [d.tot_pages for d in built] == [1024] * 8
+    served.hv.check_invariants()
+
+
+def test_without_a_server_address_the_bridge_stands_aside(
+    served: Served, c_program: Callable
+) -> None:
+    """With no XENEMU_SERVER the devices are the real ones: none exist here (ENOENT)."""
+    env = {k: v for k, v in bridge.environment(served.socket).items() if k != "XENEMU_SERVER"}
+    run = subprocess.run(
+        [str(c_program("privcmd_probe"))], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    if Path("/dev/xen/privcmd").exists():
+        pytest.skip("this machine has a real privcmd device")
+    assert run.stdout.splitlines()[0] == "open 0 0"
+
+
+def test_no_server_is_one_line(short_dir: Path, c_program: Callable) -> None:
+    missing = short_dir / "none.sock"
+    run = run_bridged(c_program("privcmd_probe"), socket=missing)
+    assert run.stderr.splitlines()[0] == (
+        f"xenemu bridge: cannot reach the host server at {missing}: No such file or directory"
+    )
+
+
+def test_no_compiler_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+    with pytest.raises(bridge.BridgeError) as e:
+        bridge.library()
+    assert str(e.value) == "the privcmd bridge needs a C compiler: apt-get install -y gcc"

@@ -1,0 +1,131 @@
+"""Benchmark the host server: the round trip of one hypercall (xen_version extraversion, one
+16-byte hypercall buffer written back) through the privcmd bridge from a C program and
+through the Python remote handle, next to the same hypercall in process, in the same run."""
+
+# Run from the repository root after ``pip install -e .``: python tools/bench_xenhost.py
+# The C side needs a C compiler and libxen-dev (libxencall); without them it is left out.
+# Each line is the median over --calls calls (the C program times its own loop, so process
+# start-up is not counted). It prints numbers and asserts nothing about speed.
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from xenhost import bridge
+from xenhost.server import HostServer
+
+import hypervisor_model
+from hypervisor_model.public.version import XENVER_extraversion
+from hypervisor_model.public.xen import HYPERVISOR_xen_version
+from xenctrl.remote import RemoteHost
+
+C_LOOP = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <xencall.h>
+int main(int argc, char **argv)
+{
+    int calls = atoi(argv[1]);
+    xencall_handle *xcall = xencall_open(NULL, 0);
+    char *buf = xcall ? xencall_alloc_buffer(xcall, 16) : NULL;
+    long long *ns = malloc(calls * sizeof(*ns));
+    struct timespec a, b;
+    if (!buf || !ns)
+        return 1;
+    for (int i = 0; i < calls; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (xencall2(xcall, 17, 1, (unsigned long)buf) != 0)
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ns[i] = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+    }
+    for (int i = 0; i < calls; i++)
+        printf("%lld\n", ns[i]);
+    return 0;
+}
+"""
+
+
+def median_ns(fn: Callable[[], Any], calls: int) -> float:
+    for _ in range(min(100, calls)):
+        fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - start)
+    return statistics.median(samples)
+
+
+def c_median_ns(tmp: Path, socket: Path, calls: int) -> float | str:
+    """The C loop's median through the bridge, or why it could not run."""
+    cc = bridge.compiler()
+    if cc is None or not Path("/usr/include/xencall.h").exists():
+        return "left out: needs a C compiler and libxen-dev"
+    source, exe = tmp / "loop.c", tmp / "loop"
+    source.write_text(C_LOOP)
+    subprocess.run([cc, "-O2", "-o", str(exe), str(source), "-lxencall"], check=True)
+    done = subprocess.run(
+        [str(exe), str(calls)],
+        env=bridge.environment(socket),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return statistics.median(int(v) for v in done.stdout.split())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=5000, help="calls per line (default 5000)")
+    args = parser.parse_args()
+
+    hv = hypervisor_model.boot(nodes=[4096, 4096])
+    with tempfile.TemporaryDirectory(prefix="bench-xenhost-") as d:
+        tmp = Path(d)
+        local = hv.arena.alloc(16)
+        with HostServer(hv, tmp / "host.sock") as server:
+            conn = RemoteHost(server.path).connect()
+            remote = conn.arena.alloc(16)
+            rows: list[tuple[str, float | str]] = [
+                (
+                    "in process (Hypervisor.hypercall)",
+                    median_ns(
+                        lambda: hv.hypercall(
+                            HYPERVISOR_xen_version, XENVER_extraversion, local.addr
+                        ),
+                        args.calls,
+                    ),
+                ),
+                (
+                    "Python remote handle (xenctrl.remote)",
+                    median_ns(
+                        lambda: conn.hypercall(
+                            HYPERVISOR_xen_version, XENVER_extraversion, remote.addr
+                        ),
+                        args.calls,
+                    ),
+                ),
+                (
+                    "C through the privcmd bridge (xencall2)",
+                    c_median_ns(tmp, server.path, args.calls),
+                ),
+            ]
+            conn.close()
+    print(f"python {platform.python_version()} on {platform.machine()}; one hypercall, median:")
+    for label, value in rows:
+        shown = f"{value / 1000:8.1f} us" if isinstance(value, float | int) else value
+        print(f"  {label:<42s} {shown}")
+
+
+if __name__ == "__main__":
+    main()
