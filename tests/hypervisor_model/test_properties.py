@@ -2,15 +2,16 @@
 
 A hypothesis state machine creates HVM and PV domains, sets max_mem, claims (legacy
 XENMEM_claim_pages and v7 claim sets), populates, increases, decreases, offlines and onlines
-pages and destroys domains, on nodes of a few hundred pages so that claims and exhaustion
-really bite. After every step: the model's invariants, physinfo.outstanding_pages equal to
-the domains' outstanding_pages (v7 notes §9), and every RAM frame accounted for as free,
-owned, offlined or MFN 0 (fact sheet §3). Each step also checks its own result against the
-rules it follows (v7 notes §2 and §8, fact sheet §2.5 and §6.1).
-"""
+pages, destroys domains and batches steps into multicalls, on nodes of a few hundred pages
+so that claims and exhaustion really bite. After every step: the model's invariants,
+physinfo.outstanding_pages equal to the domains' outstanding_pages (v7 notes §9), and every
+RAM frame accounted for as free, owned, offlined or MFN 0 (fact sheet §3). Each step also
+checks its own result against the rules it follows (v7 notes §2 and §8, fact sheet §2.5 and
+§6.1)."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -25,7 +26,9 @@ from hypothesis.stateful import (
 )
 
 import hypervisor_model
-from hypervisor_model.public import memory, sysctl
+from hypervisor_model import snapshot
+from hypervisor_model.guest_memory import build
+from hypervisor_model.public import domctl, memory, sysctl
 from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST,
 )
@@ -33,6 +36,11 @@ from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY,
 )
 from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, ESRCH
+from hypervisor_model.public.xen import (
+    HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
+)
 
 # Node 0 starts at MFN 0 (which the allocator never gets); node 2 has a hole at 768..1023.
 RANGES = [[(0, 320)], [(320, 640)], [(640, 768), (1024, 1216)]]
@@ -77,6 +85,65 @@ def expected_claim_set(entries: list[tuple[int, int]], tot_pages: int) -> list[t
     if not host and not nodes:
         return [(HOST, 0)]  # an all-zero set releases everything
     return [(HOST, host), *nodes]
+
+
+# A batch step: what, for whom (BuilderSessions.pick), a page count, an order, gfns.
+batch_step_st = st.tuples(
+    st.sampled_from(["populate", "decrease", "claim", "max_mem"]),
+    st.integers(0, 9),
+    small_pages_st,
+    st.integers(0, 2),
+    st.lists(st.integers(0, 255), min_size=1, max_size=4),
+)
+
+
+def place(hv: hypervisor_model.Hypervisor, raw: bytes) -> int:
+    """Bytes in a hypercall buffer of ``hv`` that lives as long as the host."""
+    buf = hv.arena.alloc(len(raw))
+    buf.mem[: len(raw)] = raw
+    return buf.addr
+
+
+def issue_bytes(hv: hypervisor_model.Hypervisor, raw: bytes, call: Any) -> tuple[int, bytes]:
+    """Issue ``call(addr)`` with ``raw`` placed at ``addr``; the result and the bytes after."""
+    addr = place(hv, raw)
+    op, words = call(addr)
+    rc = hv.hypercall(op, *words)
+    return rc, hv.arena.copy_from_guest(addr, len(raw))
+
+
+def batch_calls(
+    hv: hypervisor_model.Hypervisor, steps: list[tuple[Any, ...]], session: BuilderSessions
+) -> list[tuple[int, list[int]]]:
+    """Each step as (hypercall, argument words), its structures placed in ``hv``'s arena."""
+    calls = []
+    for kind, pick, pages, order, gfns in steps:
+        domid = session.pick(pick)
+        if kind == "max_mem":
+            union = build(domctl.xen_domctl_max_mem, dict(max_memkb=pages * 4))
+            raw = build(
+                domctl.xen_domctl,
+                dict(cmd=domctl.XEN_DOMCTL_max_mem, interface_version=0x18, domain=domid, u=union),
+            )
+            calls.append((HYPERVISOR_domctl, [place(hv, raw)]))
+            continue
+        frames = b"".join((g << order).to_bytes(8, "little") for g in gfns)
+        listed = kind != "claim"
+        reservation = dict(
+            extent_start=place(hv, frames) if listed else 0,
+            nr_extents=len(gfns) if listed else pages,
+            extent_order=order if listed else 0,
+            mem_flags=0,
+            domid=domid,
+        )
+        arg = place(hv, build(memory.xen_memory_reservation, reservation))
+        cmd = {
+            "populate": memory.XENMEM_populate_physmap,
+            "decrease": memory.XENMEM_decrease_reservation,
+            "claim": memory.XENMEM_claim_pages,
+        }[kind]
+        calls.append((HYPERVISOR_memory_op, [cmd, arg]))
+    return calls
 
 
 class BuilderSessions(RuleBasedStateMachine):
@@ -271,6 +338,27 @@ class BuilderSessions(RuleBasedStateMachine):
             assert freed == rc << order
         else:  # whole extents for the count; the failing one may have freed a prefix
             assert rc << order <= freed < (rc + 1) << order
+
+    # -- batches ----------------------------------------------------------------------------
+
+    @rule(steps=st.lists(batch_step_st, min_size=1, max_size=4))
+    def batch(self, steps: list[tuple[Any, ...]]) -> None:
+        """The steps above as entries of one multicall give each entry the result, and the
+        host the state, that the same hypercalls made one by one give an identical twin
+        (multicall.c: each entry is its own hypercall, in order)."""
+        twin = snapshot.load_state(snapshot.save_state(self.hv))
+        one_by_one = [twin.hypercall(op, *words) for op, words in batch_calls(twin, steps, self)]
+        calls = batch_calls(self.hv, steps, self)
+        raw = b"".join(
+            struct.pack("<8Q", op, 0, *words, *[0] * (6 - len(words))) for op, words in calls
+        )
+        rc, after = issue_bytes(
+            self.hv, raw, lambda addr: (HYPERVISOR_multicall, [addr, len(calls)])
+        )
+        assert rc == 0
+        results = [struct.unpack_from("<q", after, 64 * i + 8)[0] for i in range(len(calls))]
+        assert results == one_by_one
+        assert snapshot.save_state(self.hv) == snapshot.save_state(twin)
 
     # -- offlining --------------------------------------------------------------------------
 
