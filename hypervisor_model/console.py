@@ -49,8 +49,8 @@ class Console:
 
     def live(self) -> bytes:
         """Everything between consumer and producer, oldest first."""
-        data, _ = self.read(self.conringp - self.conringc, clear=False, incremental=False, index=0)
-        return data
+        pieces, _, _ = self.read(self.conringp - self.conringc, incremental=False, index=0)
+        return b"".join(pieces)
 
     def restore(self, text: bytes, conringc: int) -> None:
         """Put saved text back at its place in the ring."""
@@ -59,23 +59,32 @@ class Console:
             self._append(text)
 
     def read(
-        self, max_bytes: int, *, clear: bool, incremental: bool, index: int
-    ) -> tuple[bytes, int]:
-        """read_console_ring: up to ``max_bytes`` from the oldest (or from ``index`` when
-        incremental and inside the ring); returns the bytes and the new index."""
+        self, max_bytes: int, *, incremental: bool, index: int
+    ) -> tuple[list[bytes], int, int]:
+        """read_console_ring's copy loop: up to ``max_bytes`` from the oldest (or from
+        ``index`` when incremental and inside the ring), as the pieces Xen copies out one by
+        one (two when the text wraps the ring's end); then where reading stopped and the
+        producer index it read up to."""
         with self.lock:
             c, p = self.conringc, self.conringp
             if incremental and (c < index <= p):
                 c = index
-            out = bytearray()
-            while c != p and len(out) < max_bytes:
+            pieces, sofar = [], 0
+            while c != p and sofar < max_bytes:
                 idx = c % self.size
-                length = min(p - c, self.size - idx, max_bytes - len(out))
-                out += self.ring[idx : idx + length]
+                length = min(p - c, self.size - idx, max_bytes - sofar)
+                pieces.append(bytes(self.ring[idx : idx + length]))
+                sofar += length
                 c += length
-            if clear:
-                self.conringc = p - self.size if p - c > self.size else c
-        return bytes(out), c & 0xFFFFFFFF
+        return pieces, c, p
+
+    def consume(self, c: int, p: int) -> None:
+        """read_console_ring's clear, once the copies succeeded: the consumer moves to where
+        reading stopped (keeping at most a ring's worth behind the producer it read)."""
+        with self.lock:
+            self.conringc = max(
+                p - self.size if p - c > self.size else c, self.conringp - self.size
+            )
 
 
 # -- key handlers ------------------------------------------------------------------------------

@@ -187,13 +187,19 @@ def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
 
 
 def _readconsole(hv: Hypervisor, op: Container) -> Payload:
-    """read_console_ring: copy the ring out, optionally from an index or clearing it."""
+    """read_console_ring: copy the ring out piece by piece (EFAULT at the first piece that
+    cannot be written, the ring untouched), then clear it only if the caller asked."""
     req = parse(abi.xen_sysctl_readconsole, op.u)
-    data, index = hv.console.read(
-        req.count, clear=bool(req.clear), incremental=bool(req.incremental), index=req.index
+    pieces, index, producer = hv.console.read(
+        req.count, incremental=bool(req.incremental), index=req.index
     )
-    hv.caller_memory.copy_to_guest(req.buffer, data)
-    return _reply(op, abi.xen_sysctl_readconsole, dict(req, count=len(data), index=index))
+    sofar = 0
+    for piece in pieces:
+        hv.caller_memory.copy_to_guest(req.buffer + sofar, piece)
+        sofar += len(piece)
+    if req["clear"]:  # item access: as an attribute, ``clear`` is the dict method
+        hv.console.consume(index, producer)
+    return _reply(op, abi.xen_sysctl_readconsole, dict(req, count=sofar, index=index & 0xFFFFFFFF))
 
 
 def _debug_keys(hv: Hypervisor, op: Container) -> Payload:

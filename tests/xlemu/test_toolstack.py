@@ -515,3 +515,17 @@ def test_svg_escapes_domain_names() -> None:
     create(ts, 'name="a<b&c>"', "memory=64")
     root = ET.fromstring(picture.svg(ts.memory_picture()))
     assert "a<b&c> (d1)" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_the_memory_picture_leaves_dmesg_whole() -> None:
+    """top and storm read Xen's 'u' dump off the console without clearing it, so dmesg
+    still shows the boot banner, then the dump; ``dmesg -c`` alone empties it."""
+    ts = toolstack()
+    before = ts.dmesg()
+    assert before.startswith("(XEN) ")
+    ts.memory_picture()
+    after = ts.dmesg()
+    assert after.startswith(before)
+    assert "'u' pressed -> dumping numa info" in after[len(before) :]
+    assert ts.dmesg(clear=True) == after
+    assert ts.dmesg() == ""

@@ -13,6 +13,7 @@ import construct
 import pytest
 from construct import Array, Bytes, Default, FixedSized, FormatField, Renamed, Struct
 
+from hypervisor_model import guest_memory
 from hypervisor_model.public import domctl, errno, memory, sysctl, xen
 
 # ---------------------------------------------------------------------------
@@ -762,3 +763,52 @@ def test_page_offline_commands_and_status_bits() -> None:
     }
     defined = {n: v for n, v in vars(sysctl).items() if n.startswith(("PG_OFFLINE", "PG_ONLINE"))}
     assert defined == bits
+
+
+# ---------------------------------------------------------------------------
+# Fields named like dict methods
+# ---------------------------------------------------------------------------
+
+DICT_ATTRIBUTES = {name for name in dir(dict) if not name.startswith("_")}
+# Every such field, read by item (``rec["clear"]``) where it is used: on a construct
+# Container the attribute ``clear`` is dict.clear, which once made every console read
+# clear the ring. Each has a behaviour test (test_console.py, debug keys there too).
+DICT_NAMED_FIELDS = {
+    ("xen_sysctl_readconsole", "clear"),
+    ("xen_sysctl_debug_keys", "keys"),
+}
+
+
+def _public_layouts() -> dict[str, construct.Construct]:
+    return {
+        name: value
+        for module in (xen, domctl, memory, sysctl)
+        for name, value in vars(module).items()
+        if isinstance(_bare(value), Struct) and not name.endswith("_t")
+    }
+
+
+def _dict_named(layout: construct.Construct, path: str = "") -> list[str]:
+    found = []
+    for sub in _bare(layout).subcons:
+        if sub.name is None:
+            continue
+        if sub.name in DICT_ATTRIBUTES:
+            found.append(path + sub.name)
+        if isinstance(_bare(sub), Struct):
+            found += _dict_named(sub, f"{path}{sub.name}.")
+    return found
+
+
+def test_fields_named_like_dict_methods_are_known_and_decode_to_the_field() -> None:
+    """A new field named like a dict method must be read by item and pinned here; the
+    decode path gives the field's value for each."""
+    layouts = _public_layouts()
+    found = {(name, path) for name, layout in layouts.items() for path in _dict_named(layout)}
+    assert found == DICT_NAMED_FIELDS
+    for name, field in sorted(found):
+        layout = layouts[name]
+        offset = offset_of(layout, field)
+        data = bytearray(layout.sizeof())
+        data[offset : offset + 1] = b"\x07"
+        assert guest_memory.parse(layout, bytes(data))[field] == 7
