@@ -70,6 +70,11 @@ from xenctrl.misc import (
     xc_sched_id,
     xc_send_debug_keys,
     xc_version,
+    xc_xenver_buildid,
+    xc_xenver_capabilities,
+    xc_xenver_changeset,
+    xc_xenver_commandline,
+    xc_xenver_extraversion,
 )
 from xenctrl.remote import RemoteHost, ServerError
 from xenctrl.trace import Trace

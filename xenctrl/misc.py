@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from construct import Container
 
-from hypervisor_model.guest_memory import build, parse
+from hypervisor_model.guest_memory import build, parse, sizeof
 from hypervisor_model.public import memory, sysctl, version
 from hypervisor_model.public.xen import HYPERVISOR_xen_version
 from xenctrl import trace
@@ -142,7 +142,8 @@ def xc_readconsolering(
 @traced
 def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Container:
     """xc_version: an int for XENVER_version / XENVER_pagesize, a structure for compile
-    info and platform parameters, the NUL-trimmed text for the string queries."""
+    info and platform parameters, the caller's 16-byte handle for XENVER_guest_handle, the
+    NUL-trimmed text for the string queries."""
     if cmd in (version.XENVER_version, version.XENVER_pagesize):
         return check(xch.hypercall(HYPERVISOR_xen_version, cmd, 0))
     layouts = {
@@ -154,6 +155,7 @@ def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Container:
         version.XENVER_capabilities: version.XEN_CAPABILITIES_INFO_LEN,
         version.XENVER_changeset: version.XEN_CHANGESET_INFO_LEN,
         version.XENVER_commandline: version.XEN_COMMANDLINE_LEN,
+        version.XENVER_guest_handle: 16,  # xen_domain_handle_t
     }
     layout = layouts.get(cmd)
     size = layout.sizeof() if layout is not None else sizes.get(cmd, 0)
@@ -162,7 +164,46 @@ def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Container:
         check(xch.hypercall(HYPERVISOR_xen_version, cmd, buf.addr))
     if layout is not None:
         return parse(layout, bytes(out))
+    if cmd == version.XENVER_guest_handle:
+        return bytes(out)  # the caller's 16-byte handle, not text
     return bytes(out).split(b"\0", 1)[0]
+
+
+def _varbuf(xch: xc_interface, subop: int) -> bytes:
+    """varbuf_op (xc_version.c): ask for the length, then fetch into a buffer that size."""
+    size = check(xch.hypercall(HYPERVISOR_xen_version, subop, 0))
+    header = sizeof(version.xen_varbuf)
+    buf = bytearray(build(version.xen_varbuf, dict(len=size)) + bytes(size))
+    with Bounce(xch, buf, len(buf), "both") as b:
+        got = check(xch.hypercall(HYPERVISOR_xen_version, subop, b.addr))
+    return bytes(buf[header : header + got])
+
+
+@traced
+def xc_xenver_extraversion(xch: xc_interface) -> str:
+    return _varbuf(xch, version.XENVER_extraversion2).decode()
+
+
+@traced
+def xc_xenver_capabilities(xch: xc_interface) -> str:
+    return _varbuf(xch, version.XENVER_capabilities2).decode()
+
+
+@traced
+def xc_xenver_changeset(xch: xc_interface) -> str:
+    return _varbuf(xch, version.XENVER_changeset2).decode()
+
+
+@traced
+def xc_xenver_commandline(xch: xc_interface) -> str:
+    """Xen's command line; EPERM for a domain other than the control domain."""
+    return _varbuf(xch, version.XENVER_commandline2).decode()
+
+
+@traced
+def xc_xenver_buildid(xch: xc_interface) -> str:
+    """Xen's build id in hex; ENODATA when Xen was linked without one (as the model)."""
+    return _varbuf(xch, version.XENVER_build_id).hex()
 
 
 @traced

@@ -2,7 +2,7 @@
 
 from construct import Bytes, Construct, Struct
 
-from .xen import xen_ulong_t
+from .xen import uint32_t, xen_ulong_t
 
 XENVER_version = 0  # returns (major << 16) | minor
 XENVER_extraversion = 1  # char[16]
@@ -14,6 +14,12 @@ XENVER_get_features = 6
 XENVER_pagesize = 7  # returns the page size
 XENVER_guest_handle = 8
 XENVER_commandline = 9  # char[1024]
+# Variable-length answers in a xen_varbuf; a NULL handle asks for the length.
+XENVER_build_id = 10  # raw bytes of Xen's build id
+XENVER_extraversion2 = 11
+XENVER_capabilities2 = 12
+XENVER_changeset2 = 13
+XENVER_commandline2 = 14
 
 XEN_EXTRAVERSION_LEN = 16
 XEN_CAPABILITIES_INFO_LEN = 1024
@@ -30,3 +36,7 @@ xen_compile_info: Construct = Struct(
 
 # XENVER_platform_parameters: where Xen's virtual address range starts.
 xen_platform_parameters: Construct = Struct("virt_start" / xen_ulong_t)
+
+# A variable-length answer: ``len`` (IN: room in ``buf``) then the bytes, no NUL.
+xen_varbuf: Construct = Struct("len" / uint32_t)
+xen_build_id: Construct = xen_varbuf  # the older name of the same layout for XENVER_build_id

@@ -1,0 +1,154 @@
+"""``__HYPERVISOR_xen_version`` (common/kernel.c do_xen_version, xenver_varbuf_op) under
+the dummy XSM policy (xsm_xen_version): version, platform parameters and features for
+anyone; extraversion, compile info, capabilities, changeset, page size and guest handle
+for anyone too; the command line and the build id only for the control domain: others
+read "<denied>" from XENVER_commandline and get EPERM from the variable-length ops.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypercalls import Guest, createdomain_payload
+
+from hypervisor_model import version
+from hypervisor_model.public import domctl
+from hypervisor_model.public import version as abi
+from hypervisor_model.public.errno import EFAULT, EINVAL, ENOBUFS, ENODATA, ENOSYS, EPERM
+from hypervisor_model.public.xen import DOMID_ANY, HYPERVISOR_xen_version
+
+DENIED = b"<denied>\0"
+
+
+def xen_version(dom0: Guest, cmd: int, size: int, caller: int = 0) -> tuple[int, bytes]:
+    """Issue with a fresh buffer of ``size`` bytes full of 0xEE; the result and its bytes."""
+    with dom0.hv.arena.alloc(size) as buf:
+        buf.mem[:size] = b"\xee" * size
+        rc = dom0.hv.hypercall(HYPERVISOR_xen_version, cmd, buf.addr, caller=caller)
+        return rc, bytes(buf.mem[:size])
+
+
+@pytest.fixture
+def domu(dom0: Guest) -> int:
+    return dom0.create()
+
+
+def test_commandline_for_the_control_domain_is_the_whole_1024_byte_array(dom0: Guest) -> None:
+    rc, out = xen_version(dom0, abi.XENVER_commandline, 1024)
+    assert rc == 0
+    assert out == version.COMMANDLINE.encode().ljust(1024, b"\0")
+
+
+def test_commandline_for_a_domu_is_denied_and_nothing_more(dom0: Guest, domu: int) -> None:
+    """xen_deny() and its NUL (9 bytes) are copied; the rest of the buffer is untouched."""
+    rc, out = xen_version(dom0, abi.XENVER_commandline, 1024, caller=domu)
+    assert rc == 0
+    assert out == DENIED + b"\xee" * (1024 - len(DENIED))
+
+
+@pytest.mark.parametrize(
+    ("cmd", "size"),
+    [
+        (abi.XENVER_extraversion, 16),
+        (abi.XENVER_capabilities, 1024),
+        (abi.XENVER_changeset, 64),
+        (abi.XENVER_compile_info, 144),
+    ],
+    ids=["extraversion", "capabilities", "changeset", "compile_info"],
+)
+def test_what_any_guest_may_read_reads_the_same_for_a_domu(
+    dom0: Guest, domu: int, cmd: int, size: int
+) -> None:
+    assert xen_version(dom0, cmd, size, caller=domu) == xen_version(dom0, cmd, size)
+
+
+def test_platform_parameters_tell_only_a_pv_caller_where_xen_starts(dom0: Guest, domu: int) -> None:
+    """Release builds give a 64-bit PV vCPU HYPERVISOR_VIRT_START, an HVM one 0."""
+    assert xen_version(dom0, abi.XENVER_platform_parameters, 8) == (
+        0,
+        struct.pack("<Q", 0xFFFF_8000_0000_0000),
+    )
+    assert xen_version(dom0, abi.XENVER_platform_parameters, 8, caller=domu) == (0, bytes(8))
+
+
+def test_guest_handle_is_the_callers_own(dom0: Guest) -> None:
+    """dom0's handle is all zeroes; a domU created with a handle reads that handle."""
+    payload = dict(createdomain_payload(domctl.XEN_DOMCTL_CDF_hvm), handle=b"U" * 16)
+    rc, after = dom0.domctl(
+        domctl.XEN_DOMCTL_createdomain, DOMID_ANY, domctl.xen_domctl_createdomain, payload
+    )
+    assert rc == 0
+    assert xen_version(dom0, abi.XENVER_guest_handle, 16) == (0, bytes(16))
+    assert xen_version(dom0, abi.XENVER_guest_handle, 16, caller=after.domain) == (0, b"U" * 16)
+
+
+def test_pagesize_needs_a_null_handle(dom0: Guest) -> None:
+    hv = dom0.hv
+    assert hv.hypercall(HYPERVISOR_xen_version, abi.XENVER_pagesize, 0) == 4096
+    assert xen_version(dom0, abi.XENVER_pagesize, 8)[0] == -EINVAL
+
+
+# -- the variable-length ops (xenver_varbuf_op) --------------------------------------------------
+
+
+def varbuf(
+    dom0: Guest, cmd: int, room: int, caller: int = 0, size: int | None = None
+) -> tuple[int, bytes]:
+    """A xen_varbuf with ``len`` = room in a buffer of 4 + room bytes (or ``size``)."""
+    size = 4 + room if size is None else size
+    with dom0.hv.arena.alloc(size) as buf:
+        buf.mem[:size] = (struct.pack("<I", room) + b"\xee" * room)[:size]
+        rc = dom0.hv.hypercall(HYPERVISOR_xen_version, cmd, buf.addr, caller=caller)
+        return rc, bytes(buf.mem[4:size])
+
+
+STRINGS = [
+    (abi.XENVER_extraversion2, version.XEN_EXTRA),
+    (abi.XENVER_capabilities2, version.CAPABILITIES),
+    (abi.XENVER_changeset2, version.CHANGESET),
+    (abi.XENVER_commandline2, version.COMMANDLINE),
+]
+
+
+@pytest.mark.parametrize(("cmd", "text"), STRINGS, ids=["extra", "caps", "changeset", "cmdline"])
+def test_a_null_handle_asks_the_length_then_the_text_comes_without_nul(
+    dom0: Guest, cmd: int, text: str
+) -> None:
+    hv = dom0.hv
+    assert hv.hypercall(HYPERVISOR_xen_version, cmd, 0) == len(text)
+    rc, out = varbuf(dom0, cmd, len(text) + 3)
+    assert (rc, out) == (len(text), text.encode() + b"\xee" * 3)
+
+
+@pytest.mark.parametrize(("cmd", "text"), STRINGS, ids=["extra", "caps", "changeset", "cmdline"])
+def test_too_little_room_is_enobufs_and_writes_nothing(dom0: Guest, cmd: int, text: str) -> None:
+    rc, out = varbuf(dom0, cmd, len(text) - 1)
+    assert (rc, out) == (-ENOBUFS, b"\xee" * (len(text) - 1))
+
+
+VARBUF_ERRNOS = [
+    # (what, cmd, caller is a domU, room, buffer bytes, errno)
+    ("build-id-no-id", abi.XENVER_build_id, False, 64, None, ENODATA),
+    ("build-id-null-handle", abi.XENVER_build_id, False, 0, 0, ENODATA),
+    ("build-id-domu", abi.XENVER_build_id, True, 64, None, EPERM),
+    ("cmdline2-domu", abi.XENVER_commandline2, True, 64, None, EPERM),
+    ("len-unreadable", abi.XENVER_changeset2, False, 64, 2, EFAULT),
+    ("text-unwritable", abi.XENVER_changeset2, False, 64, 10, EFAULT),
+    ("unknown-15", 15, False, 64, None, ENOSYS),
+]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "domu", "room", "size", "errno"),
+    [row[1:] for row in VARBUF_ERRNOS],
+    ids=[row[0] for row in VARBUF_ERRNOS],
+)
+def test_errno(dom0: Guest, cmd: int, domu: bool, room: int, size: int | None, errno: int) -> None:
+    """EPERM before ENODATA (the XSM check comes first); the model has no build id."""
+    caller = dom0.create() if domu else 0
+    if size == 0:
+        rc = dom0.hv.hypercall(HYPERVISOR_xen_version, cmd, 0, caller=caller)
+    else:
+        rc, _ = varbuf(dom0, cmd, room, caller=caller, size=size)
+    assert rc == -errno
