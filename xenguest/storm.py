@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from xenctrl import XenError
 from xenctrl.domain import (
@@ -54,7 +55,12 @@ class BuildRequest:
 
 @dataclass
 class BuildResult:
-    request: BuildRequest
+    """How one build fared: its guest's name and memory, the nodes it asked for (its vNUMA
+    nodes or the node it was placed on; empty: no wish) and the outcome."""
+
+    name: str
+    memory_mib: int
+    wanted: frozenset[int] = frozenset()
     # "admitted", "refused" (claim refused, nothing populated), "part-way" (memory
     # populated, then thrown away) or "failed" (another error before any memory)
     outcome: str = "pending"
@@ -63,14 +69,21 @@ class BuildResult:
     populated_pages: int = 0
     pages_by_node: dict[int, int] = field(default_factory=dict)
 
+    def failed(self, error: Exception) -> BuildResult:
+        """Record a failed build from its libxenguest or libxenctrl error."""
+        self.populated_pages = getattr(error, "populated_pages", 0)
+        refused = getattr(error, "claim_refused", False)
+        self.outcome = "part-way" if self.populated_pages else "refused" if refused else "failed"
+        self.error = str(error)
+        return self
+
     @property
     def locality(self) -> float | None:
         """The share of the guest's memory on the nodes it asked for (None: no wish)."""
-        wanted = self.request.wanted_nodes()
         total = sum(self.pages_by_node.values())
-        if not wanted or not total:
+        if not self.wanted or not total:
             return None
-        return sum(p for n, p in self.pages_by_node.items() if n in wanted) / total
+        return sum(p for n, p in self.pages_by_node.items() if n in self.wanted) / total
 
 
 @dataclass
@@ -87,9 +100,7 @@ class StormReport:
         for r in self.results:
             locality = "-" if r.locality is None else f"{r.locality:.0%}"
             domid = "-" if r.domid is None or r.outcome != "admitted" else str(r.domid)
-            rows.append(
-                (r.request.name, domid, r.outcome, str(r.request.memory_mib), locality, r.error)
-            )
+            rows.append((r.name, domid, r.outcome, str(r.memory_mib), locality, r.error))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
@@ -106,7 +117,7 @@ class StormReport:
 
 def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode) -> BuildResult:
     """Build one guest as libxl would; a failed build leaves no domain behind."""
-    result = BuildResult(request)
+    result = BuildResult(request.name, request.memory_mib, frozenset(request.wanted_nodes()))
     try:
         domid = result.domid = xc_domain_create(xch, config=default_createdomain(request.hvm))
     except XenError as e:
@@ -136,11 +147,7 @@ def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode
         xc_domain_unpause(xch, domid)
         result.outcome = "admitted"
     except (XenguestError, XenError) as e:
-        populated = getattr(e, "populated_pages", 0)
-        refused = getattr(e, "claim_refused", False)
-        result.outcome = "part-way" if populated else "refused" if refused else "failed"
-        result.populated_pages = populated
-        result.error = str(e)
+        result.failed(e)
         xc_domain_destroy(xch, domid)
     return result
 
@@ -166,33 +173,36 @@ def pages_by_node(xch: xc_interface) -> dict[int, dict[int, int]]:
     return result
 
 
-def boot_storm(
+J = TypeVar("J")
+
+
+def run_builders(
     hv: Host,
-    requests: Sequence[BuildRequest],
+    jobs: Sequence[J],
+    build: Callable[[J], BuildResult],
     claim_mode: ClaimMode,
     builders: int | None = None,
 ) -> StormReport:
-    """Build the requests in parallel threads, then measure where memory landed.
+    """Run ``build`` on every job in parallel threads, then measure where memory landed.
 
-    ``builders`` threads (default: one per request) start together and each takes the next
-    request as it finishes one, so at most that many builds race at any moment.
+    ``builders`` threads (default: one per job) start together and each takes the next job
+    as it finishes one, so at most that many builds race at any moment.
     """
-    results: list[BuildResult | None] = [None] * len(requests)
-    count = min(builders or len(requests), len(requests))
+    results: list[BuildResult | None] = [None] * len(jobs)
+    count = min(builders or len(jobs), len(jobs))
     start = threading.Barrier(count) if count else None
-    pending = iter(range(len(requests)))
+    pending = iter(range(len(jobs)))
     claim_next = threading.Lock()
 
     def builder() -> None:
-        with xc_interface_open(hv) as xch:
-            if start is not None:
-                start.wait()
-            while True:
-                with claim_next:
-                    i = next(pending, None)
-                if i is None:
-                    return
-                results[i] = build_domain(xch, requests[i], claim_mode)
+        if start is not None:
+            start.wait()
+        while True:
+            with claim_next:
+                i = next(pending, None)
+            if i is None:
+                return
+            results[i] = build(jobs[i])
 
     threads = [threading.Thread(target=builder) for _ in range(count)]
     for t in threads:
@@ -206,3 +216,19 @@ def boot_storm(
         if r.outcome == "admitted" and r.domid is not None:
             r.pages_by_node = placement.get(r.domid, {})
     return StormReport(claim_mode, done)
+
+
+def boot_storm(
+    hv: Host,
+    requests: Sequence[BuildRequest],
+    claim_mode: ClaimMode,
+    builders: int | None = None,
+) -> StormReport:
+    """Build the requests in parallel threads (:func:`run_builders`), each as libxl would
+    (:func:`build_domain`), and report how each fared."""
+
+    def build(request: BuildRequest) -> BuildResult:
+        with xc_interface_open(hv) as xch:
+            return build_domain(xch, request, claim_mode)
+
+    return run_builders(hv, requests, build, claim_mode, builders)

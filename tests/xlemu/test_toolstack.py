@@ -206,6 +206,20 @@ def test_placement_counts_node_claims_as_taken() -> None:
     assert c == 1
 
 
+def test_placement_skips_a_domain_destroyed_while_it_looks() -> None:
+    """A concurrent builder destroys its failed domain between placement's domain list and
+    its questions about that domain: nr_vcpus_on_nodes skips a domain it can no longer ask
+    about, and so do the claim reads. Domain 1 (4 vCPUs, node 0) goes after the list (the
+    first hypercall), before the first question: only dom0's 8 vCPUs count on each node."""
+    ts = toolstack()
+    create(ts, 'name="gone"', "memory=64", "vcpus=4", 'cpus="nodes:0"')
+    ts.hv.faults.before_hypercall(lambda: ts.destroy("1"), skip=1)
+    assert ts._vcpus_on_nodes([0, 1]) == {0: 8, 1: 8}
+    create(ts, 'name="gone"', "memory=64", "vcpus=4", 'cpus="nodes:0"')
+    ts.hv.faults.before_hypercall(lambda: ts.destroy("2"), skip=1)
+    assert [domid for domid, _ in ts.claims_by_node()] == [0]
+
+
 def test_create_places_by_libxl_memory_estimate(three_nodes: Toolstack) -> None:
     """HVM 4077 MiB, 1 vCPU needs 4194304 KiB (see test_need_memory_kb): only node 2 holds it,
     so the guest lands on node 2 alone: (4077 - 8) MiB = 1041664 pages - 32 + 16 = 1041648."""

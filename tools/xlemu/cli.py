@@ -17,9 +17,9 @@ import click
 from hypervisor_model.host import HostConfigError, load_host, make_host
 from hypervisor_model.snapshot import StateError
 from xenctrl.trace import Trace
-from xenguest.storm import boot_storm
 from xlemu import picture
-from xlemu.create import adopt, create_domain, read_xl_conf, storm_requests
+from xlemu.create import create_domain, read_xl_conf
+from xlemu.create import storm as create_storm
 from xlemu.state import StateFile, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
 
@@ -289,13 +289,12 @@ def claim_set(ctx: click.Context, clear: bool, domain: str, targets: tuple[str, 
 @click.argument("config")
 @click.pass_context
 def storm(ctx: click.Context, claim_mode: str | None, count: int, config: str) -> None:
-    """Build COUNT domains from CONFIG in parallel and report how each fared."""
-
+    """Create COUNT domains from CONFIG at once, each as `create` builds it; how each fared."""
     with toolstack(ctx) as ts:
-        requests = storm_requests(ts, config, count)
-        report = boot_storm(ts.hv, requests, claim_mode or ts.conf.claim_mode)  # type: ignore[arg-type]
-        adopt(ts, report)  # the names, as xl writes them to xenstore
+        report = create_storm(ts, config, count, claim_mode)  # type: ignore[arg-type]
     click.echo(report.table())
+    if not report.count("admitted"):  # every create failed: as one failed create exits
+        ctx.exit(3)
 
 
 @xlemu.command("numa-picture")

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xenctrl import XenError, misc
@@ -16,7 +16,7 @@ from xenctrl import domain as xcd
 from xenguest import XenguestError, hvm_layout, vnuma_hvm, vnuma_pv, xc_dom_allocate
 from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
-from xenguest.storm import BuildRequest, StormReport
+from xenguest.storm import BuildResult, StormReport, run_builders
 from xlemu import xlcfg
 from xlemu.state import DomainRecord
 from xlemu.toolstack import (
@@ -39,6 +39,15 @@ CLAIM_MODES: dict[str, ClaimMode] = {
     "numa": "numa",
 }
 Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
+
+
+class BuildError(ToolstackError):
+    """A build that failed after its domain was made (and destroyed): xl's line, exit 3,
+    and the libxenguest or libxenctrl error that caused it."""
+
+    def __init__(self, message: str, cause: XenguestError | XenError) -> None:
+        super().__init__(message, -ERROR_FAIL)
+        self.cause = cause
 
 
 def read_xl_conf(state_file: Path) -> XlConf:
@@ -225,9 +234,8 @@ def build(
             xcd.xc_domain_unpause(ts.xch, domid)
     except (XenguestError, XenError) as e:
         xcd.xc_domain_destroy(ts.xch, domid)
-        raise ToolstackError(
-            f"libxl: error: Domain {domid}:cannot (re-)build domain: {ERROR_FAIL}: {e}",
-            -ERROR_FAIL,
+        raise BuildError(
+            f"libxl: error: Domain {domid}:cannot (re-)build domain: {ERROR_FAIL}: {e}", e
         ) from None
     ts.records.domains[domid] = DomainRecord(
         guest.name, guest.type, guest.memory_kb, guest.maxmem_kb, guest.video_kb, guest.vcpus
@@ -289,36 +297,36 @@ def create_domain(
     return build(ts, guest_config(ts, config), paused=paused, progress=progress)
 
 
-def storm_requests(ts: Toolstack, path: str, count: int) -> list[BuildRequest]:
-    """``count`` copies of a config's guest, named NAME-1 ... NAME-count."""
+def storm(ts: Toolstack, path: str, count: int, claim_mode: ClaimMode | None) -> StormReport:
+    """``count`` creates of one config at once, in parallel threads, named NAME-1 ...
+    NAME-count: each built exactly as ``create`` builds it (:func:`build`)."""
     guest = guest_config(ts, _read_config(path, []))
-    node = guest.nodes[0] if guest.nodes and len(guest.nodes) == 1 else None
-    for i in range(1, count + 1):  # names stay unique, as libxl__domain_rename insists
-        if ts.find_domain_by_name(f"{guest.name}-{i}") is not None:
+    names = [f"{guest.name}-{i}" for i in range(1, count + 1)]
+    for name in names:  # names stay unique, as libxl__domain_rename insists
+        if ts.find_domain_by_name(name) is not None:
             raise ToolstackError(
-                f'libxl: error: Domain with name "{guest.name}-{i}" already exists.', -ERROR_FAIL
+                f'libxl: error: Domain with name "{name}" already exists.', -ERROR_FAIL
             )
-    return [
-        BuildRequest(
-            f"{guest.name}-{i}",
-            guest.maxmem_kb >> 10,
-            hvm=guest.hvm,
-            vnuma=tuple(guest.vnuma or ()),
-            node=node,
-        )
-        for i in range(1, count + 1)
-    ]
+    conf = XlConf(claim_mode or ts.conf.claim_mode)
 
+    def create_one(name: str) -> BuildResult:
+        mine = Toolstack(ts.hv, ts.records, conf)  # a handle of its own, as each xl has
+        result = BuildResult(name, guest.memory_kb >> 10)
+        try:
+            domid = result.domid = build(mine, replace(guest, name=name), paused=False)
+        except BuildError as e:
+            return result.failed(e.cause)
+        except ToolstackError as e:
+            result.outcome, result.error = "failed", str(e)
+            return result
+        result.outcome = "admitted"
+        # the nodes it asked for: its vNUMA nodes, else the node affinity it was built with
+        affinity = int.from_bytes(xcd.xc_domain_node_getaffinity(mine.xch, domid), "little")
+        nodes = {pnode for pnode, _ in guest.vnuma or ()} or {
+            n for n in range(affinity.bit_length()) if affinity >> n & 1
+        }
+        all_nodes = set(range(misc.xc_physinfo(mine.xch).nr_nodes))
+        result.wanted = frozenset(nodes if nodes != all_nodes or guest.vnuma else ())
+        return result
 
-def adopt(ts: Toolstack, report: StormReport) -> None:
-    """Remember the names of the domains a storm admitted, as xl would in xenstore."""
-    for result in report.results:
-        if result.outcome == "admitted" and result.domid is not None:
-            memory_kb = result.request.memory_mib << 10
-            ts.records.domains[result.domid] = DomainRecord(
-                result.request.name,
-                "hvm" if result.request.hvm else "pv",
-                memory_kb,
-                memory_kb,
-                HVM_VIDEO_MEMKB if result.request.hvm else 0,
-            )
+    return run_builders(ts.hv, names, create_one, conf.claim_mode)

@@ -126,7 +126,8 @@ class Toolstack:
     def find_domain_by_name(self, name: str) -> int | None:
         if name == "Domain-0":
             return 0
-        return next((d for d, r in self.records.domains.items() if r.name == name), None)
+        # a copy: a storm's builders add records from other threads meanwhile
+        return next((d for d, r in list(self.records.domains.items()) if r.name == name), None)
 
     def name_if_exists(self, domid: int) -> str | None:
         """The name of an existing domain (libxl_domid_to_name), else None."""
@@ -297,7 +298,13 @@ class Toolstack:
 
     def claims_by_node(self) -> list[tuple[int, dict[int, int]]]:
         """Every domain's claim set (HOST first), read with XEN_DOMCTL_claim_memory GET."""
-        return [(i.domain, self.api.domain_get_claims(i.domain)) for i in self.domain_infos()]
+        found = []
+        for info in self.domain_infos():
+            try:
+                found.append((info.domain, self.api.domain_get_claims(info.domain)))
+            except XenError:  # destroyed since it was listed (a storm's failed build)
+                continue
+        return found
 
     def claims_node_lines(self) -> list[str]:
         """``xlemu claims --nodes``: each domain's claim, host-wide and per node, in MiB."""
@@ -484,7 +491,11 @@ class Toolstack:
     def _vcpus_on_nodes(self, nodes: list[int]) -> dict[int, int]:
         counts = {n: 0 for n in nodes}
         for info in self.domain_infos():
-            mask = int.from_bytes(xcd.xc_domain_node_getaffinity(self.xch, info.domain), "little")
+            try:
+                nodemap = xcd.xc_domain_node_getaffinity(self.xch, info.domain)
+            except XenError:  # gone since it was listed: nr_vcpus_on_nodes skips it
+                continue
+            mask = int.from_bytes(nodemap, "little")
             # nr_vcpus_on_nodes counts every vCPU libxl_list_vcpu lists (0..max_vcpu_id),
             # online or not, so a paused domain's vCPUs count too.
             vcpus = (
