@@ -130,6 +130,9 @@ def make_host(
         )
     if offline_set == set(range(count)):
         raise HostConfigError("expected at least one online node, got all offline")
+    online_cpus = sum(_int(c, "cpus") for n, c in enumerate(cpus) if n not in offline_set)
+    if not online_cpus:
+        raise HostConfigError("expected at least one CPU on an online node, got none")
 
     spans = sorted((s, e, n) for n, r in enumerate(node_ranges) for s, e in r)
     for s, e, n in spans:

@@ -71,6 +71,16 @@ MiB = 256  # pages
             id="range-beyond-paddr-bits",
         ),
         pytest.param(
+            dict(nodes=[16, 16], cpus_per_node=0),
+            "expected 1..4096 CPUs in all (NR_CPUS), got 0",
+            id="no-cpus",
+        ),
+        pytest.param(
+            dict(nodes=[16, 16], cpus_per_node=[0, 4], offline=[1]),  # nr_cpus would be 0
+            "expected at least one CPU on an online node, got none",
+            id="cpus-only-on-an-offline-node",
+        ),
+        pytest.param(
             dict(nodes=[16, 16], offline=[0, 1]),
             "expected at least one online node, got all offline",
             id="all-offline",

@@ -285,8 +285,15 @@ def test_claim_set_errors(small: Xl, targets: list[str], line: str) -> None:
 # -- the host, its state file and xl.conf ---------------------------------------------------
 
 
-def test_host_init_bad_value(xl: Xl) -> None:
-    one_line(xl("host", "init", "--nodes", "0"), 1, "xlemu: expected 1..64 nodes, got 0")
+@pytest.mark.parametrize(
+    ("option", "line"),
+    [
+        ("--nodes", "xlemu: expected 1..64 nodes, got 0"),
+        ("--cpus", "xlemu: expected 1..4096 CPUs in all (NR_CPUS), got 0"),
+    ],
+)
+def test_host_init_bad_value(xl: Xl, option: str, line: str) -> None:
+    one_line(xl("host", "init", option, "0"), 1, line)
 
 
 def test_bad_claim_mode_in_xl_conf(xl: Xl) -> None:
