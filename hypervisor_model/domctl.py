@@ -42,6 +42,8 @@ PAGE_SHIFT = 12
 MAX_CLAIM_ENTRIES = MAX_NUMNODES + 1  # one entry per node plus the host-wide one (v7)
 RELINQUISH_BATCH = 64  # runs freed between continuation points of destroydomain
 GRANT_VERSION_MASK = 0xF  # XEN_DOMCTL_GRANT_version_mask
+GNTTAB_MAX_VERSION = 2  # grant_table.c default on x86 (gnttab=max-ver: unset)
+INITIAL_NR_GRANT_FRAMES = 1  # x86 asm/grant_table.h
 KNOWN_CDF = (abi.XEN_DOMCTL_CDF_MAX << 1) - 1
 HVM_MAX_VCPUS, MAX_VIRT_CPUS = 128, 8192  # public/hvm/hvm_info_table.h, x86 asm/config.h
 XEN_X86_MSR_RELAXED = 1 << 0  # the only x86 arch misc_flags bit
@@ -125,6 +127,17 @@ def _sanitise_domain_config(config: Container) -> None:
         raise XenError(EINVAL, "bad arch misc_flags or altp2m options")
 
 
+def _grant_table_init(config: Container) -> None:
+    """grant_table_init's checks, after the domain exists (so the domid is freed again): a
+    grant version 1..GNTTAB_MAX_VERSION, and at least INITIAL_NR_GRANT_FRAMES grant frames
+    where a negative count means Xen's default (64)."""
+    version = config.grant_opts & GRANT_VERSION_MASK
+    if not 1 <= version <= GNTTAB_MAX_VERSION:
+        raise XenError(EINVAL, f"expected grant version 1..{GNTTAB_MAX_VERSION}, got {version}")
+    if 0 <= config.max_grant_frames < INITIAL_NR_GRANT_FRAMES:
+        raise XenError(EINVAL, f"expected at least {INITIAL_NR_GRANT_FRAMES} grant frame, got 0")
+
+
 def emulation_flags_ok(hvm: bool, flags: int) -> bool:
     """The emulators a domU may have (x86 emulation_flags_ok): a PV guest at most the PIT;
     a PVH guest exactly the LAPIC; an HVM guest every emulator but vPCI, PIRQ optional."""
@@ -149,6 +162,7 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
         raise XenError(EINVAL, "invalid emulation bitmap")  # arch_domain_create
     if not emulation_flags_ok(hvm, config.arch.emulation_flags):
         raise XenError(EOPNOTSUPP, f"emulators {config.arch.emulation_flags:#x} not allowed")
+    _grant_table_init(config)
     if config.cpupool_id != 0:
         raise XenError(ESRCH, "no such cpupool")  # cpupool_add_domain: only pool 0 exists
     if not config.flags & abi.XEN_DOMCTL_CDF_hvm:
@@ -269,12 +283,15 @@ def _max_vcpus(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int
 
 
 def _set_address_size(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
-    """A PV guest's address width (x86 arch_do_domctl): 64, or 32 to switch to compat;
-    back from 32 to 64 is EINVAL; HVM guests have none (EOPNOTSUPP)."""
+    """A PV guest's address width (x86 arch_do_domctl): 64, or 32 to switch to compat while
+    the guest has no memory yet (switch_compat: EACCES after); back from 32 to 64 is
+    EINVAL; HVM guests have none (EOPNOTSUPP)."""
     size = parse(abi.xen_domctl_address_size, reply.op.u).size
     if d.is_hvm:
         raise XenError(EOPNOTSUPP, "HVM guests have no PV address size")
     if size == 32 and not d.pv_32bit:
+        if d.tot_pages:
+            raise XenError(EACCES, "switch_compat after the guest has memory")
         d.pv_32bit = True
         if hv.heap.max_page > MACH2PHYS_COMPAT_NR_ENTRIES:  # switch_compat
             # a 32-bit guest's M2P window holds 2^25 entries: keep its frames below them

@@ -33,6 +33,7 @@ from hypervisor_model.public.domctl import (
     XEN_DOMINF_xs_domain,
 )
 from hypervisor_model.public.errno import (
+    EACCES,
     EEXIST,
     EFAULT,
     EINVAL,
@@ -219,10 +220,45 @@ def test_config_at_the_limits_is_accepted(dom0: Guest, overrides: dict[str, Any]
     assert create(dom0, 5, **overrides)[0] == 0
 
 
-def test_cpupool_that_does_not_exist_is_esrch(dom0: Guest) -> None:
-    """cpupool_add_domain: only Pool-0 exists."""
-    assert create(dom0, 5, cpupool_id=1)[0] == -ESRCH
+LATE_REFUSALS = {
+    # grant_table_init, after arch_domain_create and before the cpupool (domain_create)
+    "grant-version-0": (dict(grant_opts=0), EINVAL),
+    "grant-version-3": (dict(grant_opts=3), EINVAL),  # GNTTAB_MAX_VERSION is 2 on x86
+    "grant-version-15": (dict(grant_opts=15), EINVAL),
+    "max_grant_frames-0": (dict(max_grant_frames=0), EINVAL),  # INITIAL_NR_GRANT_FRAMES 1
+    "grant-before-cpupool": (dict(grant_opts=0, cpupool_id=1), EINVAL),
+    "emulators-before-grant": (
+        dict(grant_opts=0, arch=dict(emulation_flags=0, misc_flags=0)),
+        EOPNOTSUPP,
+    ),
+    "cpupool-1": (dict(cpupool_id=1), ESRCH),  # cpupool_add_domain: only Pool-0 exists
+}
+
+
+@pytest.mark.parametrize(("overrides", "errno"), LATE_REFUSALS.values(), ids=LATE_REFUSALS.keys())
+def test_a_config_refused_once_the_domain_exists_frees_the_domid(
+    dom0: Guest, overrides: dict[str, Any], errno: int
+) -> None:
+    """Refusals after alloc_domain_struct go through _domain_destroy, which frees the
+    domid: no domain 5 afterwards, and 5 can be created at once."""
+    assert create(dom0, 5, **overrides)[0] == -errno
     assert info_rc(dom0, 5) == -ESRCH
+    assert create(dom0, 5)[0] == 0
+
+
+GRANT_LIMITS = {
+    "version-1": dict(grant_opts=1),
+    "version-2": dict(grant_opts=2),
+    "one-grant-frame": dict(max_grant_frames=1),
+    "default-grant-frames": dict(max_grant_frames=-1),
+    "any-negative-is-the-default": dict(max_grant_frames=-(2**31)),
+    "no-maptrack-frames": dict(max_maptrack_frames=0),
+}
+
+
+@pytest.mark.parametrize("overrides", GRANT_LIMITS.values(), ids=GRANT_LIMITS.keys())
+def test_grant_settings_xen_accepts(dom0: Guest, overrides: dict[str, Any]) -> None:
+    assert create(dom0, 5, **overrides)[0] == 0
 
 
 def test_bad_config_leaks_the_reserved_domid(dom0: Guest) -> None:
@@ -742,3 +778,35 @@ def test_xenstore_domain_is_refused_everything_else(dom0: Guest, guest_class: ty
     assert xs.max_mem(2, 4096) == -EPERM
     assert info_rc(xs, 42) == -EPERM  # a failed lookup is EPERM for a non-control caller
     assert dom0.info(2).max_pages == 0
+
+
+# -- set_address_size (x86 arch_do_domctl, pv/domain.c switch_compat) ----------------------------
+
+
+def address_size(g: Guest, domid: int, size: int) -> int:
+    return int(
+        g.domctl(
+            domctl.XEN_DOMCTL_set_address_size,
+            domid,
+            domctl.xen_domctl_address_size,
+            dict(size=size),
+        )[0]
+    )
+
+
+def test_switch_to_32_bit_before_the_guest_has_memory(dom0: Guest) -> None:
+    domid = dom0.create(hvm=False)
+    assert address_size(dom0, domid, 32) == 0
+    assert address_size(dom0, domid, 32) == 0  # already compat: nothing to switch
+
+
+def test_switch_to_32_bit_once_the_guest_has_memory_is_eacces(dom0: Guest) -> None:
+    """switch_compat refuses a PV guest with pages (domain_tot_pages != 0): it stays 64-bit."""
+    domid = dom0.create(hvm=False, max_mib=1)
+    assert dom0.populate(domid, [0]) == 1
+    assert address_size(dom0, domid, 32) == -EACCES
+    rc, after = dom0.domctl(
+        domctl.XEN_DOMCTL_get_address_size, domid, domctl.xen_domctl_address_size, dict(size=0)
+    )
+    assert (rc, after.payload.size) == (0, 64)
+    assert address_size(dom0, domid, 64) == 0  # 64 on a 64-bit guest is no switch
