@@ -47,6 +47,7 @@ class Domain:
     shutdown_code: int = SHUTDOWN_CODE_NONE
     pages: RunMap = field(default_factory=RunMap)  # mfn -> gfn (or None), owned pages
     p2m: RunMap = field(default_factory=RunMap)  # gfn -> mfn, translated domains only
+    max_mapped_pfn: int = 0  # the highest gfn the p2m ever mapped, never lowered
     node_pages: dict[int, int] = field(default_factory=dict)  # pages owned per node
     page_alloc_lock: threading.RLock = field(default_factory=threading.RLock)
 

@@ -132,6 +132,7 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
                 return False
             d.p2m.remove(gfn, gfn + nr)
             d.p2m.insert(gfn, nr, mfn, 1, None)
+            d.max_mapped_pfn = max(d.max_mapped_pfn, gfn + nr - 1)  # p2m_pt/ept_set_entry
         elif owned.value_at(mfn) != gfn or (nr > 1 and owned.step != 1):
             d.pages.remove(mfn, mfn + nr)  # set_gpfn_from_mfn for each page
             d.pages.insert(mfn, nr, gfn, 1, None)

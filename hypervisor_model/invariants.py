@@ -4,7 +4,8 @@ Claims (v7): outstanding_claims <= total_avail_pages; claimed_pages[n] <= node_a
 both totals equal the sums over domains; a domain's node claims sum to ``node_claims`` and
 fit in ``outstanding_pages``. Heap: the free blocks are aligned buddies on one node and zone,
 and sum to every free counter. Memory: each RAM frame is exactly one of free, owned by one
-domain, offlined, or MFN 0 (never given to the allocator); physmaps agree with ownership.
+domain, offlined, or MFN 0 (never given to the allocator); physmaps agree with ownership and
+lie at or below the highest gfn each ever mapped.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
             out.append(f"d{d.domain_id}: tot_pages {d.tot_pages} but owns {owned} pages")
         if per_node != d.node_pages:
             out.append(f"d{d.domain_id}: per-node page counts out of date")
+        last_gfn = max((run.end for run in d.p2m), default=0) - 1
+        if last_gfn > d.max_mapped_pfn:
+            out.append(f"d{d.domain_id}: gfn {last_gfn:#x} mapped above max_mapped_pfn")
         mapped = sorted(mfn_span(run) for run in d.p2m)  # the p2m is one-to-one onto owned frames
         for low, count in mapped:
             if d.pages.covered(low, low + count) != count:

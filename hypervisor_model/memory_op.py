@@ -38,7 +38,10 @@ def do_memory_op(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int) -
         return _reservation_op(hv, current, op, start_extent, arg)
     handler = _SIMPLE_OPS.get(op)
     if handler is None:
-        raise XenError(ENOSYS)  # arch_memory_op's default
+        arch = _ARCH_OPS.get(cmd)  # arch_memory_op switches on the whole cmd
+        if arch is None:
+            raise XenError(ENOSYS)  # its default
+        return arch(hv, current, arg)
     if start_extent:
         raise XenError(EINVAL, "start_extent is internal to continuations")
     return handler(hv, current, arg)
@@ -198,8 +201,9 @@ def _maximum_ram_page(hv: Hypervisor, current: Domain, arg: int) -> int:
     return hv.heap.max_page
 
 
-def _domain_stat(field: str) -> Callable[[Hypervisor, Domain, int], int]:
-    """current_reservation / maximum_reservation: a domain's tot_pages or max_pages."""
+def _domain_stat(stat: Callable[[Domain], int]) -> Callable[[Hypervisor, Domain, int], int]:
+    """current_reservation / maximum_reservation / maximum_gpfn: a number about a domain,
+    the caller itself or one it controls."""
 
     def handler(hv: Hypervisor, current: Domain, arg: int) -> int:
         domid = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_memory_domain).domid
@@ -208,9 +212,15 @@ def _domain_stat(field: str) -> Callable[[Hypervisor, Domain, int], int]:
             raise XenError(ESRCH)
         if not (d is current or hv.is_control_domain(current)):
             raise XenError(EPERM)  # xsm_memory_stat_reservation(XSM_TARGET)
-        return int(getattr(d, field))
+        return stat(d)
 
     return handler
+
+
+def domain_get_maximum_gpfn(d: Domain) -> int:
+    """x86 domain_get_maximum_gpfn: the p2m's highest gfn ever mapped; a PV guest's comes
+    from the max_pfn its shared-info page holds, which nothing in the model writes (0)."""
+    return d.max_mapped_pfn if d.is_translated else 0
 
 
 def _claim_pages(hv: Hypervisor, current: Domain, arg: int) -> int:
@@ -233,7 +243,22 @@ def _claim_pages(hv: Hypervisor, current: Domain, arg: int) -> int:
 
 _SIMPLE_OPS: dict[int, Callable[[Hypervisor, Domain, int], int]] = {
     abi.XENMEM_maximum_ram_page: _maximum_ram_page,
-    abi.XENMEM_current_reservation: _domain_stat("tot_pages"),
-    abi.XENMEM_maximum_reservation: _domain_stat("max_pages"),
+    abi.XENMEM_current_reservation: _domain_stat(lambda d: d.tot_pages),
+    abi.XENMEM_maximum_reservation: _domain_stat(lambda d: d.max_pages),
+    abi.XENMEM_maximum_gpfn: _domain_stat(domain_get_maximum_gpfn),
     abi.XENMEM_claim_pages: _claim_pages,
+}
+
+
+def _no_sharing(hv: Hypervisor, current: Domain, arg: int) -> int:
+    """The memory-sharing counters, for anyone: nothing is ever shared here (no
+    CONFIG_MEM_SHARING), so no page is saved or shared (mem_sharing.h)."""
+    return 0
+
+
+# x86 arch_memory_op / subarch_memory_op: reached with the whole cmd, continuation bits
+# included, so those bits make any of them ENOSYS.
+_ARCH_OPS: dict[int, Callable[[Hypervisor, Domain, int], int]] = {
+    abi.XENMEM_get_sharing_freed_pages: _no_sharing,
+    abi.XENMEM_get_sharing_shared_pages: _no_sharing,
 }

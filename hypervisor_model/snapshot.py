@@ -203,6 +203,8 @@ def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
         kwargs[name] = dict(kwargs[name])
     if kwargs.get("last_alloc_node", 0) >= nr_nodes:
         raise StateError(f"damaged state: d{state['domain_id']}: last_alloc_node names no node")
+    # saved before the model kept it: the highest gfn mapped now is the best known
+    kwargs.setdefault("max_mapped_pfn", max((r.end for r in kwargs["p2m"]), default=1) - 1)
     return Domain(**kwargs)
 
 

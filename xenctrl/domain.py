@@ -136,6 +136,22 @@ def xc_domain_getinfolist(
 
 
 @traced
+def xc_domain_maximum_gpfn(xch: xc_interface, domid: int) -> int:
+    """The highest gfn the domain ever had mapped (XENMEM_maximum_gpfn; 0 for PV)."""
+    return check(
+        xc_memory_op(
+            xch, memory.XENMEM_maximum_gpfn, memory.xen_memory_domain, domid=domid & 0xFFFF
+        )
+    )
+
+
+@traced
+def xc_domain_nr_gpfns(xch: xc_interface, domid: int) -> int:
+    """How many gfns the domain's physmap spans: maximum_gpfn + 1."""
+    return xc_domain_maximum_gpfn(xch, domid) + 1
+
+
+@traced
 def xc_get_tot_pages(xch: xc_interface, domid: int) -> int:
     return int(xc_domain_getinfo_single(xch, domid).tot_pages)
 

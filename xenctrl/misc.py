@@ -103,6 +103,18 @@ def xc_maximum_ram_page(xch: xc_interface) -> int:
 
 
 @traced
+def xc_sharing_freed_pages(xch: xc_interface) -> int:
+    """Pages memory sharing has saved (xc_memshr.c): always 0 here, nothing is shared."""
+    return check(xc_memory_op(xch, memory.XENMEM_get_sharing_freed_pages, None))
+
+
+@traced
+def xc_sharing_used_frames(xch: xc_interface) -> int:
+    """Frames shared between domains (xc_memshr.c): always 0 here."""
+    return check(xc_memory_op(xch, memory.XENMEM_get_sharing_shared_pages, None))
+
+
+@traced
 def xc_send_debug_keys(xch: xc_interface, keys: str) -> None:
     """Press debug keys on Xen's console (``xl debug-keys``)."""
     raw = bytearray(keys.encode())

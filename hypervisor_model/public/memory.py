@@ -19,6 +19,8 @@ XENMEM_exchange = 11
 XENMEM_maximum_gpfn = 14
 XENMEM_set_pod_target = 16
 XENMEM_get_pod_target = 17
+XENMEM_get_sharing_freed_pages = 18  # pages saved by sharing; never fails
+XENMEM_get_sharing_shared_pages = 19  # pages shared; never fails
 XENMEM_claim_pages = 24
 
 # memory_op's cmd carries the command in its low bits and, on a continuation, the

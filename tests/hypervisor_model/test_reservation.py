@@ -12,13 +12,19 @@ import pytest
 from hypercalls import Guest
 
 import hypervisor_model
+from hypervisor_model import snapshot
+from hypervisor_model.public.errno import EFAULT, EINVAL, ENOSYS, EPERM, ESRCH
 from hypervisor_model.public.memory import (
     XENMEM_decrease_reservation,
+    XENMEM_get_sharing_freed_pages,
+    XENMEM_get_sharing_shared_pages,
     XENMEM_increase_reservation,
+    XENMEM_maximum_gpfn,
     XENMEM_populate_physmap,
     XENMEMF_address_bits,
     XENMEMF_exact_node,
     XENMEMF_node,
+    xen_memory_domain,
     xen_memory_reservation,
 )
 from hypervisor_model.public.xen import DOMID_SELF, HYPERVISOR_memory_op
@@ -420,3 +426,72 @@ def test_hvm_gfns_stop_at_the_4_level_p2m_limit(
     assert dom0.populate(d, [1 << 36]) == 0
     assert tot_pages(dom0, d) == 2
     assert mapped(host, d, (1 << 36) - 1) is not None
+
+
+# -- XENMEM_maximum_gpfn (memory.c; x86 domain_get_maximum_gpfn) --------------------------------
+
+
+def maximum_gpfn(dom0: Guest, domid: int, caller: int = 0, cmd: int = XENMEM_maximum_gpfn) -> int:
+    return Guest(dom0.hv, caller).memory_op(cmd, xen_memory_domain, dict(domid=domid))
+
+
+def test_maximum_gpfn_is_the_highest_gfn_ever_mapped(dom0: Guest) -> None:
+    """A fresh HVM guest: 0 (max_mapped_pfn starts at 0). Populate gfns 5 and 0x200..0x3ff
+    (one order-9 extent): 0x3ff. Remove that extent again: still 0x3ff, never lowered.
+    Populate gfn 7: still 0x3ff."""
+    domid = dom0.create(max_mib=4)
+    assert maximum_gpfn(dom0, domid) == 0
+    assert dom0.populate(domid, [5]) == 1
+    assert maximum_gpfn(dom0, domid) == 5
+    assert dom0.populate(domid, [0x200], order=9) == 1
+    assert maximum_gpfn(dom0, domid) == 0x3FF
+    assert dom0.decrease(domid, [0x200], order=9) == 1
+    assert maximum_gpfn(dom0, domid) == 0x3FF
+    assert dom0.populate(domid, [7]) == 1
+    assert maximum_gpfn(dom0, domid) == 0x3FF
+
+
+def test_maximum_gpfn_of_a_pv_guest_is_0(dom0: Guest) -> None:
+    """A PV guest's comes from the shared-info max_pfn, which nobody set: (0 ?: 1) - 1."""
+    domid = dom0.create(hvm=False, max_mib=4)
+    assert dom0.populate(domid, [0x300]) == 1
+    assert maximum_gpfn(dom0, domid) == 0
+
+
+def test_maximum_gpfn_of_self_and_of_others(dom0: Guest) -> None:
+    """DOMID_SELF is the caller; another domain's is EPERM for a domU
+    (xsm_memory_stat_reservation), a missing one ESRCH; continuation bits EINVAL."""
+    domid = dom0.create(max_mib=4)
+    assert dom0.populate(domid, [9]) == 1
+    assert maximum_gpfn(dom0, DOMID_SELF, caller=domid) == 9
+    other = dom0.create()
+    assert maximum_gpfn(dom0, domid, caller=other) == -EPERM
+    assert maximum_gpfn(dom0, 42) == -ESRCH
+    assert maximum_gpfn(dom0, domid, cmd=XENMEM_maximum_gpfn | 1 << 6) == -EINVAL
+    assert dom0.hv.hypercall(HYPERVISOR_memory_op, XENMEM_maximum_gpfn, 0) == -EFAULT
+
+
+def test_maximum_gpfn_survives_save_and_resume(dom0: Guest) -> None:
+    """Saved with the domain; a state saved before the model kept it resumes with the
+    highest gfn mapped at the time (the best there is)."""
+    domid = dom0.create(max_mib=4)
+    assert dom0.populate(domid, [0x200], order=9) == 1
+    assert dom0.decrease(domid, [0x200], order=9) == 1
+    assert dom0.populate(domid, [3]) == 1
+    doc = snapshot.save_state(dom0.hv)
+    assert maximum_gpfn(Guest(snapshot.load_state(doc)), domid) == 0x3FF
+    for state in doc["domains"]:
+        del state["max_mapped_pfn"]
+    assert maximum_gpfn(Guest(snapshot.load_state(doc)), domid) == 3
+
+
+@pytest.mark.parametrize("cmd", [XENMEM_get_sharing_freed_pages, XENMEM_get_sharing_shared_pages])
+def test_sharing_counters_are_0_for_anyone(dom0: Guest, cmd: int) -> None:
+    """No memory sharing on this host: nothing saved, nothing shared; the call never fails
+    and takes no argument, but continuation bits make it no command (arch_memory_op
+    switches on the whole cmd: ENOSYS)."""
+    domu = dom0.create()
+    hv = dom0.hv
+    assert hv.hypercall(HYPERVISOR_memory_op, cmd, 0) == 0
+    assert hv.hypercall(HYPERVISOR_memory_op, cmd, 0xDEAD, caller=domu) == 0
+    assert hv.hypercall(HYPERVISOR_memory_op, cmd | 1 << 6, 0) == -ENOSYS

@@ -63,8 +63,10 @@ from xenctrl import (
     xc_domain_increase_reservation,
     xc_domain_increase_reservation_exact,
     xc_domain_max_vcpus,
+    xc_domain_maximum_gpfn,
     xc_domain_node_getaffinity,
     xc_domain_node_setaffinity,
+    xc_domain_nr_gpfns,
     xc_domain_pause,
     xc_domain_populate_physmap,
     xc_domain_populate_physmap_exact,
@@ -79,6 +81,8 @@ from xenctrl import (
     xc_maximum_ram_page,
     xc_numainfo,
     xc_physinfo,
+    xc_sharing_freed_pages,
+    xc_sharing_used_frames,
     xen_domctl_createdomain,
     xen_memory_claim_t,
     xen_pfn_t,
@@ -948,6 +952,22 @@ def test_availheap_bytes(
 
 def test_maximum_ram_page_is_max_page(xch: xc_interface) -> None:
     assert xc_maximum_ram_page(xch) == TOTAL_PAGES  # highest RAM MFN + 1
+
+
+def test_maximum_gpfn_and_nr_gpfns(xch: xc_interface) -> None:
+    """An HVM guest populated at gfns 0x10 and 0xfff: maximum_gpfn 0xfff, nr_gpfns 0x1000;
+    a domU may not ask about another domain (EPERM)."""
+    domid = domain(xch)
+    assert xc_domain_populate_physmap(xch, domid, 2, 0, 0, [0x10, 0xFFF]) == 2
+    assert xc_domain_maximum_gpfn(xch, domid) == 0xFFF
+    assert xc_domain_nr_gpfns(xch, domid) == 0x1000
+    with pytest.raises(XenError) as e:
+        xc_domain_maximum_gpfn(xc_interface_open(xch.hv, domid), 0)
+    assert e.value.errno == EPERM
+
+
+def test_sharing_counters_are_0(xch: xc_interface) -> None:
+    assert (xc_sharing_freed_pages(xch), xc_sharing_used_frames(xch)) == (0, 0)
 
 
 def test_a_memory_op_result_beyond_32_bits_comes_back_whole() -> None:
