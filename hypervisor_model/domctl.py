@@ -10,13 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from construct import Construct, Container
+from construct import Construct
 
 from hypervisor_model import claims
+from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
 from hypervisor_model.errors import XenError
-from hypervisor_model.guest_memory import build, copy_struct_from_guest, parse
+from hypervisor_model.guest_memory import (
+    build,
+    copy_struct_from_guest,
+    parse,
+    parse_array,
+    sizeof,
+)
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.public import domctl as abi
 from hypervisor_model.public.errno import (
@@ -81,7 +88,7 @@ def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
 class _Reply:
     """The domctl as it will be copied back (``copyback`` in do_domctl)."""
 
-    def __init__(self, hv: Hypervisor, arg: int, op: Container) -> None:
+    def __init__(self, hv: Hypervisor, arg: int, op: Record) -> None:
         self.hv, self.arg, self.op = hv, arg, op
         self.copyback = False
 
@@ -102,7 +109,7 @@ class _Reply:
 # -- createdomain / destroydomain / pause ------------------------------------------------
 
 
-def _sanitise_domain_config(config: Container) -> None:
+def _sanitise_domain_config(config: Record) -> None:
     """The createdomain checks that apply to this host (sanitise_domain_config and the x86
     arch checks): no IOMMU, vPMU, vmtrace, TBOOT or nested virtualisation here."""
     flags = config.flags
@@ -393,15 +400,9 @@ def _claim_memory(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> 
         raise XenError(EOPNOTSUPP, f"unknown claim mode {req.mode}")
     if d.is_dying:
         raise XenError(ESRCH, "domain is dying")
-    size = abi.xen_memory_claim.sizeof()
     if req.mode == abi.XEN_DOMCTL_CLAIM_MEMORY_SET:
-        raw = hv.caller_memory.copy_from_guest(req.claim_set, nr * size)
-        entries = [
-            (e.pages, e.target, e.cmd)
-            for e in (
-                parse(abi.xen_memory_claim, raw[i : i + size]) for i in range(0, len(raw), size)
-            )
-        ]
+        raw = hv.caller_memory.copy_from_guest(req.claim_set, nr * sizeof(abi.xen_memory_claim))
+        entries = [(e.pages, e.target, e.cmd) for e in parse_array(abi.xen_memory_claim, raw)]
         with d.page_alloc_lock, hv.heap.lock:
             claims.set_claim_entries(hv.heap, d, entries)
         return 0

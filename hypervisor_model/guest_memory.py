@@ -15,9 +15,11 @@ import mmap
 import threading
 from abc import ABC, abstractmethod
 from bisect import bisect_right
-from collections.abc import Mapping
+from typing import Any
 
-from construct import Construct, Container
+from construct import Construct
+
+from hypervisor_model.codec import codec
 
 PAGE_SIZE = 4096
 ARENA_BASE = 0x7F00_0000_0000  # where the arena's addresses start (user half of x86_64)
@@ -153,34 +155,27 @@ def handle_range_ok(addr: int, count: int, item_size: int) -> bool:
     return addr + count * item_size <= USER_LIMIT
 
 
-_compiled: dict[int, Construct] = {}
-_sizes: dict[int, int] = {}
-
-
-def _codec(layout: Construct) -> Construct:
-    """The compiled form of a public layout (same bytes, faster), compiled once."""
-    codec = _compiled.get(id(layout))
-    if codec is None:
-        codec = _compiled[id(layout)] = layout.compile()
-    return codec
-
-
 def sizeof(layout: Construct) -> int:
-    """A public layout's size, computed once (construct recomputes it on every call)."""
-    size = _sizes.get(id(layout))
-    if size is None:
-        size = _sizes[id(layout)] = layout.sizeof()
-    return size
+    """A public layout's size in bytes."""
+    return codec(layout).size
 
 
-def parse(layout: Construct, data: bytes) -> Container:
-    return _codec(layout).parse(data)
+def parse(layout: Construct, data: bytes) -> Any:
+    """Decode one structure into a :class:`~hypervisor_model.codec.Record`."""
+    return codec(layout).parse(data)
 
 
-def build(layout: Construct, obj: Mapping[str, object]) -> bytes:
-    return bytes(_codec(layout).build(obj))
+def parse_array(layout: Construct, data: bytes) -> list[Any]:
+    """Decode structures laid out back to back (a guest array), all at once."""
+    return codec(layout).parse_array(data)
 
 
-def copy_struct_from_guest(memory: GuestMemory, addr: int, layout: Construct) -> Container:
+def build(layout: Construct, obj: Any) -> bytes:
+    """Encode a record or a mapping of field values (defaults may be left out)."""
+    return codec(layout).build(obj)
+
+
+def copy_struct_from_guest(memory: GuestMemory, addr: int, layout: Construct) -> Any:
     """Copy a structure in and decode it with the public ABI (copy_from_guest)."""
-    return parse(layout, memory.copy_from_guest(addr, sizeof(layout)))
+    c = codec(layout)
+    return c.parse(memory.copy_from_guest(addr, c.size))

@@ -10,14 +10,15 @@ from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from construct import Construct, Container
+from construct import Construct
 
 from hypervisor_model import offline
+from hypervisor_model.codec import Record
 from hypervisor_model.console import handle_keypress
 from hypervisor_model.domain import Domain
 from hypervisor_model.domctl import getdomaininfo
 from hypervisor_model.errors import XenError
-from hypervisor_model.guest_memory import GuestFault, build, copy_struct_from_guest, parse
+from hypervisor_model.guest_memory import GuestFault, build, copy_struct_from_guest, parse, sizeof
 from hypervisor_model.heap import NR_ZONES, bits_to_zone
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.memflags import NUMA_NO_DISTANCE
@@ -52,7 +53,7 @@ def do_sysctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
     return 0
 
 
-def _reply(op: Container, layout: Construct, obj: Mapping[str, object]) -> bytes:
+def _reply(op: Record, layout: Construct, obj: Mapping[str, object]) -> bytes:
     """The union with the payload written over its start; the rest keeps the caller's bytes."""
     new = build(layout, obj)
     return bytes(new + op.u[len(new) :])
@@ -61,7 +62,7 @@ def _reply(op: Container, layout: Construct, obj: Mapping[str, object]) -> bytes
 Payload = bytes | None
 
 
-def _physinfo(hv: Hypervisor, op: Container) -> Payload:
+def _physinfo(hv: Hypervisor, op: Record) -> Payload:
     heap = hv.heap
     with heap.lock:  # free and outstanding are read together (get_outstanding_claims)
         free_pages = heap.avail_heap_pages(1, NR_ZONES - 1, -1)
@@ -97,7 +98,7 @@ def _physinfo(hv: Hypervisor, op: Container) -> Payload:
     )
 
 
-def _numainfo(hv: Hypervisor, op: Container) -> Payload:
+def _numainfo(hv: Hypervisor, op: Record) -> Payload:
     """Per-node memory and distances. The row count is the highest online node + 1; when
     the caller's buffer is smaller, Xen writes fewer rows and reports that count."""
     ni = parse(abi.xen_sysctl_numainfo, op.u)
@@ -114,7 +115,7 @@ def _numainfo(hv: Hypervisor, op: Container) -> Payload:
                 else:
                     row = dict(memsize=abi.XEN_INVALID_MEM_SZ, memfree=abi.XEN_INVALID_MEM_SZ)
                 hv.caller_memory.copy_to_guest(
-                    ni.meminfo + i * abi.xen_sysctl_meminfo.sizeof(),
+                    ni.meminfo + i * sizeof(abi.xen_sysctl_meminfo),
                     build(abi.xen_sysctl_meminfo, row),
                 )
             if ni.distance:
@@ -129,9 +130,9 @@ def _numainfo(hv: Hypervisor, op: Container) -> Payload:
     return _reply(op, abi.xen_sysctl_numainfo, dict(ni, num_nodes=count))
 
 
-def _getdomaininfolist(hv: Hypervisor, op: Container) -> Payload:
+def _getdomaininfolist(hv: Hypervisor, op: Record) -> Payload:
     req = parse(abi.xen_sysctl_getdomaininfolist, op.u)
-    size = domctl_abi.xen_domctl_getdomaininfo.sizeof()
+    size = sizeof(domctl_abi.xen_domctl_getdomaininfo)
     count = 0
     for d in hv.domain_list():
         if d.domain_id < req.first_domain:
@@ -148,7 +149,7 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value & 1 << 31 else value
 
 
-def _availheap(hv: Hypervisor, op: Container) -> Payload:
+def _availheap(hv: Hypervisor, op: Record) -> Payload:
     """Free bytes in a zone range of a node, or of all nodes for node -1. Claims are not
     subtracted (avail_domheap_pages_region, with its signed clamping of the zones)."""
     req = parse(abi.xen_sysctl_availheap, op.u)
@@ -161,7 +162,7 @@ def _availheap(hv: Hypervisor, op: Container) -> Payload:
     return _reply(op, abi.xen_sysctl_availheap, dict(req, avail_bytes=pages << 12))
 
 
-def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
+def _page_offline_op(hv: Hypervisor, op: Record) -> Payload:
     """Offline, online or query each MFN in ``[start, end]``, stopping at the first error;
     the whole status array is copied out, unvisited entries reading 0x01010101."""
     req = parse(abi.xen_sysctl_page_offline_op, op.u)
@@ -186,7 +187,7 @@ def _page_offline_op(hv: Hypervisor, op: Container) -> Payload:
     return None
 
 
-def _readconsole(hv: Hypervisor, op: Container) -> Payload:
+def _readconsole(hv: Hypervisor, op: Record) -> Payload:
     """read_console_ring: copy the ring out piece by piece (EFAULT at the first piece that
     cannot be written, the ring untouched), then clear it only if the caller asked."""
     req = parse(abi.xen_sysctl_readconsole, op.u)
@@ -197,26 +198,26 @@ def _readconsole(hv: Hypervisor, op: Container) -> Payload:
     for piece in pieces:
         hv.caller_memory.copy_to_guest(req.buffer + sofar, piece)
         sofar += len(piece)
-    if req["clear"]:  # item access: as an attribute, ``clear`` is the dict method
+    if req.clear:
         hv.console.consume(index, producer)
     return _reply(op, abi.xen_sysctl_readconsole, dict(req, count=sofar, index=index & 0xFFFFFFFF))
 
 
-def _debug_keys(hv: Hypervisor, op: Container) -> Payload:
+def _debug_keys(hv: Hypervisor, op: Record) -> Payload:
     """Press each key in turn; a key that cannot be read is EFAULT (no copy-back)."""
     req = parse(abi.xen_sysctl_debug_keys, op.u)
     for i in range(req.nr_keys):
-        key = hv.caller_memory.copy_from_guest(req["keys"] + i, 1)  # not .keys: a dict method
+        key = hv.caller_memory.copy_from_guest(req.keys + i, 1)
         handle_keypress(hv, key.decode("latin-1"))
     return None
 
 
-def _sched_id(hv: Hypervisor, op: Container) -> Payload:
+def _sched_id(hv: Hypervisor, op: Record) -> Payload:
     """The scheduler of cpupool 0: credit2, Xen's default since 4.12."""
     return _reply(op, abi.xen_sysctl_sched_id, dict(sched_id=abi.XEN_SCHEDULER_CREDIT2))
 
 
-def _cputopoinfo(hv: Hypervisor, op: Container) -> Payload:
+def _cputopoinfo(hv: Hypervisor, op: Record) -> Payload:
     """Core, socket and node of each CPU; the model has one socket per node and one
     thread per core. A NULL buffer asks for the count (last present CPU + 1)."""
     req = parse(abi.xen_sysctl_cputopoinfo, op.u)

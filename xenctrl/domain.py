@@ -66,7 +66,7 @@ def xc_domain_create(
     config = config if config is not None else default_createdomain()
     fields = parse(domctl.xen_domctl_createdomain, bytes(config))
     rc, reply = do_domctl(
-        xch, domctl.XEN_DOMCTL_createdomain, domid, domctl.xen_domctl_createdomain, **fields
+        xch, domctl.XEN_DOMCTL_createdomain, domid, domctl.xen_domctl_createdomain, **dict(fields)
     )
     check(rc)
     ctypes.memmove(ctypes.addressof(config), reply.u, ctypes.sizeof(config))

@@ -14,9 +14,10 @@ from collections.abc import MutableSequence
 from os import PathLike
 from typing import Any
 
-from construct import Construct, Container
+from construct import Construct
 
 from hypervisor_model import Hypervisor
+from hypervisor_model.codec import Record
 from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
 from hypervisor_model.public import domctl, memory, sysctl, xen
 from hypervisor_model.public.errno import EBADF
@@ -155,7 +156,7 @@ def _issue(
 
 def do_domctl(
     xch: xc_interface, cmd: int, domid: int, layout: Construct | None = None, /, **fields: Any
-) -> tuple[int, Container]:
+) -> tuple[int, Record]:
     """do_domctl: the domctl with its payload as sent and as Xen left it (``.payload``)."""
     union = build(layout, fields) if layout is not None else b""
     raw = build(
@@ -175,7 +176,7 @@ def do_domctl(
 
 def do_sysctl(
     xch: xc_interface, cmd: int, layout: Construct, /, **fields: Any
-) -> tuple[int, Container]:
+) -> tuple[int, Record]:
     """do_sysctl: returns the result and the payload as Xen left it."""
     raw = build(
         sysctl.xen_sysctl,
@@ -196,7 +197,7 @@ def xc_memory_op(xch: xc_interface, cmd: int, layout: Construct | None, /, **fie
 
 def memory_op_struct(
     xch: xc_interface, cmd: int, layout: Construct | None, /, **fields: Any
-) -> tuple[int, Container | None]:
+) -> tuple[int, Record | None]:
     """xc_memory_op as libxenctrl issues it on Linux x86_64, also returning the argument
     structure as Xen left it: a one-entry multicall, whose entry brings back the whole
     64-bit result that privcmd's int return would truncate (xc_private.c xc_memory_op)."""

@@ -6,9 +6,8 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Iterable
 
-from construct import Container
-
-from hypervisor_model.guest_memory import build, parse, sizeof
+from hypervisor_model.codec import Record
+from hypervisor_model.guest_memory import build, parse, parse_array, sizeof
 from hypervisor_model.public import memory, sysctl, version
 from hypervisor_model.public.xen import HYPERVISOR_xen_version
 from xenctrl import trace
@@ -152,7 +151,7 @@ def xc_readconsolering(
 
 
 @traced
-def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Container:
+def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Record:
     """xc_version: an int for XENVER_version / XENVER_pagesize, a structure for compile
     info and platform parameters, the caller's 16-byte handle for XENVER_guest_handle, the
     NUL-trimmed text for the string queries."""
@@ -170,7 +169,7 @@ def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Container:
         version.XENVER_guest_handle: 16,  # xen_domain_handle_t
     }
     layout = layouts.get(cmd)
-    size = layout.sizeof() if layout is not None else sizes.get(cmd, 0)
+    size = sizeof(layout) if layout is not None else sizes.get(cmd, 0)
     out = bytearray(size)
     with Bounce(xch, out, size, "out") as buf:
         check(xch.hypercall(HYPERVISOR_xen_version, cmd, buf.addr))
@@ -233,7 +232,7 @@ def xc_cputopoinfo(xch: xc_interface) -> list[tuple[int, int, int]]:
     )
     check(rc)
     count = int(reply.num_cpus)
-    size = sysctl.xen_sysctl_cputopo.sizeof()
+    size = sizeof(sysctl.xen_sysctl_cputopo)
     out = bytearray(count * size)
     with Bounce(xch, out, len(out), "out") as buf:
         rc, reply = do_sysctl(
@@ -244,8 +243,5 @@ def xc_cputopoinfo(xch: xc_interface) -> list[tuple[int, int, int]]:
             cputopo=buf.addr,
         )
     check(rc)
-    cpus = [
-        parse(sysctl.xen_sysctl_cputopo, bytes(out[i * size : (i + 1) * size]))
-        for i in range(int(reply.num_cpus))
-    ]
+    cpus = parse_array(sysctl.xen_sysctl_cputopo, bytes(out[: int(reply.num_cpus) * size]))
     return [(int(c.core), int(c.socket), int(c.node)) for c in cpus]

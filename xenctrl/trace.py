@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from construct import Construct, Container
+from construct import Construct
 
+from hypervisor_model.codec import Record
 from hypervisor_model.counters import Change
-from hypervisor_model.guest_memory import parse
+from hypervisor_model.guest_memory import parse, sizeof
 from hypervisor_model.public import domctl, memory, sysctl, xen
 from hypervisor_model.public.errno import errorcode
 from hypervisor_model.public.xen import (
@@ -288,13 +289,13 @@ def _decode(envelope: Construct | None, payload: Construct | None, raw: bytes) -
     outer = parse(envelope, raw)
     result = _plain(outer)
     if payload is not None and "u" in outer:
-        result["u"] = _plain(parse(payload, outer.u[: payload.sizeof()]))
+        result["u"] = _plain(parse(payload, outer.u[: sizeof(payload)]))
     return result
 
 
 def _plain(obj: Any) -> Any:
-    if isinstance(obj, Container):
-        return {k: _plain(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, Record):
+        return {k: _plain(v) for k, v in obj if not k.startswith("_")}
     if isinstance(obj, list):
         return [_plain(v) for v in obj]
     return obj

@@ -17,6 +17,7 @@ import construct
 import pytest
 from construct import Array, Bytes, Default, FormatField, Renamed, Struct
 
+from hypervisor_model.codec import plain
 from hypervisor_model.guest_memory import build, parse
 from hypervisor_model.public import domctl, sysctl, xen
 from xenctrl import types
@@ -101,14 +102,6 @@ def read(cobj: Any, shape: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = field
     return out
-
-
-def plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items() if k != "_io"}
-    if isinstance(obj, list):
-        return [plain(v) for v in obj]
-    return obj
 
 
 def check_ctype(ctype: type[ctypes.Structure], layout: construct.Construct, size: int) -> None:

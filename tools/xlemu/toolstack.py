@@ -231,7 +231,7 @@ class Toolstack:
         extra = text(version.XENVER_extraversion)
         compile_info = misc.xc_version(self.xch, version.XENVER_compile_info)
         params = misc.xc_version(self.xch, version.XENVER_platform_parameters)
-        field = {k: bytes(v).split(b"\0", 1)[0].decode() for k, v in compile_info.items()}  # type: ignore[union-attr]
+        field = {k: bytes(v).split(b"\0", 1)[0].decode() for k, v in compile_info}  # type: ignore[union-attr,misc]
         sched = SCHEDULERS.get(misc.xc_sched_id(self.xch), "unknown")
         return [
             f"xen_major              : {ver >> 16}",
