@@ -134,7 +134,7 @@ def _sanitise_domain_config(config: Record) -> None:
         raise XenError(EINVAL, "bad arch misc_flags or altp2m options")
 
 
-def _grant_table_init(config: Container) -> None:
+def _grant_table_init(config: Record) -> None:
     """grant_table_init's checks, after the domain exists (so the domid is freed again): a
     grant version 1..GNTTAB_MAX_VERSION, and at least INITIAL_NR_GRANT_FRAMES grant frames
     where a negative count means Xen's default (64)."""
