@@ -50,7 +50,7 @@ class Connection:
             self._request(wire.HELLO, wire.HELLO_BODY.pack(wire.VERSION, domid), expect=wire.OK)
         except OSError as e:
             self._sock.close()
-            raise ServerError(e.errno, f"host server at {path}: {e.strerror or e}") from None
+            raise ServerError(f"host server at {path}: {e.strerror or e}") from None
 
     def hypercall(self, op: int, *args: int) -> int:
         """Issue one hypercall with this caller's live buffers; apply what Xen wrote back."""
@@ -80,9 +80,7 @@ class Connection:
             except wire.ProtocolError as e:
                 raise ServerError(f"host server at {self.path}: {e}") from None
             except OSError as e:
-                raise ServerError(
-                    e.errno, f"host server at {self.path}: {e.strerror or e}"
-                ) from None
+                raise ServerError(f"host server at {self.path}: {e.strerror or e}") from None
         if reply is None:
             raise ServerError(f"host server at {self.path}: connection closed")
         got, body = reply

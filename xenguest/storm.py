@@ -10,11 +10,13 @@ for, read from Xen's own NUMA dump (debug key 'u'), as an administrator would.
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from xenctrl import XenError
 from xenctrl.domain import (
@@ -182,14 +184,32 @@ def run_builders(
     build: Callable[[J], BuildResult],
     claim_mode: ClaimMode,
     builders: int | None = None,
+    *,
+    processes: bool = False,
 ) -> StormReport:
-    """Run ``build`` on every job in parallel threads, then measure where memory landed.
+    """Run ``build`` on every job in parallel, then measure where memory landed.
 
-    ``builders`` threads (default: one per job) start together and each takes the next job
-    as it finishes one, so at most that many builds race at any moment.
+    ``builders`` builders (default: one per job) start together and each takes the next
+    job as it finishes one, so at most that many builds race at any moment. They are
+    threads, or with ``processes`` Python processes of their own (``build`` and the jobs
+    are then pickled, and a build opens its own handle on the server holding the host).
     """
-    results: list[BuildResult | None] = [None] * len(jobs)
     count = min(builders or len(jobs), len(jobs))
+    run = _in_processes if processes else _in_threads
+    results = run(jobs, build, count)
+    done = [r for r in results if r is not None]
+    with xc_interface_open(hv) as xch:
+        placement = pages_by_node(xch)
+    for r in done:
+        if r.outcome == "admitted" and r.domid is not None:
+            r.pages_by_node = placement.get(r.domid, {})
+    return StormReport(claim_mode, done)
+
+
+def _in_threads(
+    jobs: Sequence[J], build: Callable[[J], BuildResult], count: int
+) -> list[BuildResult | None]:
+    results: list[BuildResult | None] = [None] * len(jobs)
     start = threading.Barrier(count) if count else None
     pending = iter(range(len(jobs)))
     claim_next = threading.Lock()
@@ -209,13 +229,62 @@ def run_builders(
         t.start()
     for t in threads:
         t.join()
-    done = [r for r in results if r is not None]
-    with xc_interface_open(hv) as xch:
-        placement = pages_by_node(xch)
-    for r in done:
-        if r.outcome == "admitted" and r.domid is not None:
-            r.pages_by_node = placement.get(r.domid, {})
-    return StormReport(claim_mode, done)
+    return results
+
+
+def _in_processes(
+    jobs: Sequence[J], build: Callable[[J], BuildResult], count: int
+) -> list[BuildResult | None]:
+    """Builder processes (spawned: the parent may hold threads) report each result as it
+    is done; a build whose process died has none."""
+    if not count:
+        return []
+    ctx = multiprocessing.get_context("spawn")
+    start, taken, done = ctx.Barrier(count), ctx.Value("i", 0), ctx.Queue()
+    args = (build, list(jobs), start, taken, done)
+    procs = [ctx.Process(target=_builder_process, args=args) for _ in range(count)]
+    for proc in procs:
+        proc.start()
+    results: list[BuildResult | None] = [None] * len(jobs)
+    received = 0
+    while received < len(jobs):
+        try:
+            i, result = done.get(timeout=0.2)
+        except queue.Empty:
+            if all(not p.is_alive() for p in procs) and done.empty():
+                break
+            continue
+        results[i] = result
+        received += 1
+    for proc in procs:
+        proc.join()
+    return results
+
+
+def _builder_process(
+    build: Callable[[J], BuildResult], jobs: list[J], start: Any, taken: Any, done: Any
+) -> None:
+    start.wait()
+    while True:
+        with taken.get_lock():
+            i = taken.value
+            taken.value += 1
+        if i >= len(jobs):
+            return
+        done.put((i, build(jobs[i])))
+
+
+@dataclass(frozen=True)
+class LibxlBuild:
+    """One build as libxl would (:func:`build_domain`), on a handle of its own: picklable
+    when the host is served, so that it can run in a builder process."""
+
+    hv: Host
+    claim_mode: ClaimMode
+
+    def __call__(self, request: BuildRequest) -> BuildResult:
+        with xc_interface_open(self.hv) as xch:
+            return build_domain(xch, request, self.claim_mode)
 
 
 def boot_storm(
@@ -223,12 +292,10 @@ def boot_storm(
     requests: Sequence[BuildRequest],
     claim_mode: ClaimMode,
     builders: int | None = None,
+    *,
+    processes: bool = False,
 ) -> StormReport:
-    """Build the requests in parallel threads (:func:`run_builders`), each as libxl would
-    (:func:`build_domain`), and report how each fared."""
-
-    def build(request: BuildRequest) -> BuildResult:
-        with xc_interface_open(hv) as xch:
-            return build_domain(xch, request, claim_mode)
-
-    return run_builders(hv, requests, build, claim_mode, builders)
+    """Build the requests in parallel (:func:`run_builders`: threads, or processes on a
+    served host), each as libxl would (:func:`build_domain`), and report how each fared."""
+    build = LibxlBuild(hv, claim_mode)
+    return run_builders(hv, requests, build, claim_mode, builders, processes=processes)

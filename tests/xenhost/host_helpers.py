@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from xenhost.server import HostServer
 
 import hypervisor_model
 
+_SCRIPT = Path(sys.executable).with_name("xlemu")
+XLEMU = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "xlemu"]
 APT = "apt-get install -y --no-install-recommends gcc libxen-dev xen-utils-4.17"
 TIMEOUT = 30
 
@@ -71,3 +74,18 @@ def run_bridged(
         text=True,
         timeout=TIMEOUT,
     )
+
+
+def environment(home: Path, state: Path) -> dict[str, str]:
+    """A clean environment for ``xlemu`` on ``state``: nothing of the person running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLEMU_", "XL_", "XENEMU_"))}
+    return {
+        **env,
+        "HOME": str(home),
+        "XDG_CACHE_HOME": env.get("XDG_CACHE_HOME", str(Path.home() / ".cache")),
+        "XLEMU_STATE": str(state),
+    }
+
+
+def xlemu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*XLEMU, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT)

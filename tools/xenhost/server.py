@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from hypervisor_model import Hypervisor
 from hypervisor_model.guest_memory import GuestFault, GuestMemory
@@ -32,8 +33,8 @@ from hypervisor_model.public.xen import (
     DOMID_FIRST_RESERVED,
     HYPERVISOR_domctl,
     HYPERVISOR_sysctl,
-    HYPERVISOR_xen_version,
 )
+from hypervisor_model.snapshot import save_state
 from xenctrl import wire
 
 SAVE_INTERVAL = 1.0  # seconds between saves of a host that changed
@@ -134,16 +135,18 @@ class Gate:
 class HostServer:
     """Serve ``hv`` on the Unix socket ``path`` until :meth:`close`.
 
-    ``save`` writes the host's state; it is called (with no hypercall in flight) at most
-    every ``save_interval`` seconds while hypercalls arrive, on a client's SAVE request,
-    and once more on close."""
+    ``save`` writes the host's saved state (``save_state``, taken with no hypercall in
+    flight; the writing happens after calls resume). It is called when the state changed:
+    checked every ``save_interval`` seconds while hypercalls arrive, on a client's SAVE
+    request, and once more on close. The host as given is taken to be saved already. A
+    failed save is reported and retried."""
 
     def __init__(
         self,
         hv: Hypervisor,
         path: str | os.PathLike[str],
         *,
-        save: Callable[[], None] | None = None,
+        save: Callable[[dict[str, Any]], None] | None = None,
         save_interval: float = SAVE_INTERVAL,
     ) -> None:
         self.hv = hv
@@ -151,12 +154,14 @@ class HostServer:
         self._save = save
         self._save_interval = save_interval
         self._gate = Gate()
-        self._save_lock = threading.Lock()
+        self._save_lock = threading.Lock()  # one save at a time, in order
         self._dirty = False
+        self._saved = save_state(hv) if save else None  # as given: saved already
         self._closing = threading.Event()
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._conns_lock = threading.Lock()
         self._threads: list[threading.Thread] = []  # the acceptor and the saver
+        self._bound = False
         if len(os.fsencode(self.path)) > SOCKET_PATH_MAX:
             raise ServerError(
                 f"expected a socket path of at most {SOCKET_PATH_MAX} bytes, got {self.path}"
@@ -174,18 +179,32 @@ class HostServer:
 
     def start(self) -> None:
         """Listen (replacing a stale socket file) and serve in background threads."""
-        with suppress(FileNotFoundError):
-            if self.path.is_socket():
-                self.path.unlink()
+        if self.path.exists() or self.path.is_symlink():
+            self._remove_stale_socket()
         try:
             self._listener.bind(str(self.path))
         except OSError as e:
             raise ServerError(f"cannot listen on {self.path}: {e.strerror or e}") from None
+        self._bound = True
         self._listener.listen(64)
         for target in (self._accept_loop, self._save_loop):
             t = threading.Thread(target=target, name=f"xenhost-{target.__name__}", daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _remove_stale_socket(self) -> None:
+        """Take over a socket file a dead server left; never one in use or another file."""
+        if not self.path.is_socket():
+            raise ServerError(f"cannot listen on {self.path}: it exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(self.path))
+            except ConnectionRefusedError:
+                self.path.unlink(missing_ok=True)
+                return
+            except OSError:
+                pass
+        raise ServerError(f"cannot listen on {self.path}: another server is listening there")
 
     def close(self) -> None:
         """Stop accepting, end every connection after its call in flight, save."""
@@ -204,8 +223,8 @@ class HostServer:
                 conn.shutdown(socket.SHUT_RD)  # a call in flight still gets its answer
         for t in conns.values():
             t.join()
-        with suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._bound:
+            self.path.unlink(missing_ok=True)
         self.save()
 
     @contextmanager
@@ -215,18 +234,24 @@ class HostServer:
             yield
 
     def save(self) -> None:
-        """Write the state now if any hypercall arrived since the last save."""
+        """Write the state now if it changed since the last save."""
         if self._save is None:
             return
-        with self._save_lock, self.paused():
-            if not self._dirty:
-                return
-            self._dirty = False
+        with self._save_lock:
+            with self.paused():
+                if not self._dirty:
+                    return
+                self._dirty = False
+                doc = save_state(self.hv)
+            if doc == self._saved:
+                return  # only reads since the last save
             try:
-                self._save()
-            except OSError as e:
+                self._save(doc)
+            except Exception as e:  # a full disk must not take the server down
                 self._dirty = True
                 print(f"xenhost: saving the host failed: {e}", file=sys.stderr)
+            else:
+                self._saved = doc
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -301,8 +326,7 @@ class HostServer:
         memory = CallerBuffers(ranges)
         with self._gate.call():
             rc = self.hv.hypercall(op, *words, caller=domid, memory=memory)
-            if op != HYPERVISOR_xen_version:
-                self._dirty = True
+            self._dirty = True
         return rc, memory.written(), interface_notice(op, words[0], memory, rc)
 
 

@@ -20,6 +20,7 @@ from xenctrl.trace import Trace
 from xlemu import picture
 from xlemu.create import create_domain, read_xl_conf
 from xlemu.create import storm as create_storm
+from xlemu.serving import run_program, serve_until_signalled, served_socket
 from xlemu.state import StateFile, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
 
@@ -285,13 +286,19 @@ def claim_set(ctx: click.Context, clear: bool, domain: str, targets: tuple[str, 
     default=None,
     help="Claim mode of every build (default: xl.conf's).",
 )
+@click.option(
+    "--processes", is_flag=True, help="Each builder a process of its own, on a host server."
+)
 @click.argument("count", type=click.IntRange(1, 4096))
 @click.argument("config")
 @click.pass_context
-def storm(ctx: click.Context, claim_mode: str | None, count: int, config: str) -> None:
+def storm(
+    ctx: click.Context, claim_mode: str | None, processes: bool, count: int, config: str
+) -> None:
     """Create COUNT domains from CONFIG at once, each as `create` builds it; how each fared."""
-    with toolstack(ctx) as ts:
-        report = create_storm(ts, config, count, claim_mode)  # type: ignore[arg-type]
+    served = served_socket(ctx.obj["state"], _notice) if processes else nullcontext()
+    with served, toolstack(ctx) as ts:
+        report = create_storm(ts, config, count, claim_mode, processes=processes)  # type: ignore[arg-type]
     click.echo(report.table())
     if not report.count("admitted"):  # every create failed: as one failed create exits
         ctx.exit(3)
@@ -317,6 +324,31 @@ def top(ctx: click.Context, args: tuple[str, ...]) -> None:
     """The NUMA picture's old name (xl's top is xentop)."""
     click.echo("xlemu: `top` is xl's xentop; the NUMA picture is now `numa-picture`", err=True)
     ctx.invoke(numa_picture, **numa_picture.make_context("numa-picture", list(args)).params)
+
+
+# -- other processes ----------------------------------------------------------------------------
+
+
+@xlemu.command()
+@click.option("--socket", type=click.Path(dir_okay=False), help="Where to listen.")
+@click.pass_context
+def serve(ctx: click.Context, socket: str | None) -> None:
+    """Hold the host in a server for other processes until SIGTERM or SIGINT."""
+
+    def ready(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    serve_until_signalled(ctx.obj["state"], Path(socket) if socket else None, ready, _notice)
+
+
+@xlemu.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option("--domid", type=click.IntRange(0, 0x7FEF), default=0, help="The calling domain.")
+@click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, domid: int, program: tuple[str, ...]) -> None:
+    """Run PROGRAM (linked against libxenctrl) against the host; exit with its status."""
+    ctx.exit(run_program(ctx.obj["state"], program, domid, _notice))
 
 
 # -- the host -----------------------------------------------------------------------------------

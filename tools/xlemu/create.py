@@ -13,12 +13,13 @@ from pathlib import Path
 
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
+from xenctrl.handle import Host
 from xenguest import XenguestError, hvm_layout, vnuma_hvm, vnuma_pv, xc_dom_allocate
 from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
 from xenguest.storm import BuildResult, StormReport, run_builders
 from xlemu import xlcfg
-from xlemu.state import DomainRecord
+from xlemu.state import DomainRecord, Records
 from xlemu.toolstack import (
     ERROR_FAIL,
     ERROR_INVAL,
@@ -237,10 +238,15 @@ def build(
         raise BuildError(
             f"libxl: error: Domain {domid}:cannot (re-)build domain: {ERROR_FAIL}: {e}", e
         ) from None
-    ts.records.domains[domid] = DomainRecord(
+    ts.records.domains[domid] = _record(guest)
+    return domid
+
+
+def _record(guest: GuestConfig) -> DomainRecord:
+    """What xl writes to xenstore for a built guest."""
+    return DomainRecord(
         guest.name, guest.type, guest.memory_kb, guest.maxmem_kb, guest.video_kb, guest.vcpus
     )
-    return domid
 
 
 def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | None) -> None:
@@ -297,9 +303,12 @@ def create_domain(
     return build(ts, guest_config(ts, config), paused=paused, progress=progress)
 
 
-def storm(ts: Toolstack, path: str, count: int, claim_mode: ClaimMode | None) -> StormReport:
-    """``count`` creates of one config at once, in parallel threads, named NAME-1 ...
-    NAME-count: each built exactly as ``create`` builds it (:func:`build`)."""
+def storm(
+    ts: Toolstack, path: str, count: int, claim_mode: ClaimMode | None, *, processes: bool = False
+) -> StormReport:
+    """``count`` creates of one config at once, named NAME-1 ... NAME-count: each built
+    exactly as ``create`` builds it (:func:`build`), in a thread of its own, or with
+    ``processes`` in a process of its own on the server holding the host."""
     guest = guest_config(ts, _read_config(path, []))
     names = [f"{guest.name}-{i}" for i in range(1, count + 1)]
     for name in names:  # names stay unique, as libxl__domain_rename insists
@@ -308,12 +317,28 @@ def storm(ts: Toolstack, path: str, count: int, claim_mode: ClaimMode | None) ->
                 f'libxl: error: Domain with name "{name}" already exists.', -ERROR_FAIL
             )
     conf = XlConf(claim_mode or ts.conf.claim_mode)
+    create_one = StormCreate(ts.hv, guest, conf)
+    report = run_builders(ts.hv, names, create_one, conf.claim_mode, processes=processes)
+    for result in report.results:  # the names, as xl writes them to xenstore
+        if result.outcome == "admitted" and result.domid is not None:
+            ts.records.domains[result.domid] = _record(replace(guest, name=result.name))
+    return report
 
-    def create_one(name: str) -> BuildResult:
-        mine = Toolstack(ts.hv, ts.records, conf)  # a handle of its own, as each xl has
-        result = BuildResult(name, guest.memory_kb >> 10)
+
+@dataclass(frozen=True)
+class StormCreate:
+    """One create of a storm, on a toolstack of its own (a handle of its own, as each xl
+    has); picklable when the host is served, so that it can run in a builder process."""
+
+    hv: Host
+    guest: GuestConfig
+    conf: XlConf
+
+    def __call__(self, name: str) -> BuildResult:
+        mine = Toolstack(self.hv, Records(), self.conf)
+        result = BuildResult(name, self.guest.memory_kb >> 10)
         try:
-            domid = result.domid = build(mine, replace(guest, name=name), paused=False)
+            domid = result.domid = build(mine, replace(self.guest, name=name), paused=False)
         except BuildError as e:
             return result.failed(e.cause)
         except ToolstackError as e:
@@ -322,11 +347,9 @@ def storm(ts: Toolstack, path: str, count: int, claim_mode: ClaimMode | None) ->
         result.outcome = "admitted"
         # the nodes it asked for: its vNUMA nodes, else the node affinity it was built with
         affinity = int.from_bytes(xcd.xc_domain_node_getaffinity(mine.xch, domid), "little")
-        nodes = {pnode for pnode, _ in guest.vnuma or ()} or {
+        nodes = {pnode for pnode, _ in self.guest.vnuma or ()} or {
             n for n in range(affinity.bit_length()) if affinity >> n & 1
         }
         all_nodes = set(range(misc.xc_physinfo(mine.xch).nr_nodes))
-        result.wanted = frozenset(nodes if nodes != all_nodes or guest.vnuma else ())
+        result.wanted = frozenset(nodes if nodes != all_nodes or self.guest.vnuma else ())
         return result
-
-    return run_builders(ts.hv, names, create_one, conf.claim_mode)

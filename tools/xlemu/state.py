@@ -40,7 +40,11 @@ from hypervisor_model.schema import (
     read_json,
 )
 from hypervisor_model.snapshot import StateError, load_state, save_state
+from xenctrl.handle import Host
+from xenctrl.remote import RemoteHost
+from xlemu.served import served_by
 
+Notice = Callable[[str], None]
 FORMAT = "xlemu-state"
 VERSION = 1
 DEFAULT_NODES, DEFAULT_DOM0_MIB = [16384, 16384], 1024  # 2 x 16 GiB, dom0 1 GiB
@@ -112,9 +116,8 @@ def _records_from(doc: dict[str, Any]) -> Records:
     return Records({int(k): DomainRecord(**v) for k, v in doc.get("domains", {}).items()})
 
 
-def read_state(path: Path) -> tuple[Hypervisor, Records]:
-    """Load a saved state; StateError (one short line naming the file) for anything that
-    is not a state this version reads. Its size and shape are checked before it is used."""
+def _read_doc(path: Path) -> dict[str, Any]:
+    """The state document with its envelope and records checked (the host is not loaded)."""
     try:
         with open(path, "rb") as f:
             doc = read_json(f)
@@ -140,12 +143,27 @@ def read_state(path: Path) -> tuple[Hypervisor, Records]:
             RECORDS_SCHEMA.check(doc.get("xenstore", {}))
         except SchemaError as e:
             raise e.at("xenstore") from None
+    except SchemaError as e:
+        raise StateError(f"{path}: damaged state: {e}") from None
+    return doc
+
+
+def read_state(path: Path) -> tuple[Hypervisor, Records]:
+    """Load a saved state; StateError (one short line naming the file) for anything that
+    is not a state this version reads. Its size and shape are checked before it is used."""
+    doc = _read_doc(path)
+    try:
         hv = load_state(doc["host"], within="host")
     except SchemaError as e:
         raise StateError(f"{path}: damaged state: {e}") from None
     except StateError as e:
         raise StateError(f"{path}: {e}") from None
     return hv, _records_from(doc.get("xenstore", {}))
+
+
+def read_records(path: Path) -> Records:
+    """The toolstack's records alone, for a command whose host is held by a server."""
+    return _records_from(_read_doc(path).get("xenstore", {}))
 
 
 def _temporary(path: Path) -> Path:
@@ -161,14 +179,28 @@ def remove_stale_temporaries(path: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
+def _records_doc(records: Records) -> dict[str, Any]:
+    return {"domains": {str(k): asdict(v) for k, v in records.domains.items()}}
+
+
 def write_state(path: Path, hv: Hypervisor, records: Records) -> None:
     """Replace the state file atomically: a reader sees the old state or the new one."""
-    doc = {
-        "format": FORMAT,
-        "version": VERSION,
-        "host": save_state(hv),
-        "xenstore": {"domains": {str(k): asdict(v) for k, v in records.domains.items()}},
-    }
+    doc = {"host": save_state(hv), "xenstore": _records_doc(records)}
+    _write_doc(path, {"format": FORMAT, "version": VERSION, **doc})
+
+
+def save_part(path: Path, key: str, value: dict[str, Any]) -> None:
+    """Replace one part of the state ("host" or "xenstore"), keeping the other: while a
+    server holds the state, it saves the host and the commands save their records. Call it
+    under the lock."""
+    try:
+        doc = _read_doc(path)
+    except StateError:
+        doc = {}  # gone or damaged: what this writer owns is still worth keeping
+    _write_doc(path, {**doc, "format": FORMAT, "version": VERSION, key: value})
+
+
+def _write_doc(path: Path, doc: dict[str, Any]) -> None:
     tmp = _temporary(path)
     try:
         remove_stale_temporaries(path)
@@ -225,24 +257,12 @@ def state_file(option: str | None = None) -> StateFile:
     return StateFile(Path(base) / "xlemu" / "host.json", default=True)
 
 
-@contextmanager
-def session(
-    where: StateFile | Path,
-    *,
-    save: bool = True,
-    new_host: HostConfig | None = None,
-    notice: Callable[[str], None] | None = None,
-) -> Iterator[tuple[Hypervisor, Records]]:
-    """The host for one command; saved afterwards when ``save``.
-
-    A command that saves holds the lock throughout; one that does not reads the state
-    without locking or writing anything. ``new_host`` boots a fresh host instead of loading
-    (``xlemu host init``). A missing state is an error, except at the default place, where
-    the default host is booted and saved, and ``notice`` told so.
-    """
-    sf = where if isinstance(where, StateFile) else StateFile(where)
+def prepare(sf: StateFile, *, making: bool = False, notice: Notice | None = None) -> None:
+    """Check the state's place before a command uses it. A missing state is an error unless
+    ``making`` one, except at the default place, where the default host is booted and
+    saved first, and ``notice`` told so."""
     path = sf.path
-    if new_host is None and not path.exists() and not sf.default:
+    if not making and not path.exists() and not sf.default:
         raise _missing(path)
     if sf.default:
         try:
@@ -251,26 +271,65 @@ def session(
             raise StateError(f"{path.parent}: cannot make the directory: {e.strerror}") from None
     elif not path.parent.is_dir():
         raise StateError(f"{path}: no such directory {path.parent}")
+    if making or path.exists():
+        return
+    with locked(path):
+        if not path.exists():  # another command may have made it meanwhile
+            write_state(path, Hypervisor(default_host()), Records())
+            if notice is not None:
+                nodes = DEFAULT_NODES
+                notice(
+                    f"no host yet: booted the default host ({len(nodes)} nodes x "
+                    f"{nodes[0]} MiB, dom0 {DEFAULT_DOM0_MIB} MiB) in {path}"
+                )
+
+
+@contextmanager
+def session(
+    where: StateFile | Path,
+    *,
+    save: bool = True,
+    new_host: HostConfig | None = None,
+    notice: Notice | None = None,
+) -> Iterator[tuple[Host, Records]]:
+    """The host for one command; saved afterwards when ``save``.
+
+    A command that saves holds the lock throughout; one that does not reads the state
+    without locking or writing anything. ``new_host`` boots a fresh host instead of loading
+    (``xlemu host init``). While a host server holds the state (:mod:`xlemu.served`), the
+    host is reached through it: the server saves the host, the command its records, then
+    asks the server to save, so what the command did is on disk when it returns.
+    """
+    sf = where if isinstance(where, StateFile) else StateFile(where)
+    path = sf.path
+    prepare(sf, making=new_host is not None, notice=notice)
     if new_host is not None:
         with locked(path):
+            if (advert := served_by(path)) is not None:
+                raise StateError(
+                    f"{path}: held by the host server at {advert.socket} (pid {advert.pid});"
+                    " stop it first"
+                )
             hv, records = Hypervisor(new_host), Records()
             yield hv, records
             write_state(path, hv, records)
         return
-    if not path.exists():
-        with locked(path):
-            if not path.exists():  # another command may have made it meanwhile
-                write_state(path, Hypervisor(default_host()), Records())
-                if notice is not None:
-                    nodes = DEFAULT_NODES
-                    notice(
-                        f"no host yet: booted the default host ({len(nodes)} nodes x "
-                        f"{nodes[0]} MiB, dom0 {DEFAULT_DOM0_MIB} MiB) in {path}"
-                    )
     if not save:
-        yield read_state(path)
+        advert = served_by(path)
+        yield (RemoteHost(advert.socket), read_records(path)) if advert else read_state(path)
         return
     with locked(path):
-        hv, records = read_state(path)
-        yield hv, records
-        write_state(path, hv, records)
+        advert = served_by(path)
+        if advert is None:
+            hv, records = read_state(path)
+            yield hv, records
+            write_state(path, hv, records)
+            return
+        records = read_records(path)
+        yield RemoteHost(advert.socket), records
+        save_part(path, "xenstore", _records_doc(records))
+    conn = RemoteHost(advert.socket).connect()
+    try:
+        conn.save()
+    finally:
+        conn.close()
