@@ -32,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -70,7 +71,9 @@ static size_t nkinds;
 static struct buffer *buffers; /* live hypercall buffers, unordered */
 static size_t nbuffers, capbuffers;
 static int conn = -1; /* this process's connection to the server */
-static int lost;      /* the connection failed: said so once */
+static dev_t conn_dev; /* ... and what it is, to notice a descriptor closed behind our */
+static ino_t conn_ino; /* back (close_range, closefrom) and reused for another file */
+static int lost;       /* the connection failed: said so once */
 
 static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
@@ -270,8 +273,12 @@ static int connect_server(void)
     struct iovec iov = {hello, sizeof(hello)};
     int saved;
 
-    if (conn >= 0)
-        return 0;
+    if (conn >= 0) {
+        struct stat st;
+        if (fstat(conn, &st) == 0 && st.st_dev == conn_dev && st.st_ino == conn_ino)
+            return 0;
+        conn = -1; /* not ours any more: leave it to its new owner */
+    }
     if (strlen(path) >= sizeof(sa.sun_path)) {
         say("xenemu bridge: socket path too long: %s", path);
         errno = ENAMETOOLONG;
@@ -299,6 +306,12 @@ static int connect_server(void)
         hang_up("unexpected answer to HELLO");
         errno = EPROTO;
         return -1;
+    }
+    {
+        struct stat st;
+        fstat(conn, &st);
+        conn_dev = st.st_dev;
+        conn_ino = st.st_ino;
     }
     lost = 0;
     return 0;
