@@ -94,13 +94,73 @@ def test_create_directory_as_config(xl: Xl) -> None:
 
 
 def test_create_parse_error_names_the_line(xl: Xl) -> None:
-    """A syntax error: "Parsing config from", then the error with FILE:LINE, exit 1."""
+    """A syntax error: "Parsing config from", libxlu's line with FILE:LINE, then xl's
+    "Failed to parse config: strerror(EINVAL)" (parse_config_data in xl_parse.c), exit 1."""
     path = xl.config("bad.cfg", 'name = "a"\nmemory = @@\n')
     run = xl("create", path)
     assert (run.code, run.out) == (1, "")
-    assert run.err_lines[0] == f"Parsing config from {path}"
-    assert len(run.err_lines) == 2
-    assert run.err_lines[1].startswith(f"Failed to parse config: {path}:2:")
+    assert run.err_lines == [
+        f"Parsing config from {path}",
+        f"{path}:2: config parsing error near `@@': lexical error",
+        "Failed to parse config: Invalid argument",
+    ]
+
+
+def test_create_parse_error_of_python_gives_xl_s_hint(xl: Xl) -> None:
+    """The lexer met '.', '(' and ')' outside strings: libxlu adds its three warning lines
+    (parse in libxlu_cfg.c) before xl's line."""
+    path = xl.config("py.cfg", 'name = "a"\nkernel = os.path.join("a", "b")\n')
+    run = xl("create", "-q", path)
+    assert (run.code, run.err_lines) == (
+        1,
+        [
+            f"{path}:2: config parsing error near `os.path.join': syntax error, unexpected "
+            "IDENT, expecting STRING or NUMBER or '['",
+            "warning: Config file looks like it contains Python code.",
+            "warning:  Arbitrary Python is no longer supported.",
+            "warning:  See https://wiki.xen.org/wiki/PythonInXlConfig",
+            "Failed to parse config: Invalid argument",
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "near"),
+    [
+        (b'name = "a"\r\nmemory = 64\r\n', "`\\r'"),  # CRLF: the CR is a bad character
+        (b'name = "a"\nmemory = 6\xff4\n', "`\\xff4'"),  # not UTF-8
+        (b'name = "a"\nmemory = 64\x1b[2J\n', "`\\x1b[2J'"),  # an escape sequence
+    ],
+    ids=["crlf", "not-utf8", "escape-sequence"],
+)
+def test_create_parse_error_is_printed_escaped(xl: Xl, content: bytes, near: str) -> None:
+    """libxlu prints the bytes near the error raw; here they are shown as C escapes, so a
+    CR, a byte that is not UTF-8 or a terminal escape cannot garble the terminal."""
+    path = xl.dir / "bad.cfg"
+    path.write_bytes(content)
+    run = xl("create", "-q", str(path))
+    line = 1 if b"\r" in content else 2
+    assert (run.code, run.err_lines) == (
+        1,
+        [
+            f"{path}:{line}: config parsing error near {near}: lexical error",
+            "Failed to parse config: Invalid argument",
+        ],
+    )
+
+
+def test_bad_xl_conf_is_xl_s_lines(xl: Xl) -> None:
+    """parse_global_config (xl.c): libxlu's line, then "Failed to parse config file"."""
+    xl.xl_conf.write_text("claim_mode = @\n")
+    run = xl("list")
+    assert (run.code, run.out, run.err_lines) == (
+        1,
+        "",
+        [
+            f"{xl.xl_conf}:1: config parsing error near `@': lexical error",
+            "Failed to parse config file: Invalid argument",
+        ],
+    )
 
 
 @pytest.mark.parametrize(
@@ -119,6 +179,90 @@ def test_create_config_errors_exit_1(xl: Xl, text: str, line: str) -> None:
     """parse_config_data / parse_vnuma_config: one line, exit 1, no domain made."""
     one_line(xl("create", "-q", xl.config("vm.cfg", text)), 1, line)
     assert xl.ok("list").count("\n") == 2  # header and Domain-0
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        (["memory=0"], "memory = 0: the guest needs some memory: raise memory"),
+        (
+            ["memory=2", 'type="hvm"'],  # libxl gives an HVM guest 8 MiB of video RAM
+            "memory = 2: the guest needs more than its 8 MiB of video RAM: raise memory",
+        ),
+        (
+            ["memory=8", 'type="hvm"'],
+            "memory = 8: the guest needs more than its 8 MiB of video RAM: raise memory",
+        ),
+    ],
+    ids=["zero", "hvm-2", "hvm-8"],
+)
+def test_create_with_too_little_memory_says_so(xl: Xl, settings: list[str], line: str) -> None:
+    """xl and libxl pass such sizes on and the build fails deep inside; xlemu refuses them
+    first, exit 1 as for a config error, no domain made."""
+    one_line(xl("create", "-q", "/dev/null", "name='t'", *settings), 1, line)
+    assert xl.ok("list").count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [
+        # legacy: one host-wide claim of (40000 - 8) MiB; free_memory is 31743
+        ("1", "meminit_hvm: staking a legacy claim: ENOMEM: the guest needs 40000 MiB, the "
+         "host has 31743 MiB free"),
+        # numa, vNUMA 20000 MiB on each node: node 0 has 4194303 pages (16383 MiB), node 1
+        # 4194304 - 262144 dom0 = 3932160 (15360 MiB)
+        ("numa", "meminit_hvm: staking a numa claim: ENOMEM: the guest needs 40000 MiB, the "
+         "host has 31743 MiB free, node 0 16383 MiB unclaimed, node 1 15360 MiB unclaimed"),
+    ],
+    ids=["legacy", "numa"],
+)  # fmt: skip
+def test_create_larger_than_the_host_says_so(xl: Xl, mode: str, why: str) -> None:
+    """A refused claim says how much the guest needs and how much there is: exit 3."""
+    xl.claim_mode(mode)
+    vnuma = 'vnuma=[["pnode=0","size=20000"],["pnode=1","size=20000"]]'
+    extra = [vnuma] if mode == "numa" else ["memory=40000"]
+    run = xl("create", "-q", "/dev/null", "name='big'", "type='hvm'", *extra)
+    one_line(run, 3, f"libxl: error: Domain 1:cannot (re-)build domain: -3: {why}")
+
+
+def test_create_with_cpus_of_no_host_cpu(xl: Xl) -> None:
+    """cpus="99" on an 8-CPU host: libxl_bitmap_set drops the bit, the hard affinity is
+    empty, Xen refuses it (EINVAL) and libxl__build_pre fails: libxl's lines, exit 3, the
+    domid used up."""
+    run = xl("create", "-q", "/dev/null", "name='c'", "memory=64", "cpus='99'")
+    assert (run.code, run.out, run.err_lines) == (
+        3,
+        "",
+        [
+            "libxl: error: Domain 1:Setting vcpu affinity: Invalid argument",
+            "libxl: error: setting affinity failed on vcpu `0'",
+            "libxl: error: Domain 1:cannot (re-)build domain: -3",
+        ],
+    )
+    assert xl.ok("list").count("\n") == 2
+
+
+def test_create_with_vnuma_smaller_than_memory_warns(xl: Xl) -> None:
+    """xl takes it silently and the guest gets only what its vnodes hold: say so. The guest
+    holds (256 - 8) MiB = 63488 pages - 32 (VGA hole) + 16 special = 63472 -> 247 MiB."""
+    run = xl("create", "-q", "/dev/null", "name='v'", "type='hvm'", "memory=512",
+             'vnuma=[["pnode=0","size=256"]]')  # fmt: skip
+    assert (run.code, run.err_lines) == (
+        0,
+        ["xlemu: warning: vnuma holds 256 MiB, less than memory = 512: the guest gets 256 MiB"],
+    )
+    assert xl.ok("list", "v").splitlines()[1].split()[2] == "247"
+
+
+def test_create_with_memory_not_a_number_warns_as_xl(xl: Xl) -> None:
+    """memory="1G": xlu_cfg_get_long warns and xl leaves memory unset, so libxl's default
+    of 32 MiB applies (libxl__domain_build_info_setdefault)."""
+    run = xl("create", "-q", "/dev/null", "name='g'", 'memory="1G"')
+    assert (run.code, run.err_lines) == (
+        0,
+        ["/dev/null:3: warning: parameter `memory' is not a valid number"],
+    )
+    assert xl.ok("list", "g").splitlines()[1].split()[2] == "32"
 
 
 @pytest.mark.parametrize(
@@ -246,15 +390,45 @@ def test_domname_without_digits(xl: Xl) -> None:
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
 def test_mem_max_and_mem_set_limits(xl: Xl, args: list[str], ok: bool) -> None:
-    """libxl's checks; xl's line names the size as typed (set_memory_max/_target, xl_mem.c)."""
+    """libxl's checks; a refusal prints libxl's line saying why (libxl_domain_setmaxmem,
+    libxl_set_memory_target in libxl_mem.c), then xl's, naming the size as typed
+    (set_memory_max/_target, xl_mem.c)."""
     xl.ok("create", "-q", xl.config("web.cfg", 'name = "web"\ntype = "hvm"\nmemory = 2048\n'))
     run = xl(*args)
     if ok:
         assert (run.code, run.out, run.err) == (0, "", "")
-    else:
-        domid = "0" if args[1] == "0" else "1"
-        which = "static" if args[0] == "mem-max" else "dynamic"
-        one_line(run, 1, f"cannot set domid {domid} {which} max memory to : {args[2]}")
+        return
+    domid = "0" if args[1] == "0" else "1"
+    why = {
+        "mem-max": "memory_static_max must be greater than or or equal to memory_dynamic_max",
+        "mem-set": "memory_dynamic_max must be less than or equal to memory_static_max",
+    }[args[0]]
+    if domid == "0":  # 127 MiB = 130048 KiB, below LIBXL_MIN_DOM0_MEM (128 MiB)
+        why = "New target 130048 for dom0 is below the minimum threshold"
+    which = "static" if args[0] == "mem-max" else "dynamic"
+    assert (run.code, run.out, run.err_lines) == (
+        1,
+        "",
+        [
+            f"libxl: error: Domain {domid}:{why}",
+            f"cannot set domid {domid} {which} max memory to : {args[2]}",
+        ],
+    )
+
+
+@pytest.mark.parametrize("command", ["mem-max", "mem-set"])
+def test_mem_max_and_mem_set_of_no_domain(xl: Xl, command: str) -> None:
+    """A numeric domid that does not exist: libxl cannot read its memory/target."""
+    run = xl(command, "77", "64")
+    which = "static" if command == "mem-max" else "dynamic"
+    assert (run.code, run.err_lines) == (
+        1,
+        [
+            "libxl: error: Domain 77:Cannot get memory info from /local/domain/77/memory/"
+            "target: No such file or directory",
+            f"cannot set domid 77 {which} max memory to : 64",
+        ],
+    )
 
 
 # -- claim-set ------------------------------------------------------------------------------
@@ -267,14 +441,27 @@ def test_mem_max_and_mem_set_limits(xl: Xl, args: list[str], ok: bool) -> None:
         (["cpu0=1G"], "expected a target node<N> or host, got 'cpu0'"),
         (["node0=5x"], "invalid memory size: 5x"),
         ([], "expected at least one TARGET=SIZE, or --clear"),
-        # Phase 1: 99999 GiB on node 0 > node 0's free pages -> ENOMEM
-        (["node0=99999G"], "cannot set the claim set of domain 1: ENOMEM (Cannot allocate memory)"),
+        (["node0=1M", "node0=2M"], "node0 given twice: give each target once"),
+        # 99999 GiB on node 0 > node 0's 4194303 free pages less small's 16384 (placed on
+        # node 0, the one with more free memory) = 4177919 pages = 16319 MiB -> ENOMEM
+        (
+            ["node0=99999G"],
+            "cannot set the claim set of domain 1: node 0 has 16319 MiB unclaimed: claim at "
+            "most that there (ENOMEM)",
+        ),
         # node 9 is not online -> ENOENT
-        (["node9=1M"], "cannot set the claim set of domain 1: ENOENT (No such file or directory)"),
-        # max_pages check: 64 MiB + 1 MiB max, 16384 pages owned: 1 GiB more -> EINVAL
-        (["host=1G"], "cannot set the claim set of domain 1: EINVAL (Invalid argument)"),
+        (
+            ["node9=1M"],
+            "cannot set the claim set of domain 1: no node 9: the host has nodes 0-1 (ENOENT)",
+        ),
+        # max_pages (64 + 1) MiB, 16384 pages (64 MiB) owned: 1 GiB more -> EINVAL
+        (
+            ["host=1G"],
+            "cannot set the claim set of domain 1: claim 1024 MiB + tot_pages 64 MiB exceeds "
+            "max_mem 65 MiB: raise it with mem-max (EINVAL)",
+        ),
     ],
-    ids=["no-size", "bad-target", "bad-size", "nothing", "enomem", "enoent", "einval"],
+    ids=["no-size", "bad-target", "bad-size", "nothing", "twice", "enomem", "enoent", "einval"],
 )
 def test_claim_set_errors(small: Xl, targets: list[str], line: str) -> None:
     """claim-set: one line, exit 1, the claims unchanged (domain_set_claim_entries is atomic)."""
@@ -286,14 +473,32 @@ def test_claim_set_errors(small: Xl, targets: list[str], line: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("option", "line"),
+    ("args", "code", "line"),
     [
-        ("--nodes", "xlemu: expected 1..64 nodes, got 0"),
-        ("--cpus", "xlemu: expected 1..4096 CPUs in all (NR_CPUS), got 0"),
+        (["--nodes", "0"], 2, "Invalid value for '--nodes': 0 is not in the range 1<=x<=64."),
+        (["--nodes", "-1"], 2, "Invalid value for '--nodes': -1 is not in the range 1<=x<=64."),
+        (["--nodes", "65"], 2, "Invalid value for '--nodes': 65 is not in the range 1<=x<=64."),
+        (
+            ["--cpus", "5000"],
+            2,
+            "Invalid value for '--cpus': 5000 is not in the range 0<=x<=4096.",
+        ),
+        # 2 nodes x 3000 CPUs: more than NR_CPUS in all
+        (["--cpus", "3000"], 1, "expected 1..4096 CPUs in all (NR_CPUS), got 6000"),
+        (["--cpus", "0"], 1, "expected 1..4096 CPUs in all (NR_CPUS), got 0"),
+        (
+            ["--node-memory", "-5"],
+            2,
+            "Invalid value for '--node-memory': -5 is not in the range x>=0.",
+        ),
     ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
-def test_host_init_bad_value(xl: Xl, option: str, line: str) -> None:
-    one_line(xl("host", "init", option, "0"), 1, line)
+def test_host_init_bad_value(xl: Xl, args: list[str], code: int, line: str) -> None:
+    """Refused as given (never echoed as another value), the host left as it was."""
+    before = xl.state.read_bytes()
+    one_line(xl("host", "init", *args), code, f"xlemu: {line}")
+    assert xl.state.read_bytes() == before
 
 
 def test_bad_claim_mode_in_xl_conf(xl: Xl) -> None:

@@ -4,6 +4,7 @@ xl.conf of its own, and returns the exit code, stdout and stderr."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Xl:
                 code = e.code if isinstance(e.code, int) else 1
             else:  # main() always exits
                 raise AssertionError("xlemu.cli.main returned without exiting")
+            sys.stdout.flush()  # what print() left in the text layers
+            sys.stderr.flush()
             return Run(code, out.getvalue().decode(), err.getvalue().decode())
 
     def ok(self, *args: str) -> str:

@@ -6,6 +6,7 @@ works, as in xl. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from hypervisor_model.host import HostConfigError, load_host, make_host
+from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
 from hypervisor_model.snapshot import StateError
 from xenctrl.trace import Trace
 from xlemu import picture
@@ -360,10 +361,26 @@ def host() -> None:
 
 
 @host.command("init")
-@click.option("--nodes", default=2, show_default=True, help="Number of NUMA nodes.")
-@click.option("--node-memory", default=16384, show_default=True, help="MiB per node.")
-@click.option("--cpus", default=4, show_default=True, help="CPUs per node.")
-@click.option("--dom0-memory", default=1024, show_default=True, help="dom0's memory in MiB.")
+@click.option(
+    "--nodes",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, MAX_NUMNODES),
+    help="Number of NUMA nodes.",
+)
+@click.option(
+    "--node-memory", default=16384, show_default=True, type=click.IntRange(0), help="MiB per node."
+)
+@click.option(
+    "--cpus", default=4, show_default=True, type=click.IntRange(0, NR_CPUS), help="CPUs per node."
+)
+@click.option(
+    "--dom0-memory",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(0),
+    help="dom0's memory in MiB.",
+)
 @click.option("--from", "toml", type=click.Path(exists=True, dir_okay=False), help="A host TOML.")
 @click.pass_context
 def host_init(
@@ -391,13 +408,28 @@ def host_show(ctx: click.Context) -> None:
 # -- entry point --------------------------------------------------------------------------------
 
 
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f\udc80-\udcff]")
+_ESCAPES = {"\t": "\\t", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """A message as xl prints it, made safe for a terminal: control characters (newlines
+    apart) as C escapes, and bytes that were not UTF-8 (read as surrogate escapes) as \\xNN."""
+
+    def escape(m: re.Match[str]) -> str:
+        c = ord(m.group())
+        return _ESCAPES.get(m.group()) or f"\\x{c & 0xFF:02x}"
+
+    return _UNPRINTABLE.sub(escape, text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a command; every failure ends as one line on stderr and xl's exit code."""
     try:
         # Without standalone mode click returns ctx.exit()'s code (no command: xl exits 1).
         code = xlemu.main(args=argv, prog_name="xlemu", standalone_mode=False)
     except ToolstackError as e:
-        click.echo(str(e), err=True)
+        click.echo(printable(str(e)), err=True)
         sys.exit(e.exit_code)
     except click.UsageError as e:
         click.echo(f"xlemu: {e.format_message()}", err=True)

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hypervisor_model.public.errno import EINVAL, ENOMEM
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.handle import Host
@@ -27,6 +28,7 @@ from xlemu.toolstack import (
     Toolstack,
     ToolstackError,
     XlConf,
+    libxl_error,
     need_memory_kb,
 )
 
@@ -59,8 +61,8 @@ def read_xl_conf(state_file: Path) -> XlConf:
         return XlConf()
     try:
         cfg = xlcfg.parse_file(path, report=sys.stderr)
-    except xlcfg.ConfigError as e:
-        raise ToolstackError(str(e)) from None
+    except xlcfg.ConfigError as e:  # parse_global_config in xl.c
+        raise parse_failure(e, "Failed to parse config file") from None
     value = cfg.get_string("claim_mode", dont_warn=True).value
     if value is None:
         return XlConf()
@@ -111,8 +113,17 @@ def _read_config(
         announce(path)
     try:
         return xlcfg.parse(text + xlcfg.extra_lines(extra), path, report=sys.stderr)
-    except (xlcfg.ConfigError, ValueError) as e:
+    except xlcfg.ConfigError as e:  # parse_config_data in xl_parse.c
+        raise parse_failure(e, "Failed to parse config") from None
+    except ValueError as e:
         raise ToolstackError(f"Failed to parse config: {e}") from None
+
+
+def parse_failure(e: xlcfg.ConfigError, what: str) -> ToolstackError:
+    """What xl prints for a file libxlu cannot parse: libxlu's error line, its hint when
+    the file looks like Python, then xl's line with strerror(EINVAL)."""
+    hint = xlcfg.PYTHON_WARNING if e.likely_python else ()
+    return ToolstackError("\n".join([str(e), *hint, f"{what}: {os.strerror(EINVAL)}"]))
 
 
 def _type(cfg: xlcfg.Config) -> str:
@@ -185,7 +196,9 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
     maxvcpus = cfg.get_long("maxvcpus").value
     if maxvcpus is not None and maxvcpus < vcpus:
         raise ToolstackError("xl: maxvcpus < vcpus")
-    target_kb = (memory if memory is not None else maxmem or 0) << 10 or LIBXL_DEFAULT_MEMKB
+    # an unset memory is maxmem, else libxl's default; memory = 0 stays 0 (parse_config_data)
+    given = memory if memory is not None else maxmem
+    target_kb = LIBXL_DEFAULT_MEMKB if given is None else given << 10
     maxmem_kb = (maxmem << 10) if maxmem is not None else target_kb
     vnuma = _vnuma(ts, cfg)
     if vnuma:
@@ -194,6 +207,12 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
             raise ToolstackError("xl: maxmem and vnuma memory size mismatch")
         maxmem_kb = total_kb
         target_kb = total_kb if memory is None else target_kb
+        if target_kb > total_kb:  # xl takes it silently; the guest gets only the vnodes
+            print(
+                f"xlemu: warning: vnuma holds {total_kb >> 10} MiB, less than memory = "
+                f"{target_kb >> 10}: the guest gets {total_kb >> 10} MiB",
+                file=sys.stderr,
+            )
     # cpus="..." is vCPU hard affinity: placement still runs within those CPUs' nodes; a
     # list (one entry per vCPU) turns placement off (parse_config_data, numa_placement).
     cpus = cfg.get_string("cpus", dont_warn=True).value
@@ -203,9 +222,15 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
         nodes = _cpu_nodes(ts, cpus)
     elif per_vcpu:
         nodes, place = sorted({n for spec in per_vcpu for n in _cpu_nodes(ts, spec)}), False
-    return GuestConfig(
+    guest = GuestConfig(
         name, _type(cfg), target_kb, maxmem_kb, maxvcpus or vcpus, nodes, vnuma, place
     )
+    # xl and libxl pass these on and the build fails somewhere inside: say what is wrong
+    if target_kb <= guest.video_kb:
+        video = guest.video_kb >> 10
+        need = f"more than its {video} MiB of video RAM" if video else "some memory"
+        raise ToolstackError(f"memory = {target_kb >> 10}: the guest needs {need}: raise memory")
+    return guest
 
 
 def build(
@@ -213,20 +238,29 @@ def build(
 ) -> int:
     """Create and build a domain; on failure destroy it and raise one xl-style line."""
     if guest.vnuma and guest.type == "pv":  # initiate_domain_create refuses, no domain made
-        raise ToolstackError("libxl: error: PV vNUMA is not yet supported", -ERROR_INVAL)
+        raise ToolstackError(libxl_error("PV vNUMA is not yet supported"), -ERROR_INVAL)
     if guest.vnuma and guest.memory_kb < guest.maxmem_kb:  # PoD (HVM/PVH target < max)
         raise ToolstackError(
-            "libxl: error: Cannot enable PoD and vNUMA at the same time", -ERROR_INVAL
+            libxl_error("Cannot enable PoD and vNUMA at the same time"), -ERROR_INVAL
         )
     config = xcd.default_createdomain(guest.type == "hvm", guest.vcpus, pvh=guest.type == "pvh")
     try:
         domid = xcd.xc_domain_create(ts.xch, config=config)
     except XenError as e:
-        raise ToolstackError(f"libxl: error: cannot make domain: {e}", -ERROR_FAIL) from None
+        raise ToolstackError(libxl_error(f"cannot make domain: {e}"), -ERROR_FAIL) from None
     if ts.find_domain_by_name(guest.name) is not None:  # libxl__domain_make names it after
         xcd.xc_domain_destroy(ts.xch, domid)  # xc_domain_create: the domid is used up
         raise ToolstackError(
-            f'libxl: error: Domain {domid}:Domain with name "{guest.name}" already exists.',
+            libxl_error(f'Domain with name "{guest.name}" already exists.', domid), -ERROR_FAIL
+        )
+    if guest.nodes == []:  # cpus= names no CPU of the host: an empty hard affinity
+        xcd.xc_domain_destroy(ts.xch, domid)  # Xen refuses it (vcpu_set_hard_affinity)
+        raise ToolstackError(
+            libxl_error("Setting vcpu affinity: Invalid argument", domid)
+            + "\n"
+            + libxl_error("setting affinity failed on vcpu `0'")  # libxl__build_pre
+            + "\n"
+            + libxl_error(f"cannot (re-)build domain: {ERROR_FAIL}", domid),
             -ERROR_FAIL,
         )
     try:
@@ -235,8 +269,9 @@ def build(
             xcd.xc_domain_unpause(ts.xch, domid)
     except (XenguestError, XenError) as e:
         xcd.xc_domain_destroy(ts.xch, domid)
+        why = f"{e}: {_shortfall(ts, guest)}" if _claim_short(e) else str(e)
         raise BuildError(
-            f"libxl: error: Domain {domid}:cannot (re-)build domain: {ERROR_FAIL}: {e}", e
+            libxl_error(f"cannot (re-)build domain: {ERROR_FAIL}: {why}", domid), e
         ) from None
     ts.records.domains[domid] = _record(guest)
     return domid
@@ -247,6 +282,26 @@ def _record(guest: GuestConfig) -> DomainRecord:
     return DomainRecord(
         guest.name, guest.type, guest.memory_kb, guest.maxmem_kb, guest.video_kb, guest.vcpus
     )
+
+
+def _claim_short(e: Exception) -> bool:
+    return isinstance(e, XenguestError) and e.claim_refused and e.errno == ENOMEM
+
+
+def _shortfall(ts: Toolstack, guest: GuestConfig) -> str:
+    """Why a claim was refused for want of memory, in the numbers xl info shows."""
+    p = misc.xc_physinfo(ts.xch)
+    free = (p.free_pages - p.outstanding_pages) >> 8  # xl info's free_memory
+    text = f"the guest needs {guest.memory_kb >> 10} MiB, the host has {free} MiB free"
+    if ts.conf.claim_mode == "numa" and guest.vnuma:
+        numa = ts.api.numainfo()
+        claimed = ts.claims_by_node()
+        for pnode in sorted({pnode for pnode, _ in guest.vnuma}):
+            unclaimed = ((numa.nodes[pnode].free or 0) >> 12) - sum(
+                c.get(pnode, 0) for _, c in claimed
+            )
+            text += f", node {pnode} {unclaimed >> 8} MiB unclaimed"
+    return text
 
 
 def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | None) -> None:
@@ -314,7 +369,7 @@ def storm(
     for name in names:  # names stay unique, as libxl__domain_rename insists
         if ts.find_domain_by_name(name) is not None:
             raise ToolstackError(
-                f'libxl: error: Domain with name "{name}" already exists.', -ERROR_FAIL
+                libxl_error(f'Domain with name "{name}" already exists.'), -ERROR_FAIL
             )
     conf = XlConf(claim_mode or ts.conf.claim_mode)
     create_one = StormCreate(ts.hv, guest, conf)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hypervisor_model.public import domctl, version
-from hypervisor_model.public.errno import errorcode
+from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, errorcode
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.api import HOST, Xenctrl
@@ -23,7 +23,7 @@ from xenctrl.types import xc_domaininfo_t
 from xenguest.dom import ClaimMode
 from xenguest.storm import pages_by_node
 from xlemu.picture import MemoryPicture, NodeUsage
-from xlemu.state import Records
+from xlemu.state import DomainRecord, Records
 
 LIBXL_MAXMEM_CONSTANT_KB = 1024
 LIBXL_MIN_DOM0_MEM_KB = 128 * 1024
@@ -53,6 +53,12 @@ class ToolstackError(Exception):
         self.exit_code = exit_code
 
 
+def libxl_error(message: str, domid: int | None = None) -> str:
+    """A line as libxl logs an error (xentoollog: "libxl: error: [Domain N:]message"); the
+    FILE:LINE:FUNC part real libxl adds is left out."""
+    return f"libxl: error: {'' if domid is None else f'Domain {domid}:'}{message}"
+
+
 # -- sizes and bitmaps --------------------------------------------------------------------------
 
 _SIZE = re.compile(r"^(\d+)([bBkKmMgGtT]?)$")
@@ -70,14 +76,17 @@ def parse_memory_kb(text: str) -> int:
 
 def print_bitmap(mask: int, length: int) -> str:
     """xl's print_bitmap: "all", "none" or ranges such as "0-1,3"."""
-    bits = [bool(mask >> i & 1) for i in range(length)]
-    if bits and all(bits):
-        return "all"
+    full = (1 << length) - 1
+    return "all" if length and mask & full == full else bit_ranges(mask, length)
+
+
+def bit_ranges(mask: int, length: int) -> str:
+    """The set bits below ``length`` as ranges such as "0-1,3" ("none" if there are none)."""
     ranges, i = [], 0
     while i < length:
-        if bits[i]:
+        if mask >> i & 1:
             j = i
-            while j + 1 < length and bits[j + 1]:
+            while j + 1 < length and mask >> (j + 1) & 1:
                 j += 1
             ranges.append(f"{i}-{j}" if j > i else str(i))
             i = j + 1
@@ -349,42 +358,77 @@ class Toolstack:
         )
 
     def mem_max(self, domain: str, size: str) -> None:
-        """Xen's max = value + 1 MiB; refused below the target (libxl_domain_setmaxmem)."""
+        """Xen's max = value + 1 MiB; refused below the target (libxl_domain_setmaxmem).
+
+        A refusal prints libxl's line saying why, then xl's (set_memory_max in xl_mem.c,
+        which names the size as typed)."""
         domid = self.find_domain(domain)
         kb = parse_memory_kb(size)
-        record = self.records.domains.get(domid)
-        # set_memory_max in xl_mem.c names the size as typed; libxl compares with xenstore's
-        # memory/target, which is the target less the video RAM (libxl__build_post).
         failed = f"cannot set domid {domid} static max memory to : {size}"
+        record = self._memory_record(domid, failed)
+        # libxl compares with xenstore's memory/target: the target less the video RAM
+        # (libxl__build_post)
         if record is not None and kb < record.memory_kb - record.video_kb:
-            raise ToolstackError(failed)
-        self._set_xen_max(domid, kb, failed)
+            raise ToolstackError(
+                libxl_error(
+                    "memory_static_max must be greater than or or equal to memory_dynamic_max",
+                    domid,
+                )
+                + f"\n{failed}"
+            )
+        self._set_xen_max(domid, kb, f"xc_domain_setmaxmem domid={domid} memkb=", failed)
         if record is not None:
             record.maxmem_kb = kb
 
     def mem_set(self, domain: str, size: str) -> None:
-        """A new target within static max; Xen's max follows (libxl_set_memory_target)."""
+        """A new target within static max; Xen's max follows (libxl_set_memory_target).
+
+        A refusal prints libxl's line saying why, then xl's (set_memory_target in xl_mem.c)."""
         domid = self.find_domain(domain)
         kb = parse_memory_kb(size)
-        record = self.records.domains.get(domid)
-        # set_memory_target in xl_mem.c names the size as typed; libxl's new target is the
-        # size less the video RAM, at most memory/static-max, and at least 128 MiB for dom0.
         failed = f"cannot set domid {domid} dynamic max memory to : {size}"
+        record = self._memory_record(domid, failed)
+        # the new target is the size less the video RAM, at most memory/static-max, and at
+        # least LIBXL_MIN_DOM0_MEM for dom0
         video = record.video_kb if record else 0
         if record is not None and kb - video > record.maxmem_kb:
-            raise ToolstackError(failed)
+            raise ToolstackError(
+                libxl_error(
+                    "memory_dynamic_max must be less than or equal to memory_static_max", domid
+                )
+                + f"\n{failed}"
+            )
         if domid == 0 and kb - video < LIBXL_MIN_DOM0_MEM_KB:
-            raise ToolstackError(failed)
-        self._set_xen_max(domid, kb, failed)
+            raise ToolstackError(
+                libxl_error(
+                    f"New target {kb - video} for dom0 is below the minimum threshold", domid
+                )
+                + f"\n{failed}"
+            )
+        self._set_xen_max(domid, kb, "xc_domain_setmaxmem memkb=", failed)
         if record is not None:
             record.memory_kb = kb
 
-    def _set_xen_max(self, domid: int, kb: int, failed: str) -> None:
+    def _memory_record(self, domid: int, failed: str) -> DomainRecord | None:
+        """The domain's sizes as the toolstack keeps them (dom0 has none here); libxl's
+        xenstore read fails for a domain that does not exist."""
+        record = self.records.domains.get(domid)
+        if record is None and self.name_if_exists(domid) is None:
+            path = f"/local/domain/{domid}/memory/target"
+            raise ToolstackError(
+                libxl_error(f"Cannot get memory info from {path}: No such file or directory", domid)
+                + f"\n{failed}"
+            )
+        return record
+
+    def _set_xen_max(self, domid: int, kb: int, call: str, failed: str) -> None:
         """Xen's limit is the new size plus LIBXL_MAXMEM_CONSTANT (libxl_domain_setmaxmem)."""
+        memkb = kb + LIBXL_MAXMEM_CONSTANT_KB
         try:
-            xcd.xc_domain_setmaxmem(self.xch, domid, kb + LIBXL_MAXMEM_CONSTANT_KB)
-        except XenError:
-            raise ToolstackError(failed) from None
+            xcd.xc_domain_setmaxmem(self.xch, domid, memkb)
+        except XenError as e:
+            why = f"{call}{memkb} failed rc=-1: {os.strerror(e.errno)}"
+            raise ToolstackError(libxl_error(why, domid) + f"\n{failed}") from None
 
     def dmesg(self, clear: bool = False) -> str:
         text, _ = misc.xc_readconsolering(self.xch, 1 << 20, clear=int(clear))
@@ -409,6 +453,8 @@ class Toolstack:
                 target = int(key[4:])
             else:
                 raise ToolstackError(f"expected a target node<N> or host, got {key!r}")
+            if target in claims:  # Xen refuses a node twice; say which
+                raise ToolstackError(f"{key} given twice: give each target once")
             claims[target] = parse_memory_kb(size) >> 2
         if clear:
             claims = {}
@@ -418,10 +464,40 @@ class Toolstack:
             self.api.domain_claim_memory(domid, claims)
         except XenError as e:
             name = errorcode.get(e.errno, str(e.errno))
+            why = self._why_claim_refused(domid, claims, e.errno)
             raise ToolstackError(
-                f"cannot set the claim set of domain {domid}: {name} ({os.strerror(e.errno)})"
+                f"cannot set the claim set of domain {domid}: {why} ({name})"
             ) from None
         return self.api.domain_get_claims(domid)
+
+    def _why_claim_refused(self, domid: int, claims: dict[int, int], errno: int) -> str:
+        """What to change, worked out from what the toolstack can see (the hypervisor
+        answers only an errno): the rules are set_claim_entries' (v7)."""
+        try:
+            info = xcd.xc_domain_getinfo_single(self.xch, domid)
+        except XenError:
+            return f"no domain {domid}"
+        numa = self.api.numainfo()
+        online = [n for n, node in enumerate(numa.nodes) if node.free is not None]
+        nodes = {t: p for t, p in claims.items() if t != HOST}
+        total = sum(claims.values())
+        if errno == ENOENT and (missing := [n for n in nodes if n not in online]):
+            mask = sum(1 << n for n in online)
+            return f"no node {missing[0]}: the host has nodes {bit_ranges(mask, len(numa.nodes))}"
+        if errno == EINVAL and total + info.tot_pages > info.max_pages:
+            return (
+                f"claim {total >> 8} MiB + tot_pages {info.tot_pages >> 8} MiB exceeds max_mem "
+                f"{info.max_pages >> 8} MiB: raise it with mem-max"
+            )
+        if errno == ENOMEM:
+            others = [c for d, c in self.claims_by_node() if d != domid]
+            for n, pages in nodes.items():
+                unclaimed = ((numa.nodes[n].free or 0) >> 12) - sum(c.get(n, 0) for c in others)
+                if pages > unclaimed:
+                    return f"node {n} has {unclaimed >> 8} MiB unclaimed: claim at most that there"
+            unclaimed = self.api.physinfo().free_pages - sum(sum(c.values()) for c in others)
+            return f"the host has {unclaimed >> 8} MiB unclaimed: claim at most that"
+        return os.strerror(errno)
 
     # -- the picture ----------------------------------------------------------------------------
 
