@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from host_helpers import BUILDER, TIMEOUT, XLEMU, environment, run_bridged, xlemu
+from xenhost.xenstore import XsHandle
 from xlemu.served import advert_path
 from xlemu.state import read_state
 
@@ -60,14 +61,15 @@ def served(env: Env) -> Iterator[tuple[subprocess.Popen[str], Path]]:
 
 
 def saved_names(state: Path) -> dict[int, str]:
-    """The saved state, loaded with every invariant checked: each domain's recorded name
-    ("" for one no xlemu command made, and for dom0)."""
-    hv, records = read_state(state)
+    """The saved state, loaded with every invariant checked: each domain's name in its
+    xenstore ("" for one no toolstack named)."""
+    hv, store = read_state(state)
     hv.check_invariants()
-    return {
-        d.domain_id: r.name if (r := records.domains.get(d.domain_id)) else ""
-        for d in hv.domain_list()
-    }
+    with XsHandle.local(store) as xs:
+        return {
+            d.domain_id: (xs.try_read(f"/local/domain/{d.domain_id}/name") or b"").decode()
+            for d in hv.domain_list()
+        }
 
 
 def test_commands_and_clients_at_once_through_the_server(host: tuple[Env, Path]) -> None:
@@ -95,7 +97,8 @@ def test_commands_and_clients_at_once_through_the_server(host: tuple[Env, Path])
         server.send_signal(signal.SIGTERM)
         assert server.wait(TIMEOUT) == 0
     names = saved_names(state)
-    assert len(names) == 9 and sorted(n for n in names.values() if n) == ["a", "b", "c", "d"]
+    assert len(names) == 9
+    assert sorted(n for n in names.values() if n) == ["Domain-0", "a", "b", "c", "d"]
     assert not advert_path(state).exists() and not socket.exists()
 
 
@@ -127,7 +130,7 @@ def test_a_killed_servers_advertisement_is_stale(host: tuple[Env, Path]) -> None
         server.wait(TIMEOUT)
     assert advert_path(state).exists()
     assert xlemu(env, "create", "-q", str(state.with_name("b.cfg"))).returncode == 0
-    assert sorted(saved_names(state).values()) == ["", "a", "b"]  # dom0 has no record
+    assert sorted(saved_names(state).values()) == ["Domain-0", "a", "b"]
     with served(env):
         listed = xlemu(env, "list").stdout.splitlines()[1:]
         assert [row.split()[0] for row in listed] == ["Domain-0", "a", "b"]

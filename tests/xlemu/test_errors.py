@@ -418,13 +418,14 @@ def test_mem_max_and_mem_set_limits(xl: Xl, args: list[str], ok: bool) -> None:
 
 @pytest.mark.parametrize("command", ["mem-max", "mem-set"])
 def test_mem_max_and_mem_set_of_no_domain(xl: Xl, command: str) -> None:
-    """A numeric domid that does not exist: libxl cannot read its memory/target."""
+    """A numeric domid that does not exist: libxl cannot read its memory/target, and says
+    so in each function's words (libxl_domain_setmaxmem, libxl_set_memory_target)."""
     run = xl(command, "77", "64")
-    which = "static" if command == "mem-max" else "dynamic"
+    which, what = ("static", "memory") if command == "mem-max" else ("dynamic", "target memory")
     assert (run.code, run.err_lines) == (
         1,
         [
-            "libxl: error: Domain 77:Cannot get memory info from /local/domain/77/memory/"
+            f"libxl: error: Domain 77:Cannot get {what} info from /local/domain/77/memory/"
             "target: No such file or directory",
             f"cannot set domid 77 {which} max memory to : 64",
         ],

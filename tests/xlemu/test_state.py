@@ -165,6 +165,17 @@ def _set(path: str, value: Any) -> Callable[[Doc], Any]:
     return damage
 
 
+def _insert(path: str, index: int, value: Any) -> Callable[[Doc], Any]:
+    """A damage: a value inserted into the list at a dotted path."""
+
+    def damage(doc: Doc) -> Any:
+        node, key = _walk(doc, path)
+        node[key].insert(index, value)
+        return doc
+
+    return damage
+
+
 def _drop(path: str) -> Callable[[Doc], Any]:
     def damage(doc: Doc) -> Any:
         node, key = _walk(doc, path)
@@ -178,8 +189,8 @@ DIGITS = "@5000 digits@"  # stands for a 5000-digit number, which json.dumps ref
 
 # Each damage, and the end of the line it must print after "xlemu: FILE: ".
 DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
-    "newer-version": (_set("version", 99), "expected state version 1 or older, got 99"),
-    "version-a-string": (_set("version", "1"), "expected state version 1 or older, got '1'"),
+    "newer-version": (_set("version", 99), "expected state version 2 or older, got 99"),
+    "version-a-string": (_set("version", "1"), "expected state version 2 or older, got '1'"),
     "newer-host-version": (_set("host.version", 99), "expected state version 1 or older, got 99"),
     "other-format": (_set("format", "something-else"), "expected an xlemu-state file"),
     "not-an-object": (lambda doc: [1, 2], "expected an xlemu-state file"),
@@ -194,50 +205,58 @@ DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
         _set("xenstore", 5),
         "damaged state: xenstore: expected an object, got 5",
     ),
-    "xenstore-domains-a-list": (
-        _set("xenstore.domains", [1]),
-        "damaged state: xenstore.domains: expected an object, got a list of 1",
+    "xenstore-unknown-key": (
+        _set("xenstore.colour", 1),
+        "damaged state: xenstore: unexpected key 'colour'; expected nodes, introduced",
     ),
-    "record-unknown-field": (
-        _set("xenstore.domains.1.colour", "red"),
-        "damaged state: xenstore.domains.1: unexpected key 'colour'; expected name, type, "
-        "memory_kb, maxmem_kb, video_kb, vcpus",
+    "xenstore-without-nodes": (
+        _drop("xenstore.nodes"),
+        "damaged state: xenstore: missing key 'nodes'",
     ),
-    "record-without-name": (
-        _drop("xenstore.domains.1.name"),
-        "damaged state: xenstore.domains.1: missing key 'name'",
+    "nodes-not-a-list": (
+        _set("xenstore.nodes", 5),
+        "damaged state: xenstore.nodes: expected a list, got 5",
     ),
-    "name-a-number": (
-        _set("xenstore.domains.1.name", 7),
-        "damaged state: xenstore.domains.1.name: expected a string, got 7",
+    "node-not-a-row": (
+        _set("xenstore.nodes.1", "/tool"),
+        "damaged state: xenstore.nodes[1]: expected a list of 3, got '/tool'",
     ),
-    "name-a-list": (
-        _set("xenstore.domains.1.name", ["a"]),
-        "damaged state: xenstore.domains.1.name: expected a string, got a list of 1",
+    "node-path-doubled-slash": (
+        _set("xenstore.nodes.1.0", "/a//b"),
+        "damaged state: xenstore.nodes[1][0]: expected /|(/[A-Za-z0-9_@-]+)+|@releaseDomain|"
+        "@introduceDomain, got '/a//b'",
     ),
-    "name-null": (
-        _set("xenstore.domains.1.name", None),
-        "damaged state: xenstore.domains.1.name: expected a string, got null",
+    "node-path-huge": (
+        _set("xenstore.nodes.1.0", "/" + "a" * 5000),
+        "damaged state: xenstore.nodes[1][0]: expected at most 3072 characters, got 5001",
     ),
-    "name-huge": (
-        _set("xenstore.domains.1.name", "x" * 5000),
-        "damaged state: xenstore.domains.1.name: expected at most 1024 characters, got 5000",
+    "node-before-its-parent": (
+        _insert("xenstore.nodes", 1, ["/x/y", "", ["n0"]]),
+        "damaged state: xenstore.nodes[1]: /x/y listed before its parent /x",
     ),
-    "type-unknown": (
-        _set("xenstore.domains.1.type", "xen"),
-        "damaged state: xenstore.domains.1.type: expected one of hvm, pv, pvh, got 'xen'",
+    "node-twice": (
+        _insert("xenstore.nodes", 1, ["/", "", ["n0"]]),
+        "damaged state: xenstore.nodes[1]: / listed twice",
     ),
-    "vcpus-negative": (
-        _set("xenstore.domains.1.vcpus", -1),
-        "damaged state: xenstore.domains.1.vcpus: expected 0..4294967295, got -1",
+    "node-value-huge": (
+        _insert("xenstore.nodes", 1, ["/v", "x" * 5000, ["n0"]]),
+        "damaged state: xenstore.nodes[1][1]: expected at most 4096 characters, got 5000",
     ),
-    "vcpus-true": (
-        _set("xenstore.domains.1.vcpus", True),
-        "damaged state: xenstore.domains.1.vcpus: expected an integer, got true",
+    "node-value-not-bytes": (
+        _insert("xenstore.nodes", 1, ["/v", "\u20ac", ["n0"]]),
+        "damaged state: xenstore.nodes[1]: expected a value of bytes as Latin-1 text",
     ),
-    "domid-key-a-word": (
-        lambda doc: _set("xenstore.domains.abc", {"name": "b"})(doc),
-        "damaged state: xenstore.domains: key 'abc': expected 0|[1-9][0-9]*, got 'abc'",
+    "node-permission-unknown": (
+        _insert("xenstore.nodes", 1, ["/v", "", ["x0"]]),
+        "damaged state: xenstore.nodes[1][2][0]: expected [nrwb]-?[0-9]{1,10}, got 'x0'",
+    ),
+    "node-without-owner": (
+        _insert("xenstore.nodes", 1, ["/v", "", []]),
+        "damaged state: xenstore.nodes[1]: expected at least the owner's permission",
+    ),
+    "introduced-dom0": (
+        _set("xenstore.introduced", [0]),
+        "damaged state: xenstore.introduced[0]: expected 1..65535, got 0",
     ),
     "digits-5000": (
         _set("host.domid_last", DIGITS),
@@ -311,6 +330,56 @@ DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
 }
 
 
+# Version 1 kept a record per domain under "xenstore": still read, so still checked.
+V1_DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
+    "xenstore-domains-a-list": (
+        _set("xenstore.domains", [1]),
+        "damaged state: xenstore.domains: expected an object, got a list of 1",
+    ),
+    "record-unknown-field": (
+        _set("xenstore.domains.1.colour", "red"),
+        "damaged state: xenstore.domains.1: unexpected key 'colour'; expected name, type, "
+        "memory_kb, maxmem_kb, video_kb, vcpus",
+    ),
+    "record-without-name": (
+        _drop("xenstore.domains.1.name"),
+        "damaged state: xenstore.domains.1: missing key 'name'",
+    ),
+    "name-a-number": (
+        _set("xenstore.domains.1.name", 7),
+        "damaged state: xenstore.domains.1.name: expected a string, got 7",
+    ),
+    "name-a-list": (
+        _set("xenstore.domains.1.name", ["a"]),
+        "damaged state: xenstore.domains.1.name: expected a string, got a list of 1",
+    ),
+    "name-null": (
+        _set("xenstore.domains.1.name", None),
+        "damaged state: xenstore.domains.1.name: expected a string, got null",
+    ),
+    "name-huge": (
+        _set("xenstore.domains.1.name", "x" * 5000),
+        "damaged state: xenstore.domains.1.name: expected at most 1024 characters, got 5000",
+    ),
+    "type-unknown": (
+        _set("xenstore.domains.1.type", "xen"),
+        "damaged state: xenstore.domains.1.type: expected one of hvm, pv, pvh, got 'xen'",
+    ),
+    "vcpus-negative": (
+        _set("xenstore.domains.1.vcpus", -1),
+        "damaged state: xenstore.domains.1.vcpus: expected 0..4294967295, got -1",
+    ),
+    "vcpus-true": (
+        _set("xenstore.domains.1.vcpus", True),
+        "damaged state: xenstore.domains.1.vcpus: expected an integer, got true",
+    ),
+    "domid-key-a-word": (
+        lambda doc: _set("xenstore.domains.abc", {"name": "b"})(doc),
+        "damaged state: xenstore.domains: key 'abc': expected 0|[1-9][0-9]*, got 'abc'",
+    ),
+}
+
+
 def _texts() -> dict[str, tuple[bytes, str]]:
     """Damaged files that are not a JSON document at all, and the end of their line."""
     many_lists = b'{"a":[' + b"[0,0,0,[1]]," * 1_000_000 + b"[0]]}"
@@ -354,6 +423,48 @@ def test_a_damaged_state_is_one_short_line(small: Xl, how: str) -> None:
     text = json.dumps(damage(json.loads(small.state.read_text())))
     small.state.write_text(text.replace(json.dumps(DIGITS), "9" * 5000))
     _check_one_line(small, tail)
+
+
+def as_version_1(doc: Doc) -> Doc:
+    """A state as version 1 wrote it: the same host, its domains as records."""
+    doc["version"] = 1
+    doc["xenstore"] = {
+        "domains": {
+            "1": {
+                "name": "small",
+                "type": "pv",
+                "memory_kb": 65536,
+                "maxmem_kb": 65536,
+                "video_kb": 0,
+                "vcpus": 1,
+            }
+        }
+    }
+    return doc
+
+
+@pytest.mark.parametrize("how", V1_DAMAGES)
+def test_a_damaged_version_1_state_is_one_short_line(small: Xl, how: str) -> None:
+    damage, tail = V1_DAMAGES[how]
+    small.state.write_text(json.dumps(damage(as_version_1(json.loads(small.state.read_text())))))
+    _check_one_line(small, tail)
+
+
+def test_a_version_1_state_is_converted(small: Xl) -> None:
+    """Its records become what libxl writes to xenstore; the next save is version 2."""
+    listed = small.ok("list")
+    small.state.write_text(json.dumps(as_version_1(json.loads(small.state.read_text()))))
+    assert small.ok("list") == listed
+    assert json.loads(small.state.read_text())["version"] == 1  # list writes nothing
+    small.ok("mem-max", "small", "128")
+    doc = json.loads(small.state.read_text())
+    assert doc["version"] == 2
+    values = {path: value for path, value, _ in doc["xenstore"]["nodes"]}
+    assert values["/local/domain/1/name"] == "small"
+    assert values["/local/domain/1/memory/static-max"] == "131072"
+    assert values["/local/domain/1/memory/target"] == "65536"
+    assert values["/local/domain/0/name"] == "Domain-0"
+    assert values["/libxl/1/type"] == "pv"
 
 
 @pytest.mark.parametrize("how", list(_texts()))

@@ -8,6 +8,7 @@ Host: the default one (2 x 16384 MiB, dom0 1024 MiB on node 1), claim_mode 1 (xl
 from __future__ import annotations
 
 import pytest
+from xenhost.xenstore import XsHandle
 from xl_helpers import Xl
 from xlemu.state import read_state
 
@@ -19,12 +20,24 @@ def rows(xl: Xl, *args: str) -> dict[str, list[str]]:
 
 
 def records(xl: Xl) -> dict[str, tuple[object, ...]]:
-    """What each domain was built with, as the toolstack recorded it (name left out)."""
-    _, recs = read_state(xl.state)
-    return {
-        r.name: (r.type, r.memory_kb, r.maxmem_kb, r.video_kb, r.vcpus)
-        for r in recs.domains.values()
-    }
+    """What each domain was built with, as libxl wrote it to xenstore: type, target less
+    video RAM, static maximum, video RAM, vCPUs."""
+    _, store = read_state(xl.state)
+    built = {}
+    with XsHandle.local(store) as xs:
+        for domid in xs.directory("/local/domain"):
+            home = f"/local/domain/{domid}"
+            if domid == "0":
+                continue
+            built[xs.read(f"{home}/name").decode()] = (
+                xs.read(f"/libxl/{domid}/type"),
+                *(
+                    xs.read(f"{home}/memory/{leaf}")
+                    for leaf in ("target", "static-max", "videoram")
+                ),
+                len(xs.directory(f"{home}/cpu")),
+            )
+    return built
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from xenhost.xenstore import XsHandle
 from xlemu.state import read_state
 
 _SCRIPT = Path(sys.executable).with_name("xlemu")
@@ -41,10 +42,12 @@ def xlemu(
 
 def names_in(state: Path) -> set[str]:
     """The domain names of a state file, after loading it with its invariants checked."""
-    hv, records = read_state(state)
+    hv, store = read_state(state)
     hv.check_invariants()
-    assert {info.domain_id for info in hv.domain_list()} == {0, *records.domains}
-    return {r.name for r in records.domains.values()}
+    domids = {info.domain_id for info in hv.domain_list()}
+    with XsHandle.local(store) as xs:
+        assert {int(d) for d in xs.directory("/local/domain")} == domids
+        return {xs.read(f"/local/domain/{d}/name").decode() for d in domids - {0}}
 
 
 def test_first_session(tmp_path: Path) -> None:

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from xenhost.xenstore import XsHandle
 from xl_helpers import Xl
 from xlemu import picture
 from xlemu.create import create_domain, read_xl_conf
-from xlemu.state import Records
+from xlemu.state import new_xenstore
 from xlemu.toolstack import (
     Toolstack,
     ToolstackError,
@@ -38,7 +39,8 @@ def toolstack(
 ) -> Toolstack:
     """A fresh host: ``nodes`` MiB each, 4 CPUs per node, dom0 ``dom0`` MiB."""
     hv = Hypervisor(make_host(list(nodes), cpus_per_node=4, dom0_memory=dom0))
-    return Toolstack(hv, Records(), XlConf(claim_mode=mode))  # type: ignore[arg-type]
+    xs = XsHandle.local(new_xenstore())
+    return Toolstack(hv, xs, XlConf(claim_mode=mode))  # type: ignore[arg-type]
 
 
 def create(ts: Toolstack, *lines: str, paused: bool = False) -> int:

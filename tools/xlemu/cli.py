@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from xenhost.xenstore import XenstoreError
 
 from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
 from hypervisor_model.snapshot import StateError
@@ -70,13 +71,15 @@ def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
     where: StateFile = ctx.obj["state"]
     conf = read_xl_conf(where.path)
     failure: ToolstackError | None = None
-    with session(where, save=save, notice=_notice) as (hv, records):
-        ts = Toolstack(hv, records, conf)
+    with session(where, save=save, notice=_notice) as (hv, xs):
+        ts = Toolstack(hv, xs, conf)
         try:
             with Trace(sys.stderr) if ctx.obj["trace"] else nullcontext():
                 yield ts
         except ToolstackError as e:
             failure = e
+        except XenstoreError as e:  # xl's libxl would log it and fail the command
+            failure = ToolstackError(f"libxl: error: xenstore: {e}")
     if failure is not None:
         raise failure
 

@@ -4,12 +4,17 @@ the special pages, unpause. A failed build leaves no domain, claim or memory beh
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import sys
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from xenhost.xenstore import Store, XsHandle
 
 from hypervisor_model.public.errno import EINVAL, ENOMEM
 from xenctrl import XenError, misc
@@ -19,12 +24,11 @@ from xenguest import XenguestError, hvm_layout, vnuma_hvm, vnuma_pv, xc_dom_allo
 from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
 from xenguest.storm import BuildResult, StormReport, run_builders
-from xlemu import xlcfg
-from xlemu.state import DomainRecord, Records
+from xlemu import libxl_xs, xlcfg
+from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, DomainInfo
 from xlemu.toolstack import (
     ERROR_FAIL,
     ERROR_INVAL,
-    LIBXL_MAXMEM_CONSTANT_KB,
     Toolstack,
     ToolstackError,
     XlConf,
@@ -86,10 +90,25 @@ class GuestConfig:
     nodes: list[int] | None = None  # the nodes of the CPUs cpus= allows, or None for all
     vnuma: list[tuple[int, int]] | None = None  # (pnode, MiB) per vnode
     place: bool = True  # libxl's automatic NUMA placement (within ``nodes``)
+    uuid: str | None = None  # uuid=, else each build draws one (libxl_uuid_generate)
+    kernel: str | None = None
 
     @property
     def hvm(self) -> bool:
         return self.type != "pv"
+
+    def info(self, uuid: str) -> DomainInfo:
+        """What libxl writes to xenstore about the domain."""
+        return DomainInfo(
+            self.name,
+            uuid,
+            self.type,
+            self.maxmem_kb,
+            self.memory_kb,
+            self.video_kb,
+            self.vcpus,
+            self.kernel,
+        )
 
     @property
     def video_kb(self) -> int:
@@ -223,7 +242,16 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
     elif per_vcpu:
         nodes, place = sorted({n for spec in per_vcpu for n in _cpu_nodes(ts, spec)}), False
     guest = GuestConfig(
-        name, _type(cfg), target_kb, maxmem_kb, maxvcpus or vcpus, nodes, vnuma, place
+        name,
+        _type(cfg),
+        target_kb,
+        maxmem_kb,
+        maxvcpus or vcpus,
+        nodes,
+        vnuma,
+        place,
+        _uuid(cfg.get_string("uuid", dont_warn=True).value),
+        cfg.get_string("kernel", dont_warn=True).value,
     )
     # xl and libxl pass these on and the build fails somewhere inside: say what is wrong
     if target_kb <= guest.video_kb:
@@ -231,6 +259,15 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
         need = f"more than its {video} MiB of video RAM" if video else "some memory"
         raise ToolstackError(f"memory = {target_kb >> 10}: the guest needs {need}: raise memory")
     return guest
+
+
+def _uuid(text: str | None) -> str | None:
+    """uuid= as libxl_uuid_from_string reads it: 8-4-4-4-12 hexadecimal digits."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", text):
+        raise ToolstackError(f"Failed to parse UUID: {text}")
+    return text.lower()
 
 
 def build(
@@ -244,6 +281,8 @@ def build(
             libxl_error("Cannot enable PoD and vNUMA at the same time"), -ERROR_INVAL
         )
     config = xcd.default_createdomain(guest.type == "hvm", guest.vcpus, pvh=guest.type == "pvh")
+    info = guest.info(guest.uuid or str(uuid.uuid4()))
+    ctypes.memmove(config.handle, uuid.UUID(info.uuid).bytes, 16)  # the domain's handle
     try:
         domid = xcd.xc_domain_create(ts.xch, config=config)
     except XenError as e:
@@ -253,8 +292,10 @@ def build(
         raise ToolstackError(
             libxl_error(f'Domain with name "{guest.name}" already exists.', domid), -ERROR_FAIL
         )
+    libxl_xs.domain_make(ts.xs, domid, info)
     if guest.nodes == []:  # cpus= names no CPU of the host: an empty hard affinity
-        xcd.xc_domain_destroy(ts.xch, domid)  # Xen refuses it (vcpu_set_hard_affinity)
+        libxl_xs.destroy(ts.xs, domid)  # Xen refuses it (vcpu_set_hard_affinity)
+        xcd.xc_domain_destroy(ts.xch, domid)
         raise ToolstackError(
             libxl_error("Setting vcpu affinity: Invalid argument", domid)
             + "\n"
@@ -265,23 +306,17 @@ def build(
         )
     try:
         _build(ts, domid, guest, progress)
+        libxl_xs.build_post(ts.xs, domid, info)
         if not paused:
             xcd.xc_domain_unpause(ts.xch, domid)
     except (XenguestError, XenError) as e:
+        libxl_xs.destroy(ts.xs, domid)  # libxl__domain_destroy, as after any failure
         xcd.xc_domain_destroy(ts.xch, domid)
         why = f"{e}: {_shortfall(ts, guest)}" if _claim_short(e) else str(e)
         raise BuildError(
             libxl_error(f"cannot (re-)build domain: {ERROR_FAIL}: {why}", domid), e
         ) from None
-    ts.records.domains[domid] = _record(guest)
     return domid
-
-
-def _record(guest: GuestConfig) -> DomainRecord:
-    """What xl writes to xenstore for a built guest."""
-    return DomainRecord(
-        guest.name, guest.type, guest.memory_kb, guest.maxmem_kb, guest.video_kb, guest.vcpus
-    )
 
 
 def _claim_short(e: Exception) -> bool:
@@ -372,25 +407,40 @@ def storm(
                 libxl_error(f'Domain with name "{name}" already exists.'), -ERROR_FAIL
             )
     conf = XlConf(claim_mode or ts.conf.claim_mode)
-    create_one = StormCreate(ts.hv, guest, conf)
+    create_one = StormCreate(ts.hv, guest, conf, None if processes else ts.xs)
     report = run_builders(ts.hv, names, create_one, conf.claim_mode, processes=processes)
-    for result in report.results:  # the names, as xl writes them to xenstore
+    for result in report.results if processes else ():
         if result.outcome == "admitted" and result.domid is not None:
-            ts.records.domains[result.domid] = _record(replace(guest, name=result.name))
+            _adopt(ts, replace(guest, name=result.name), result.domid)
     return report
+
+
+def _adopt(ts: Toolstack, guest: GuestConfig, domid: int) -> None:
+    """Write what a builder in another process wrote to a xenstore of its own: the host's
+    xenstore is in this process until the server holds it too."""
+    handle = bytes(xcd.xc_domain_getinfo_single(ts.xch, domid).handle)
+    info = guest.info(str(uuid.UUID(bytes=handle)))
+    libxl_xs.domain_make(ts.xs, domid, info)
+    libxl_xs.build_post(ts.xs, domid, info)
 
 
 @dataclass(frozen=True)
 class StormCreate:
-    """One create of a storm, on a toolstack of its own (a handle of its own, as each xl
-    has); picklable when the host is served, so that it can run in a builder process."""
+    """One create of a storm, on a toolstack of its own (handles of its own, as each xl
+    has); picklable when the host is served, so that it can run in a builder process.
+    ``xs`` is the storm's xenstore in this process; a builder process has none and writes
+    to a store of its own, which the storm adopts (:func:`_adopt`)."""
 
     hv: Host
     guest: GuestConfig
     conf: XlConf
+    xs: XsHandle | None
 
     def __call__(self, name: str) -> BuildResult:
-        mine = Toolstack(self.hv, Records(), self.conf)
+        with self.xs.another() if self.xs else XsHandle.local(Store()) as xs:
+            return self._create(Toolstack(self.hv, xs, self.conf), name)
+
+    def _create(self, mine: Toolstack, name: str) -> BuildResult:
         result = BuildResult(name, self.guest.memory_kb >> 10)
         try:
             domid = result.domid = build(mine, replace(self.guest, name=name), paused=False)

@@ -3,7 +3,7 @@
 A server loads the host under the state's lock, advertises itself beside the state file
 (:mod:`xlemu.served`), and from then on every ``xlemu`` command on that file reaches the
 host through it. It saves the host into the state file (under the lock, atomically) as it
-changes and when it stops; the commands keep saving the toolstack's records themselves.
+changes and when it stops; the commands keep saving the xenstore themselves.
 """
 
 from __future__ import annotations

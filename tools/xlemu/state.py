@@ -1,7 +1,7 @@
 """Where the emulated host lives between commands, and how it is kept safe.
 
-One state file holds the machine (the hypervisor's saved state) and the toolstack's own
-records (names and configured sizes, as xl keeps them in xenstore). A command that changes
+One state file holds the machine (the hypervisor's saved state) and its xenstore tree (where
+the toolstack keeps names and configured sizes, as libxl does). A command that changes
 the host holds an exclusive lock on it (a sibling lock file), so concurrent ``xlemu``
 processes serialize and lose no update; writes are atomic (temporary file, fsync, rename),
 so a crash leaves the old state or the new one, never a torn one, and the next writer
@@ -19,11 +19,14 @@ import json
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from xenhost.xenstore import Store, XsHandle, restore, snapshot
 
 from hypervisor_model import HostConfig, Hypervisor, make_host
 from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
@@ -40,31 +43,17 @@ from hypervisor_model.schema import (
     read_json,
 )
 from hypervisor_model.snapshot import StateError, load_state, save_state
-from xenctrl.handle import Host
+from xenctrl import domain as xcd
+from xenctrl.handle import Host, xc_interface_open
 from xenctrl.remote import RemoteHost
+from xlemu import libxl_xs
 from xlemu.served import served_by
 
 Notice = Callable[[str], None]
 FORMAT = "xlemu-state"
-VERSION = 1
+# 2: the xenstore tree. 1 kept a record per domain instead; it is still read, and converted.
+VERSION = 2
 DEFAULT_NODES, DEFAULT_DOM0_MIB = [16384, 16384], 1024  # 2 x 16 GiB, dom0 1 GiB
-
-
-@dataclass
-class DomainRecord:
-    """What xl keeps in xenstore for a domain: its name and the sizes it was built with."""
-
-    name: str
-    type: str = "hvm"
-    memory_kb: int = 0  # target (memory/target)
-    maxmem_kb: int = 0  # static max (memory/static-max)
-    video_kb: int = 0
-    vcpus: int = 1
-
-
-@dataclass
-class Records:
-    domains: dict[int, DomainRecord] = field(default_factory=dict)
 
 
 def state_path(option: str | None = None) -> Path:
@@ -79,8 +68,7 @@ def state_path(option: str | None = None) -> Path:
     return Path(base) / "xlemu" / "host.json"
 
 
-# The toolstack's records, as saved under "xenstore"; every key of a record is a field of
-# DomainRecord (a new field needs its shape here).
+# Version 1's records, as saved under "xenstore": a domain's name and built sizes.
 RECORD_SCHEMA = Record(
     {
         "name": Str(1024),
@@ -112,12 +100,38 @@ def default_host() -> HostConfig:
     return make_host(DEFAULT_NODES, dom0_memory=DEFAULT_DOM0_MIB)
 
 
-def _records_from(doc: dict[str, Any]) -> Records:
-    return Records({int(k): DomainRecord(**v) for k, v in doc.get("domains", {}).items()})
+def new_xenstore() -> Store:
+    """A freshly booted host's xenstore: xenstored's tree, then xen-init-dom0's entries."""
+    store = Store()
+    with XsHandle.local(store) as xs:
+        libxl_xs.init_dom0(xs)
+    return store
 
 
-def _read_doc(path: Path) -> dict[str, Any]:
-    """The state document with its envelope and records checked (the host is not loaded)."""
+def _from_records(records: dict[str, Any]) -> Store:
+    """A version 1 state's records as the tree libxl would have written for them. Those
+    domains were made without a UUID (their handle is zero), so each gets a new one for
+    its /vm entry."""
+    store = new_xenstore()
+    with XsHandle.local(store) as xs:
+        for key, r in records.get("domains", {}).items():
+            info = libxl_xs.DomainInfo(
+                r["name"],
+                str(uuid.uuid4()),
+                r.get("type", "hvm"),
+                r.get("maxmem_kb", 0),
+                r.get("memory_kb", 0),
+                r.get("video_kb", 0),
+                r.get("vcpus", 1),
+            )
+            libxl_xs.domain_make(xs, int(key), info)
+            libxl_xs.build_post(xs, int(key), info)
+    return store
+
+
+def _read_doc(path: Path) -> tuple[dict[str, Any], Store]:
+    """The state document with its envelope checked and its xenstore loaded (the host is
+    not loaded)."""
     try:
         with open(path, "rb") as f:
             doc = read_json(f)
@@ -140,30 +154,34 @@ def _read_doc(path: Path) -> dict[str, Any]:
         if "host" not in doc:
             raise SchemaError("missing key 'host'")
         try:
-            RECORDS_SCHEMA.check(doc.get("xenstore", {}))
+            if version < 2:
+                RECORDS_SCHEMA.check(doc.get("xenstore", {}))
+                store = _from_records(doc.get("xenstore", {}))
+            else:
+                store = restore(doc.get("xenstore"))
         except SchemaError as e:
             raise e.at("xenstore") from None
     except SchemaError as e:
         raise StateError(f"{path}: damaged state: {e}") from None
-    return doc
+    return doc, store
 
 
-def read_state(path: Path) -> tuple[Hypervisor, Records]:
+def read_state(path: Path) -> tuple[Hypervisor, Store]:
     """Load a saved state; StateError (one short line naming the file) for anything that
     is not a state this version reads. Its size and shape are checked before it is used."""
-    doc = _read_doc(path)
+    doc, store = _read_doc(path)
     try:
         hv = load_state(doc["host"], within="host")
     except SchemaError as e:
         raise StateError(f"{path}: damaged state: {e}") from None
     except StateError as e:
         raise StateError(f"{path}: {e}") from None
-    return hv, _records_from(doc.get("xenstore", {}))
+    return hv, store
 
 
-def read_records(path: Path) -> Records:
-    """The toolstack's records alone, for a command whose host is held by a server."""
-    return _records_from(_read_doc(path).get("xenstore", {}))
+def read_xenstore(path: Path) -> Store:
+    """The xenstore alone, for a command whose host is held by a server."""
+    return _read_doc(path)[1]
 
 
 def _temporary(path: Path) -> Path:
@@ -179,22 +197,20 @@ def remove_stale_temporaries(path: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
-def _records_doc(records: Records) -> dict[str, Any]:
-    return {"domains": {str(k): asdict(v) for k, v in records.domains.items()}}
-
-
-def write_state(path: Path, hv: Hypervisor, records: Records) -> None:
+def write_state(path: Path, hv: Hypervisor, store: Store) -> None:
     """Replace the state file atomically: a reader sees the old state or the new one."""
-    doc = {"host": save_state(hv), "xenstore": _records_doc(records)}
+    doc = {"host": save_state(hv), "xenstore": snapshot(store)}
     _write_doc(path, {"format": FORMAT, "version": VERSION, **doc})
 
 
 def save_part(path: Path, key: str, value: dict[str, Any]) -> None:
     """Replace one part of the state ("host" or "xenstore"), keeping the other: while a
-    server holds the state, it saves the host and the commands save their records. Call it
-    under the lock."""
+    server holds the state, it saves the host and the commands save the xenstore. The
+    other part is kept in this version's form (a version 1 file's records converted).
+    Call it under the lock."""
     try:
-        doc = _read_doc(path)
+        doc, store = _read_doc(path)
+        doc["xenstore"] = snapshot(store)
     except StateError:
         doc = {}  # gone or damaged: what this writer owns is still worth keeping
     _write_doc(path, {**doc, "format": FORMAT, "version": VERSION, key: value})
@@ -275,7 +291,7 @@ def prepare(sf: StateFile, *, making: bool = False, notice: Notice | None = None
         return
     with locked(path):
         if not path.exists():  # another command may have made it meanwhile
-            write_state(path, Hypervisor(default_host()), Records())
+            write_state(path, Hypervisor(default_host()), new_xenstore())
             if notice is not None:
                 nodes = DEFAULT_NODES
                 notice(
@@ -291,13 +307,14 @@ def session(
     save: bool = True,
     new_host: HostConfig | None = None,
     notice: Notice | None = None,
-) -> Iterator[tuple[Host, Records]]:
-    """The host for one command; saved afterwards when ``save``.
+) -> Iterator[tuple[Host, XsHandle]]:
+    """The host for one command and a handle on its xenstore; saved afterwards when
+    ``save``, after the xenstore has forgotten the domains that died meanwhile.
 
     A command that saves holds the lock throughout; one that does not reads the state
     without locking or writing anything. ``new_host`` boots a fresh host instead of loading
     (``xlemu host init``). While a host server holds the state (:mod:`xlemu.served`), the
-    host is reached through it: the server saves the host, the command its records, then
+    host is reached through it: the server saves the host, the command the xenstore, then
     asks the server to save, so what the command did is on disk when it returns.
     """
     sf = where if isinstance(where, StateFile) else StateFile(where)
@@ -310,26 +327,43 @@ def session(
                     f"{path}: held by the host server at {advert.socket} (pid {advert.pid});"
                     " stop it first"
                 )
-            hv, records = Hypervisor(new_host), Records()
-            yield hv, records
-            write_state(path, hv, records)
+            hv, store = Hypervisor(new_host), new_xenstore()
+            with XsHandle.local(store) as xs:
+                yield hv, xs
+            write_state(path, hv, store)
         return
     if not save:
         advert = served_by(path)
-        yield (RemoteHost(advert.socket), read_records(path)) if advert else read_state(path)
+        host, store = (
+            (RemoteHost(advert.socket), read_xenstore(path)) if advert else read_state(path)
+        )
+        with XsHandle.local(store) as xs:
+            yield host, xs
         return
     with locked(path):
         advert = served_by(path)
         if advert is None:
-            hv, records = read_state(path)
-            yield hv, records
-            write_state(path, hv, records)
+            hv, store = read_state(path)
+            with XsHandle.local(store) as xs:
+                yield hv, xs
+            forget_dead_domains(hv, store)
+            write_state(path, hv, store)
             return
-        records = read_records(path)
-        yield RemoteHost(advert.socket), records
-        save_part(path, "xenstore", _records_doc(records))
+        remote, store = RemoteHost(advert.socket), read_xenstore(path)
+        with XsHandle.local(store) as xs:
+            yield remote, xs
+        forget_dead_domains(remote, store)
+        save_part(path, "xenstore", snapshot(store))
     conn = RemoteHost(advert.socket).connect()
     try:
         conn.save()
     finally:
         conn.close()
+
+
+def forget_dead_domains(host: Host, store: Store) -> None:
+    """What xenstored does when Xen reports domains died (VIRQ_DOM_EXC): whatever they
+    owned in xenstore goes (Store.check_domains)."""
+    with xc_interface_open(host) as xch:
+        alive = [i.domain for i in xcd.xc_domain_getinfolist(xch, 0, DOMID_FIRST_RESERVED)]
+    store.check_domains(alive)

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from xenhost.xenstore import XsHandle
+
 from hypervisor_model.public import domctl, version
 from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, errorcode
 from xenctrl import XenError, misc
@@ -22,10 +24,10 @@ from xenctrl.handle import Host, xc_interface
 from xenctrl.types import xc_domaininfo_t
 from xenguest.dom import ClaimMode
 from xenguest.storm import pages_by_node
+from xlemu import libxl_xs
+from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, dom_path, read_kb
 from xlemu.picture import MemoryPicture, NodeUsage
-from xlemu.state import DomainRecord, Records
 
-LIBXL_MAXMEM_CONSTANT_KB = 1024
 LIBXL_MIN_DOM0_MEM_KB = 128 * 1024
 ERROR_FAIL, ERROR_INVAL, ERROR_DOMAIN_NOTFOUND = -3, -6, -21
 SHUTDOWN_REASON_LETTERS = "-rscwS"
@@ -106,11 +108,12 @@ class XlConf:
 
 
 class Toolstack:
-    """One command's view of the host, through a dom0 xenctrl handle."""
+    """One command's view of the host, through a dom0 xenctrl handle and a xenstore
+    connection (as libxl_ctx holds both)."""
 
-    def __init__(self, hv: Host, records: Records, conf: XlConf | None = None) -> None:
+    def __init__(self, hv: Host, xs: XsHandle, conf: XlConf | None = None) -> None:
         self.hv = hv
-        self.records = records
+        self.xs = xs
         self.conf = conf or XlConf()
         self.api = Xenctrl(hv)
         self.xch: xc_interface = self.api.xch
@@ -118,10 +121,8 @@ class Toolstack:
     # -- domains by name ---------------------------------------------------------------------
 
     def name(self, domid: int) -> str:
-        if domid == 0:
-            return "Domain-0"
-        record = self.records.domains.get(domid)
-        return record.name if record else "(null)"
+        """The name xl prints: libxl_domid_to_name, "(null)" when xenstore has none."""
+        return libxl_xs.domain_name(self.xs, domid) or "(null)"
 
     def find_domain(self, text: str) -> int:
         """A domid from a number (not checked) or a name (find_domain in xl_utils.c)."""
@@ -133,10 +134,11 @@ class Toolstack:
         return domid
 
     def find_domain_by_name(self, name: str) -> int | None:
-        if name == "Domain-0":
-            return 0
-        # a copy: a storm's builders add records from other threads meanwhile
-        return next((d for d, r in list(self.records.domains.items()) if r.name == name), None)
+        """libxl_name_to_domid: the first existing domain xenstore names so."""
+        for info in self.domain_infos():
+            if libxl_xs.domain_name(self.xs, info.domain) == name:
+                return int(info.domain)
+        return None
 
     def name_if_exists(self, domid: int) -> str | None:
         """The name of an existing domain (libxl_domid_to_name), else None."""
@@ -343,11 +345,12 @@ class Toolstack:
                 "Not destroying domain 0; use -f to force.\nThis can only be done when using a "
                 "disaggregated hardware domain and toolstack.\n"
             )
-        try:
-            xcd.xc_domain_destroy(self.xch, domid)
+        try:  # libxl__destroy_domid: a domain that does not exist is not found
+            xcd.xc_domain_getinfo_single(self.xch, domid)
         except XenError:
             raise ToolstackError(f"destroy failed (rc={ERROR_DOMAIN_NOTFOUND})") from None
-        self.records.domains.pop(domid, None)
+        libxl_xs.destroy(self.xs, domid)  # devices_destroy_cb, before the domain goes
+        self._xc(lambda: xcd.xc_domain_destroy(self.xch, domid), "destroy failed")
 
     def pause(self, domain: str, unpause: bool = False) -> None:
         domid = self.find_domain(domain)
@@ -358,17 +361,21 @@ class Toolstack:
         )
 
     def mem_max(self, domain: str, size: str) -> None:
-        """Xen's max = value + 1 MiB; refused below the target (libxl_domain_setmaxmem).
+        """Xen's max = value + 1 MiB; refused below xenstore's memory/target, the target
+        less the video RAM (libxl_domain_setmaxmem); memory/static-max follows.
 
         A refusal prints libxl's line saying why, then xl's (set_memory_max in xl_mem.c,
         which names the size as typed)."""
         domid = self.find_domain(domain)
         kb = parse_memory_kb(size)
         failed = f"cannot set domid {domid} static max memory to : {size}"
-        record = self._memory_record(domid, failed)
-        # libxl compares with xenstore's memory/target: the target less the video RAM
-        # (libxl__build_post)
-        if record is not None and kb < record.memory_kb - record.video_kb:
+        path = f"{dom_path(domid)}/memory/target"
+        target = read_kb(self.xs, path)
+        if target is None:
+            raise ToolstackError(
+                self._missing(domid, f"Cannot get memory info from {path}", failed)
+            )
+        if kb < target:
             raise ToolstackError(
                 libxl_error(
                     "memory_static_max must be greater than or or equal to memory_dynamic_max",
@@ -377,49 +384,50 @@ class Toolstack:
                 + f"\n{failed}"
             )
         self._set_xen_max(domid, kb, f"xc_domain_setmaxmem domid={domid} memkb=", failed)
-        if record is not None:
-            record.maxmem_kb = kb
+        self.xs.write(f"{dom_path(domid)}/memory/static-max", str(kb))
 
     def mem_set(self, domain: str, size: str) -> None:
-        """A new target within static max; Xen's max follows (libxl_set_memory_target).
+        """libxl_set_memory_target: the new target is the size less the video RAM, at most
+        memory/static-max, at least LIBXL_MIN_DOM0_MEM for dom0; Xen's max follows the
+        size. Dom0's sizes are first filled in from Xen (libxl__fill_dom0_memory_info).
 
         A refusal prints libxl's line saying why, then xl's (set_memory_target in xl_mem.c)."""
         domid = self.find_domain(domain)
         kb = parse_memory_kb(size)
         failed = f"cannot set domid {domid} dynamic max memory to : {size}"
-        record = self._memory_record(domid, failed)
-        # the new target is the size less the video RAM, at most memory/static-max, and at
-        # least LIBXL_MIN_DOM0_MEM for dom0
-        video = record.video_kb if record else 0
-        if record is not None and kb - video > record.maxmem_kb:
-            raise ToolstackError(
-                libxl_error(
-                    "memory_dynamic_max must be less than or equal to memory_static_max", domid
-                )
-                + f"\n{failed}"
-            )
-        if domid == 0 and kb - video < LIBXL_MIN_DOM0_MEM_KB:
-            raise ToolstackError(
-                libxl_error(
-                    f"New target {kb - video} for dom0 is below the minimum threshold", domid
-                )
-                + f"\n{failed}"
-            )
-        self._set_xen_max(domid, kb, "xc_domain_setmaxmem memkb=", failed)
-        if record is not None:
-            record.memory_kb = kb
+        memory = f"{dom_path(domid)}/memory"
 
-    def _memory_record(self, domid: int, failed: str) -> DomainRecord | None:
-        """The domain's sizes as the toolstack keeps them (dom0 has none here); libxl's
-        xenstore read fails for a domain that does not exist."""
-        record = self.records.domains.get(domid)
-        if record is None and self.name_if_exists(domid) is None:
-            path = f"/local/domain/{domid}/memory/target"
-            raise ToolstackError(
-                libxl_error(f"Cannot get memory info from {path}: No such file or directory", domid)
-                + f"\n{failed}"
-            )
-        return record
+        def refuse(why: str) -> ToolstackError:
+            return ToolstackError(libxl_error(why, domid) + f"\n{failed}")
+
+        def set_target(t: int) -> None:
+            target = read_kb(self.xs, f"{memory}/target", t)
+            if target is None and domid == 0:
+                info = xcd.xc_domain_getinfo_single(self.xch, 0)
+                self.xs.write(f"{memory}/target", str(info.tot_pages * 4), t)
+                self.xs.write(f"{memory}/static-max", str(info.max_pages * 4), t)
+                target = info.tot_pages * 4
+            if target is None:
+                why = f"Cannot get target memory info from {memory}/target"
+                raise ToolstackError(self._missing(domid, why, failed))
+            static_max = read_kb(self.xs, f"{memory}/static-max", t)
+            if static_max is None:
+                why = f"Cannot get memory info from {memory}/static-max"
+                raise ToolstackError(self._missing(domid, why, failed))
+            new_target = kb - (read_kb(self.xs, f"{memory}/videoram", t) or 0)
+            if new_target > static_max:
+                raise refuse("memory_dynamic_max must be less than or equal to memory_static_max")
+            if domid == 0 and new_target < LIBXL_MIN_DOM0_MEM_KB:
+                raise refuse(f"New target {new_target} for dom0 is below the minimum threshold")
+            self._set_xen_max(domid, kb, "xc_domain_setmaxmem memkb=", failed)
+            self.xs.write(f"{memory}/target", str(new_target), t)
+
+        self.xs.transact(set_target)
+
+    @staticmethod
+    def _missing(domid: int, why: str, failed: str) -> str:
+        """libxl's LOGED line for a xenstore read that found nothing, then xl's line."""
+        return libxl_error(f"{why}: No such file or directory", domid) + f"\n{failed}"
 
     def _set_xen_max(self, domid: int, kb: int, call: str, failed: str) -> None:
         """Xen's limit is the new size plus LIBXL_MAXMEM_CONSTANT (libxl_domain_setmaxmem)."""

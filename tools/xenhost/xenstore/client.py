@@ -61,9 +61,14 @@ class Channel(Protocol):
 
     def close(self) -> None: ...
 
+    def reopen(self) -> Channel:
+        """Another connection to the same xenstore."""
+        ...
+
 
 class SocketChannel:
     def __init__(self, path: str) -> None:
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.sock.connect(path)
@@ -96,6 +101,9 @@ class SocketChannel:
     def close(self) -> None:
         self.sock.close()
 
+    def reopen(self) -> SocketChannel:
+        return SocketChannel(self.path)
+
 
 class LocalChannel:
     """A connection to a store in this process; requests are answered on the spot."""
@@ -111,6 +119,9 @@ class LocalChannel:
 
     def close(self) -> None:
         self.conn.close()
+
+    def reopen(self) -> LocalChannel:
+        return LocalChannel(self.conn.store, self.conn.domid)
 
 
 class XsHandle:
@@ -128,6 +139,10 @@ class XsHandle:
     def local(cls, store: Store, domid: int = 0) -> XsHandle:
         """A handle on ``store`` in this process, speaking for ``domid``."""
         return cls(LocalChannel(store, domid))
+
+    def another(self) -> XsHandle:
+        """A handle of its own on the same xenstore, for another thread or builder."""
+        return XsHandle(self.channel.reopen())
 
     def close(self) -> None:
         self.channel.close()

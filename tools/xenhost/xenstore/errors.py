@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hypervisor_model.schema import SchemaError
 from xenhost.xenstore.wire import ERRNO_OF
 
 
@@ -14,5 +15,5 @@ class XenstoreError(OSError):
         self.name = name
 
 
-class XenstoreStateError(ValueError):
-    """A saved tree that cannot be loaded; the message is one line saying what is wrong."""
+class XenstoreStateError(SchemaError):
+    """A saved tree that cannot be loaded: one line saying where and what is wrong."""

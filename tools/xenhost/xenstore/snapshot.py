@@ -3,21 +3,38 @@
 A snapshot lists the nodes parents first, children in creation order, each as
 ``[path, value, [permissions]]``; values are bytes kept as Latin-1 text, so any byte
 survives JSON and ASCII (which xenstore values nearly always are) reads as itself. The
-domains xenstored had been introduced to are kept too. Connections, watches and
-transactions are not: they end with the process that served them, as in xenstored.
+list is flat, so however deep the tree, the document nests three levels. The domains
+xenstored had been introduced to are kept too. Connections, watches and transactions are
+not: they end with the process that served them, as in xenstored.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from xenhost.xenstore.errors import XenstoreError, XenstoreStateError
+from hypervisor_model.schema import Int, List, Record, Row, SchemaError, Str
+from xenhost.xenstore.errors import XenstoreStateError
 from xenhost.xenstore.store import PRIV_DOMID, Store
-from xenhost.xenstore.tree import SPECIAL_NODES, Node, basename, parent_of, parse_perms, valid_name
+from xenhost.xenstore.tree import SPECIAL_NODES, Node, basename, parent_of, parse_perms
 from xenhost.xenstore.wire import XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX
 
 MAX_NODES = 1 << 20  # far beyond what a host's toolstack writes
 MAX_PERMS = 1024
+_PATH = r"/|(/[A-Za-z0-9_@-]+)+|" + "|".join(SPECIAL_NODES)
+SCHEMA = Record(
+    {
+        "nodes": List(
+            Row(
+                Str(XENSTORE_ABS_PATH_MAX, _PATH),
+                Str(XENSTORE_PAYLOAD_MAX),
+                List(Str(12, r"[nrwb]-?[0-9]{1,10}"), MAX_PERMS),
+            ),
+            MAX_NODES,
+        ),
+        "introduced": List(Int(1, 0xFFFF), 0xFFFF),
+    },
+    optional=frozenset({"introduced"}),
+)
 
 
 def snapshot(store: Store) -> dict[str, Any]:
@@ -34,76 +51,51 @@ def snapshot(store: Store) -> dict[str, Any]:
         }
 
 
-def _fail(message: str) -> XenstoreStateError:
-    return XenstoreStateError(f"xenstore: {message}")
-
-
-def _entry(i: int, entry: Any) -> tuple[str, bytes, list[str]]:
-    if not (isinstance(entry, list) and len(entry) == 3):
-        raise _fail(f"node {i}: expected [path, value, permissions], got {entry!r:.60}")
+def _node(i: int, entry: list[Any], children: dict[str, list[str]]) -> tuple[str, Node]:
+    """One listed node, checked against the ones listed before it."""
     name, value, perms = entry
-    if not (isinstance(name, str) and len(name) <= XENSTORE_ABS_PATH_MAX and valid_name(name)):
-        raise _fail(f"node {i}: expected a xenstore path, got {name!r:.60}")
-    if not isinstance(value, str):
-        raise _fail(f"{name}: expected the value as text, got {type(value).__name__}")
+    if name in children:
+        raise XenstoreStateError(f"{name} listed twice")
+    if (i == 0) != (name == "/"):
+        raise XenstoreStateError(f"expected the root / first and only first, got {name}")
+    if i and name not in SPECIAL_NODES:
+        parent = parent_of(name)
+        if parent not in children:
+            raise XenstoreStateError(f"{name} listed before its parent {parent}")
+        children[parent].append(basename(name))
+    children[name] = []
     try:
         raw = value.encode("latin-1")
     except UnicodeEncodeError:
-        raise _fail(f"{name}: expected a value of bytes as Latin-1 text") from None
-    if len(raw) > XENSTORE_PAYLOAD_MAX:
-        raise _fail(f"{name}: expected a value of at most {XENSTORE_PAYLOAD_MAX} bytes")
-    if not (
-        isinstance(perms, list)
-        and 1 <= len(perms) <= MAX_PERMS
-        and all(isinstance(p, str) for p in perms)
-    ):
-        raise _fail(f"{name}: expected 1 to {MAX_PERMS} permission strings, got {perms!r:.60}")
-    return name, raw, perms
+        raise XenstoreStateError("expected a value of bytes as Latin-1 text") from None
+    if not perms:
+        raise XenstoreStateError("expected at least the owner's permission")
+    return name, Node(raw, parse_perms(perms))
 
 
 def restore(doc: Any) -> Store:
-    """A store holding a snapshot's tree; XenstoreStateError (one line) if it is not one."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
-        raise _fail("expected an object with a list of nodes")
+    """A store holding a snapshot's tree; XenstoreStateError (a SchemaError: one line,
+    saying where) if it is not one."""
+    SCHEMA.check(doc)
     entries = doc["nodes"]
-    if not 1 <= len(entries) <= MAX_NODES:
-        raise _fail(f"expected 1 to {MAX_NODES} nodes, got {len(entries)}")
-    parsed: dict[str, tuple[bytes, list[str]]] = {}
+    if not entries:
+        raise XenstoreStateError("expected the root / first, got no nodes").at("nodes")
     children: dict[str, list[str]] = {}
+    nodes = []
     for i, entry in enumerate(entries):
-        name, raw, texts = _entry(i, entry)
-        if name in parsed:
-            raise _fail(f"{name}: listed twice")
-        if i == 0 and name != "/":
-            raise _fail(f"expected the root / first, got {name!r:.60}")
-        if name not in SPECIAL_NODES and name != "/":
-            if name.startswith("@"):
-                raise _fail(f"{name}: not a special node xenstored keeps")
-            parent = parent_of(name)
-            if parent not in children:
-                raise _fail(f"{name}: listed before its parent {parent}")
-            children[parent].append(basename(name))
-        parsed[name] = raw, texts
-        children[name] = []
-    introduced = doc.get("introduced", [])
-    if not (
-        isinstance(introduced, list) and all(type(d) is int and 0 < d < 65536 for d in introduced)
-    ):
-        raise _fail(f"expected introduced domains as ids 1 to 65535, got {introduced!r:.60}")
+        try:
+            nodes.append(_node(i, entry, children))
+        except SchemaError as e:
+            raise e.at(i).at("nodes") from None
     store = Store()
     defaults = {name: store.nodes[name] for name in SPECIAL_NODES}
     store.nodes.clear()
     store.owned.clear()
-    for name, (raw, texts) in parsed.items():
-        try:
-            perms = parse_perms(texts)
-        except XenstoreError:
-            raise _fail(
-                f"{name}: expected permissions such as n0 or r5, got {texts!r:.60}"
-            ) from None
-        store._set(name, Node(raw, perms, tuple(children[name]), store._next_generation()))
+    for name, node in nodes:
+        generation = store._next_generation()
+        store._set(name, Node(node.value, node.perms, tuple(children[name]), generation))
     for name, node in defaults.items():
         if name not in store.nodes:
             store._set(name, node)
-    store.introduced |= set(introduced)
+    store.introduced |= set(doc.get("introduced", ()))
     return store
