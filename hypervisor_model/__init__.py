@@ -39,11 +39,13 @@ def boot(
     distances: Sequence[Sequence[int]] | None = None,
     cpus_per_node: int | Sequence[int] = 4,
     dom0_memory: int = 0,
+    xen: str = "master",
 ) -> Hypervisor:
     """Boot an emulated host: ``nodes`` in MiB per node, or explicit MFN ``ranges``.
 
     ``offline`` node ids keep their memory out of the heap; ``distances`` is the SLIT
-    matrix (default 10 local, 20 remote); ``dom0_memory`` is dom0's RAM in MiB.
+    matrix (default 10 local, 20 remote); ``dom0_memory`` is dom0's RAM in MiB; ``xen`` the
+    Xen release whose hypercall ABI the host speaks ("master" or "4.17").
     """
     return Hypervisor(
         make_host(
@@ -53,6 +55,7 @@ def boot(
             distances=distances,
             cpus_per_node=cpus_per_node,
             dom0_memory=dom0_memory,
+            xen=xen,
         )
     )
 

@@ -2,7 +2,8 @@
 
 Order of checks as do_domctl: copy in (EFAULT), interface version (EACCES), domain lookup
 (ESRCH for the control domain, EPERM for others), the XSM check (dummy policy: control
-domain only), then the command under the global domctl lock.
+domain only), then the command under the global domctl lock. Where the host's release
+differs (versions, layouts, lookups), ``hv.release`` says how.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from hypervisor_model.public import domctl as abi
 from hypervisor_model.public.errno import (
     E2BIG,
     EACCES,
-    EEXIST,
     EFAULT,
     EINVAL,
     ENOSYS,
@@ -39,6 +39,8 @@ from hypervisor_model.public.errno import (
     ERANGE,
     ESRCH,
 )
+from hypervisor_model.public.releases import Release
+from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
 
 if TYPE_CHECKING:
     from hypervisor_model.hypervisor import Hypervisor
@@ -60,29 +62,42 @@ HAP_PADDR_BITS = 52  # hap_paddr_bits of the model's CPUs: the full PADDR_BITS
 
 
 def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
+    release = hv.release
     op = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_domctl)
-    stable = op.cmd == abi.XEN_DOMCTL_get_domain_state
-    if op.interface_version != (0 if stable else abi.XEN_DOMCTL_INTERFACE_VERSION):
+    stable = op.cmd in release.stable_domctls
+    if op.interface_version != (0 if stable else release.domctl_interface_version):
         raise XenError(EACCES, "interface version mismatch")
     d = None
     if op.cmd != abi.XEN_DOMCTL_createdomain:
         d = hv.find_domain(op.domain)
+        if d is None and op.cmd == abi.XEN_DOMCTL_getdomaininfo and release.getdomaininfo_next:
+            d = _next_domain(hv, op.domain)
         if d is None:
-            raise XenError(ESRCH if hv.is_control_domain(current) else EPERM)
+            eperm = release.missing_domain_eperm and not hv.is_control_domain(current)
+            raise XenError(EPERM if eperm else ESRCH)
     reply = _Reply(hv, arg, op)
     if op.cmd == abi.XEN_DOMCTL_getdomaininfo:
         assert d is not None
         if not (hv.is_control_domain(current) or current.cdf_flags & abi.XEN_DOMCTL_CDF_xs_domain):
             raise XenError(EPERM)  # xsm_getdomaininfo(XSM_XS_PRIV)
         reply.payload(abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
+        reply.op.domain = d.domain_id  # the domain found, when it was not the one asked for
         return reply.send(0)
     if not hv.is_control_domain(current):
         raise XenError(EPERM)  # xsm_domctl(XSM_PRIV)
     with hv.domctl_lock:
-        handler = _COMMANDS.get(op.cmd)
+        handler = None if op.cmd in release.missing_domctls else _COMMANDS.get(op.cmd)
         if handler is None:
             raise XenError(ENOSYS)  # arch_do_domctl's default
         return handler(hv, current, d, reply)
+
+
+def _next_domain(hv: Hypervisor, domid: int) -> Domain | None:
+    """4.17's getdomaininfo of a missing id: the first domain at or above it, in the domain
+    list's (domid) order; a reserved id is EINVAL (4.17 domctl.c)."""
+    if domid >= DOMID_FIRST_RESERVED:
+        raise XenError(EINVAL, "reserved domid")
+    return next((d for d in hv.domain_list() if d.domain_id >= domid), None)
 
 
 class _Reply:
@@ -127,38 +142,47 @@ def _sanitise_domain_config(config: Record) -> None:
     )
     if flags & unsupported or config.iommu_opts or config.vmtrace_size:
         raise XenError(EINVAL, "feature not available on this host")
-    # arch_sanitise_domain_config: vCPU limit, misc flags, altp2m (unavailable here)
+    # arch_sanitise_domain_config: vCPU limit, misc flags, altp2m (unavailable here; before
+    # 4.22 createdomain has no altp2m member to ask with)
     if config.max_vcpus > (HVM_MAX_VCPUS if hvm else MAX_VIRT_CPUS):
         raise XenError(EINVAL, f"too many vCPUs: {config.max_vcpus}")
-    if config.arch.misc_flags & ~XEN_X86_MSR_RELAXED or config.altp2m.opts or config.altp2m.nr:
+    altp2m = "altp2m" in config and (config.altp2m.opts or config.altp2m.nr)
+    if config.arch.misc_flags & ~XEN_X86_MSR_RELAXED or altp2m:
         raise XenError(EINVAL, "bad arch misc_flags or altp2m options")
 
 
-def _grant_table_init(config: Record) -> None:
+def _grant_table_init(config: Record, release: Release) -> None:
     """grant_table_init's checks, after the domain exists (so the domid is freed again): a
     grant version 1..GNTTAB_MAX_VERSION, and at least INITIAL_NR_GRANT_FRAMES grant frames
-    where a negative count means Xen's default (64)."""
+    where a negative count means Xen's default (64); 4.17 also caps both counts at the
+    defaults (opt_max_grant_frames, opt_max_maptrack_frames)."""
     version = config.grant_opts & GRANT_VERSION_MASK
     if not 1 <= version <= GNTTAB_MAX_VERSION:
         raise XenError(EINVAL, f"expected grant version 1..{GNTTAB_MAX_VERSION}, got {version}")
     if 0 <= config.max_grant_frames < INITIAL_NR_GRANT_FRAMES:
         raise XenError(EINVAL, f"expected at least {INITIAL_NR_GRANT_FRAMES} grant frame, got 0")
+    if release.grant_frame_caps is not None:
+        caps = release.grant_frame_caps
+        frames = (config.max_grant_frames, config.max_maptrack_frames)
+        if any(n > cap for n, cap in zip(frames, caps, strict=True)):  # negative: the cap
+            raise XenError(EINVAL, f"expected at most {caps} grant/maptrack frames, got {frames}")
 
 
-def emulation_flags_ok(hvm: bool, flags: int) -> bool:
+def emulation_flags_ok(hvm: bool, flags: int, pirq_optional: bool = True) -> bool:
     """The emulators a domU may have (x86 emulation_flags_ok): a PV guest at most the PIT;
-    a PVH guest exactly the LAPIC; an HVM guest every emulator but vPCI, PIRQ optional."""
+    a PVH guest exactly the LAPIC; an HVM guest every emulator but vPCI, PIRQ optional
+    (master) or required (4.17)."""
     if not hvm:
         return not flags & ~abi.XEN_X86_EMU_PIT
-    hvm_min = abi.XEN_X86_EMU_ALL & ~(abi.XEN_X86_EMU_VPCI | abi.XEN_X86_EMU_USE_PIRQ)
-    return flags == abi.XEN_X86_EMU_LAPIC or flags & ~abi.XEN_X86_EMU_USE_PIRQ == hvm_min
+    hvm_all = abi.XEN_X86_EMU_ALL & ~abi.XEN_X86_EMU_VPCI
+    optional = abi.XEN_X86_EMU_USE_PIRQ if pirq_optional else 0
+    return flags == abi.XEN_X86_EMU_LAPIC or (flags | optional) == hvm_all
 
 
 def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Reply) -> int:
-    config = parse(abi.xen_domctl_createdomain, reply.op.u)
+    layout = hv.release.xen_domctl_createdomain
+    config = parse(layout, reply.op.u)
     domid = hv.domid_alloc(reply.op.domain)
-    if domid is None:
-        raise XenError(EEXIST, "domid taken or reserved")
     try:
         _sanitise_domain_config(config)
     except XenError:
@@ -167,14 +191,14 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
     hvm = bool(config.flags & abi.XEN_DOMCTL_CDF_hvm)
     if config.arch.emulation_flags & ~abi.XEN_X86_EMU_ALL:
         raise XenError(EINVAL, "invalid emulation bitmap")  # arch_domain_create
-    if not emulation_flags_ok(hvm, config.arch.emulation_flags):
+    if not emulation_flags_ok(hvm, config.arch.emulation_flags, hv.release.hvm_pirq_optional):
         raise XenError(EOPNOTSUPP, f"emulators {config.arch.emulation_flags:#x} not allowed")
-    _grant_table_init(config)
+    _grant_table_init(config, hv.release)
     if config.cpupool_id != 0:
         raise XenError(ESRCH, "no such cpupool")  # cpupool_add_domain: only pool 0 exists
     if not config.flags & abi.XEN_DOMCTL_CDF_hvm:
         config.flags |= abi.XEN_DOMCTL_CDF_oos_off  # arch_sanitise_domain_config, copied back
-        reply.payload(abi.xen_domctl_createdomain, config)
+        reply.payload(layout, config)
     new = Domain(
         domid,
         is_hvm=hvm,
@@ -356,17 +380,21 @@ def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
 
 
 def _getnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
-    """bitmap_to_xenctl_bitmap. Quirk kept from Xen: when the caller's bitmap is shorter than
-    Xen's, its last byte receives Xen's *last* byte, not the corresponding one."""
+    """bitmap_to_xenctl_bitmap. Quirk kept from master: when the caller's bitmap is shorter
+    than Xen's, its last byte receives Xen's *last* byte, not the corresponding one (4.17
+    copies the leading bytes as they are)."""
     nodemap = parse(abi.xen_domctl_nodeaffinity, reply.op.u).nodemap
     xen = d.node_affinity.to_bytes(NODEMAP_BYTES, "little")
     guest_bytes = _bitmap_bytes(nodemap.nr_bits)
     copy_bytes = min(guest_bytes, NODEMAP_BYTES)
     base, ok = nodemap.bitmap, True
-    if copy_bytes > 1:
-        ok = hv.caller_memory.try_copy_to_guest(base, xen[: copy_bytes - 1])
-    if copy_bytes:
-        ok = hv.caller_memory.try_copy_to_guest(base + copy_bytes - 1, xen[-1:]) and ok
+    if not hv.release.bitmap_last_byte_quirk:
+        ok = hv.caller_memory.try_copy_to_guest(base, xen[:copy_bytes])
+    else:
+        if copy_bytes > 1:
+            ok = hv.caller_memory.try_copy_to_guest(base, xen[: copy_bytes - 1])
+        if copy_bytes:
+            ok = hv.caller_memory.try_copy_to_guest(base + copy_bytes - 1, xen[-1:]) and ok
     offset = copy_bytes
     while ok and offset < guest_bytes:  # Xen zeroes the rest byte by byte, up to a fault
         size = min(guest_bytes - offset, 1 << 16)

@@ -1,4 +1,5 @@
-"""What a host is made of: NUMA nodes (memory ranges, online state, CPUs), distances, dom0.
+"""What a host is made of: NUMA nodes (memory ranges, online state, CPUs), distances, dom0,
+and the Xen release it runs.
 
 A description is built from keyword arguments (for tests) or a TOML file (for tools); both
 end in the same validated, immutable :class:`HostConfig`.
@@ -13,6 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from hypervisor_model.public.releases import UnknownRelease, release
 from hypervisor_model.public.xen import XEN_PAGE_SHIFT
 
 MAX_NUMNODES = 64  # CONFIG_NR_NUMA_NODES default (xen/arch/x86/Kconfig)
@@ -50,12 +52,14 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class HostConfig:
-    """A whole host. ``distances`` is the SLIT matrix (0xFF = unreachable)."""
+    """A whole host. ``distances`` is the SLIT matrix (0xFF = unreachable); ``xen`` names
+    the release whose hypercall ABI it speaks (:mod:`hypervisor_model.public.releases`)."""
 
     nodes: tuple[NodeConfig, ...]
     distances: tuple[tuple[int, ...], ...]
     dom0_memory_mib: int = 0
     cpu_khz: int = 2_000_000
+    xen: str = "master"
 
     def distance(self, a: int, b: int) -> int:
         return self.distances[a][b]
@@ -97,13 +101,19 @@ def make_host(
     cpus_per_node: int | Sequence[int] = 4,
     dom0_memory: int = 0,
     cpu_khz: int = 2_000_000,
+    xen: str = "master",
 ) -> HostConfig:
     """Validate a host description.
 
     ``nodes`` gives each node's memory in MiB (nodes back to back from MFN 0); ``ranges``
     instead gives each node's MFN ranges ``[start, end)``, which may leave holes. ``offline``
-    lists node ids whose memory is not given to the heap. ``dom0_memory`` is in MiB.
+    lists node ids whose memory is not given to the heap. ``dom0_memory`` is in MiB. ``xen``
+    is the release the host runs: "master" (4.23-unstable) or "4.17".
     """
+    try:
+        release(xen)
+    except UnknownRelease as err:
+        raise HostConfigError(str(err)) from None
     if (nodes is None) == (ranges is None):
         raise HostConfigError("expected exactly one of nodes= (MiB per node) or ranges=")
     layout = nodes if nodes is not None else ranges
@@ -169,12 +179,13 @@ def make_host(
         distances=tuple(tuple(row) for row in matrix),
         dom0_memory_mib=_int(dom0_memory, "dom0_memory (MiB)"),
         cpu_khz=_int(cpu_khz, "cpu_khz"),
+        xen=xen,
     )
 
 
 def host_from_mapping(doc: Mapping[str, Any]) -> HostConfig:
     """A host from a parsed TOML document: top-level keys and a ``[[node]]`` array."""
-    known = {"node", "distances", "dom0_memory", "cpu_khz"}
+    known = {"node", "distances", "dom0_memory", "cpu_khz", "xen"}
     if unknown := set(doc) - known:
         raise HostConfigError(f"unknown host keys {sorted(unknown)}; expected {sorted(known)}")
     nodes = doc.get("node")
@@ -205,6 +216,7 @@ def host_from_mapping(doc: Mapping[str, Any]) -> HostConfig:
         cpus_per_node=cpus,
         dom0_memory=doc.get("dom0_memory", 0),
         cpu_khz=doc.get("cpu_khz", 2_000_000),
+        xen=doc.get("xen", "master"),
     )
 
 

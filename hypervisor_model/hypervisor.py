@@ -27,7 +27,8 @@ from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
 from hypervisor_model.invariants import check_invariants
 from hypervisor_model.memory_op import do_memory_op
 from hypervisor_model.multicall import do_multicall
-from hypervisor_model.public.errno import EFAULT, ENOSYS, ESRCH
+from hypervisor_model.public.errno import EEXIST, EFAULT, ENOMEM, ENOSYS, ESRCH
+from hypervisor_model.public.releases import release
 from hypervisor_model.public.xen import (
     DOMID_ANY,
     DOMID_FIRST_RESERVED,
@@ -52,6 +53,7 @@ class Hypervisor:
     def __init__(self, host: HostConfig, *, boot: bool = True) -> None:
         """Power the host on; ``boot=False`` leaves it empty for a saved state to fill."""
         self.host = host
+        self.release = release(host.xen)  # the hypercall ABI this host speaks
         self.heap = Heap(host, boot=boot)
         self.heap._recall_hook = self._recall_claims
         self.faults = Faults(self)
@@ -86,27 +88,44 @@ class Hypervisor:
         with self._domlist_lock:
             return [self._domains[i] for i in sorted(self._domains)]
 
-    def domid_alloc(self, requested: int) -> int | None:
-        """Reserve a domid (domid_alloc): an exact free id below DOMID_FIRST_RESERVED, or for
-        DOMID_ANY the next free id after the last one handed out, wrapping, never 0."""
+    def domid_alloc(self, requested: int) -> int:
+        """Reserve a domid for createdomain, as the host's release does; raises XenError.
+
+        Master (domid_alloc): an exact free id below DOMID_FIRST_RESERVED, or for DOMID_ANY
+        the next free id after the last one handed out, wrapping, never 0; none is EEXIST.
+        Before 4.22 (XEN_DOMCTL_createdomain): an id in 1..DOMID_FIRST_RESERVED-1 is exact
+        (EEXIST if taken); 0 or any reserved id searches on from the last id handed out,
+        never trying that one again, and finding none is ENOMEM.
+        """
         with self._domlist_lock:
             taken = self._domains.keys() | self._leaked_domids
-            if requested < DOMID_FIRST_RESERVED:
-                return None if requested in taken else requested
-            if requested != DOMID_ANY:
-                return None
-            after_last = range(self._domid_last + 1, DOMID_FIRST_RESERVED)
-            for domid in chain(after_last, range(1, self._domid_last + 1)):
-                if domid not in taken:
-                    self._domid_last = domid
-                    return domid
-            return None
+            last = self._domid_last
+            if self.release.has_domid_any:
+                exact = requested < DOMID_FIRST_RESERVED
+                search = not exact and requested == DOMID_ANY
+                wrapped = range(1, last + 1)
+            else:
+                exact = 0 < requested < DOMID_FIRST_RESERVED
+                search = not exact
+                wrapped = range(1, last)
+            if exact and requested not in taken:
+                return requested
+            if search:
+                for domid in chain(range(last + 1, DOMID_FIRST_RESERVED), wrapped):
+                    if domid not in taken:
+                        self._domid_last = domid
+                        return domid
+                if not self.release.has_domid_any:
+                    raise XenError(ENOMEM, "no free domid")
+            raise XenError(EEXIST, "domid taken or reserved")
 
     def leak_domid(self, domid: int) -> None:
-        """Keep an id reserved for good: Xen never frees one whose createdomain failed its
-        configuration checks (domain_create returns before the domain exists)."""
-        with self._domlist_lock:
-            self._leaked_domids.add(domid)
+        """Keep an id reserved for good: master never frees one whose createdomain failed
+        its configuration checks (domain_create returns before the domain exists). Before
+        4.22 an id is taken only while its domain exists (is_free_domid): nothing leaks."""
+        if self.release.has_domid_any:
+            with self._domlist_lock:
+                self._leaked_domids.add(domid)
 
     def add_domain(self, d: Domain) -> None:
         with self._domlist_lock:
@@ -147,7 +166,7 @@ class Hypervisor:
 
     def _boot_banner(self) -> str:
         heap = self.heap
-        lines = ["Xen version 4.22 (xenemu model)"]
+        lines = [f"Xen version {self.release.version} (xenemu model)"]
         for n, node in enumerate(self.host.nodes):
             for start, end in node.ranges if node.online else ():
                 lines.append(f"NUMA: Node {n} PXM {n} [{start << 12:016x}, {(end << 12) - 1:016x}]")

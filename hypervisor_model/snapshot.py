@@ -47,7 +47,7 @@ from hypervisor_model.schema import (
 )
 
 FORMAT = "xenemu-host"
-VERSION = 1
+VERSION = 2  # 2: the host's Xen release ("xen"); a version 1 state runs master
 _RUNMAPS = ("pages", "p2m")
 _SKIPPED = ("page_alloc_lock",)
 
@@ -95,6 +95,7 @@ def save_state(hv: Hypervisor) -> dict[str, Any]:
                 "cpus": [n.cpus for n in host.nodes],
                 "dom0_memory": host.dom0_memory_mib,
                 "cpu_khz": host.cpu_khz,
+                "xen": host.xen,
             },
             "heap": {
                 "free_lists": [list(entry) for entry in heap.free_lists()],
@@ -161,7 +162,9 @@ SCHEMA = Record(
                 "cpus": List(Int(0, NR_CPUS), MAX_NUMNODES),
                 "dom0_memory": Int(0, U32),
                 "cpu_khz": Int(0, U32),
+                "xen": Str(16),  # the release; states before version 2 ran master
             },
+            optional=frozenset({"xen"}),
         ),
         "heap": Record(
             {
@@ -248,6 +251,7 @@ def _rebuild(doc: dict[str, Any]) -> Hypervisor:
         cpus_per_node=h["cpus"],
         dom0_memory=h["dom0_memory"],
         cpu_khz=h["cpu_khz"],
+        xen=h.get("xen", "master"),
     )
     nr_nodes = len(host.nodes)
     hv = Hypervisor(host, boot=False)

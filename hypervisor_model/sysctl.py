@@ -35,7 +35,7 @@ MAX_OFFLINE_STATUS_BYTES = 64 << 20
 
 def do_sysctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
     op = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_sysctl)
-    if op.interface_version != abi.XEN_SYSCTL_INTERFACE_VERSION:
+    if op.interface_version != hv.release.sysctl_interface_version:
         raise XenError(EACCES, "interface version mismatch")
     if not hv.is_control_domain(current):
         raise XenError(EPERM)  # xsm_sysctl(XSM_PRIV)

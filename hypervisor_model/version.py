@@ -1,6 +1,8 @@
 """``__HYPERVISOR_xen_version``: which Xen this is (common/kernel.c do_xen_version).
 
-The emulated host reports itself as Xen 4.22.0, the release the model follows.
+The emulated host reports the strings of the release it runs (``hv.release``): master is
+4.23-unstable, the version of the commit the model follows. 4.17 has no variable-length
+sub-ops (XENVER_*2) and checks build_id's buffer before finding no build id.
 """
 
 from __future__ import annotations
@@ -16,15 +18,10 @@ from hypervisor_model.public.errno import E2BIG, EINVAL, ENOBUFS, ENODATA, ENOSY
 if TYPE_CHECKING:
     from hypervisor_model.domain import Domain
     from hypervisor_model.hypervisor import Hypervisor
+    from hypervisor_model.public.releases import Release
 
-XEN_MAJOR, XEN_MINOR, XEN_EXTRA = 4, 22, ".0"
-CAPABILITIES = "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64"
-CHANGESET = "xenemu model of c447b7308b13"
 HYPERVISOR_VIRT_START = 0xFFFF800000000000  # x86_64 PV guests' view of Xen's range
 COMMANDLINE = "conring_size=1M"
-COMPILE_INFO = dict(
-    compiler=b"xenemu", compile_by=b"xenemu", compile_domain=b"", compile_date=b"2026-08-20"
-)
 
 
 def _text(value: str, size: int) -> bytes:
@@ -53,39 +50,49 @@ VARBUF_LIMIT = 64 << 10  # xenver_varbuf_op's limit on an answer
 
 
 def do_xen_version(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int) -> int:
+    release = hv.release
     deny = cmd not in _ANYONE and not hv.is_control_domain(current)
     if cmd == abi.XENVER_version:
-        return XEN_MAJOR << 16 | XEN_MINOR
+        return release.major << 16 | release.minor
     if cmd == abi.XENVER_pagesize:
         if arg:
             raise XenError(EINVAL, "XENVER_pagesize takes a NULL handle")
         return 4096
-    if cmd in _VARBUF:
+    if cmd == abi.XENVER_build_id and not release.xenver_varbuf:
+        return _build_id_4_17(hv, deny, arg)
+    if cmd in _VARBUF and release.xenver_varbuf:
         if deny:
             raise XenError(EPERM)
-        answer = _VARBUF[cmd]()
+        answer = _VARBUF[cmd](release)
         if cmd == abi.XENVER_build_id and not answer:
             raise XenError(ENODATA, "Xen was linked without a build id")
         return _varbuf(hv, answer, arg)
     replies = {
-        abi.XENVER_extraversion: lambda: _text(XEN_EXTRA, abi.XEN_EXTRAVERSION_LEN),
-        abi.XENVER_capabilities: lambda: _text(CAPABILITIES, abi.XEN_CAPABILITIES_INFO_LEN),
-        abi.XENVER_changeset: lambda: _text(CHANGESET, abi.XEN_CHANGESET_INFO_LEN),
+        abi.XENVER_extraversion: lambda: _text(release.extraversion, abi.XEN_EXTRAVERSION_LEN),
+        abi.XENVER_capabilities: lambda: _text(release.capabilities, abi.XEN_CAPABILITIES_INFO_LEN),
+        abi.XENVER_changeset: lambda: _text(release.changeset, abi.XEN_CHANGESET_INFO_LEN),
         # a denied caller gets "<denied>" and its NUL, nothing more
         abi.XENVER_commandline: lambda: (
             _text(DENIED, len(DENIED) + 1) if deny else _text(COMMANDLINE, abi.XEN_COMMANDLINE_LEN)
         ),
         abi.XENVER_compile_info: lambda: build(
             abi.xen_compile_info,
-            {
-                k: v.ljust(n, b"\0")
-                for (k, v), n in zip(COMPILE_INFO.items(), (64, 16, 32, 32), strict=True)
-            },
+            dict(
+                compiler=_text(release.compiler, 64),
+                compile_by=_text(release.compile_by, 16),
+                compile_domain=_text(release.compile_domain, 32),
+                compile_date=_text(release.compile_date, 32),
+            ),
         ),
-        # release builds tell a 64-bit PV caller where Xen's range starts, others 0
+        # master's release builds tell a 64-bit PV caller where Xen's range starts, others
+        # 0; 4.17 tells everyone
         abi.XENVER_platform_parameters: lambda: build(
             abi.xen_platform_parameters,
-            dict(virt_start=0 if current.is_hvm else HYPERVISOR_VIRT_START),
+            dict(
+                virt_start=0
+                if current.is_hvm and release.platform_parameters_pv_only
+                else HYPERVISOR_VIRT_START
+            ),
         ),
         abi.XENVER_guest_handle: lambda: current.handle,
     }
@@ -96,13 +103,23 @@ def do_xen_version(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int)
     return 0
 
 
-_VARBUF: dict[int, Callable[[], bytes]] = {
-    abi.XENVER_build_id: lambda: BUILD_ID,
-    abi.XENVER_extraversion2: lambda: XEN_EXTRA.encode(),
-    abi.XENVER_capabilities2: lambda: CAPABILITIES.encode(),
-    abi.XENVER_changeset2: lambda: CHANGESET.encode(),
-    abi.XENVER_commandline2: lambda: COMMANDLINE.encode(),
+_VARBUF: dict[int, Callable[[Release], bytes]] = {
+    abi.XENVER_build_id: lambda r: BUILD_ID,
+    abi.XENVER_extraversion2: lambda r: r.extraversion.encode(),
+    abi.XENVER_capabilities2: lambda r: r.capabilities.encode(),
+    abi.XENVER_changeset2: lambda r: r.changeset.encode(),
+    abi.XENVER_commandline2: lambda r: COMMANDLINE.encode(),
 }
+
+
+def _build_id_4_17(hv: Hypervisor, deny: bool, arg: int) -> int:
+    """4.17's XENVER_build_id: the caller's xen_build_id is read first (EFAULT; ``len`` 0
+    is EINVAL), then Xen finds it has no build id (ENODATA)."""
+    if deny:
+        raise XenError(EPERM)
+    if arg and copy_struct_from_guest(hv.caller_memory, arg, abi.xen_build_id).len == 0:
+        raise XenError(EINVAL, "xen_build_id.len is 0")
+    raise XenError(ENODATA, "Xen was linked without a build id")
 
 
 def _varbuf(hv: Hypervisor, answer: bytes, arg: int) -> int:

@@ -93,8 +93,9 @@ def _invalid(value: int) -> int | None:
 class Xenctrl:
     """An open handle with OCaml-Xenctrl-style methods."""
 
-    def __init__(self, hv: Host, domid: int = 0) -> None:
-        self.xch: xc_interface = xc_interface_open(hv, domid)
+    def __init__(self, hv: Host, domid: int = 0, *, xen: str | None = None) -> None:
+        """Open a handle as :func:`xc_interface_open` does (``xen``: speak that release)."""
+        self.xch: xc_interface = xc_interface_open(hv, domid, xen=xen)
 
     def __enter__(self) -> Xenctrl:
         return self

@@ -10,9 +10,9 @@ import ctypes
 from collections.abc import MutableSequence, Sequence
 from typing import Any
 
-from hypervisor_model.guest_memory import parse
+from hypervisor_model.guest_memory import build, parse
 from hypervisor_model.public import domctl, memory, sysctl
-from hypervisor_model.public.errno import EBUSY, EINVAL, ENOMEM
+from hypervisor_model.public.errno import EBUSY, EINVAL, ENOMEM, ESRCH
 from hypervisor_model.public.xen import DOMID_ANY
 from xenctrl import trace
 from xenctrl.errors import XenError
@@ -62,14 +62,24 @@ def default_createdomain(
 def xc_domain_create(
     xch: xc_interface, domid: int = DOMID_ANY, config: xen_domctl_createdomain | None = None
 ) -> int:
-    """Create a domain (paused); returns its domid. ``config`` is written back, as in C."""
+    """Create a domain (paused); returns its domid. ``config`` is written back, as in C.
+
+    The handle's release decides the wire layout (4.17's has no ``altp2m``) and how "any
+    domid" is asked for: DOMID_ANY becomes 0 for a release without it.
+    """
     config = config if config is not None else default_createdomain()
+    layout = xch.release.xen_domctl_createdomain
     fields = parse(domctl.xen_domctl_createdomain, bytes(config))
-    rc, reply = do_domctl(
-        xch, domctl.XEN_DOMCTL_createdomain, domid, domctl.xen_domctl_createdomain, **dict(fields)
-    )
+    members = {sc.name for sc in layout.subcons}
+    if "altp2m" not in members and (fields.altp2m.opts or fields.altp2m.nr):
+        raise ValueError(f"Xen {xch.release.name}'s createdomain has no altp2m member")
+    if domid == DOMID_ANY:
+        domid = xch.release.any_domid
+    rc, reply = do_domctl(xch, domctl.XEN_DOMCTL_createdomain, domid, layout, **dict(fields))
     check(rc)
-    ctypes.memmove(ctypes.addressof(config), reply.u, ctypes.sizeof(config))
+    back = dict(fields) | dict(reply.payload)  # a member the release lacks keeps its value
+    raw = build(domctl.xen_domctl_createdomain, back)
+    ctypes.memmove(ctypes.addressof(config), raw, ctypes.sizeof(config))
     return int(reply.domain)
 
 
@@ -109,8 +119,13 @@ def xc_domain_setmaxmem(xch: xc_interface, domid: int, max_memkb: int) -> None:
 
 @traced
 def xc_domain_getinfo_single(xch: xc_interface, domid: int) -> xc_domaininfo_t:
+    """The record of exactly ``domid``. A release whose getdomaininfo answers a missing id
+    with the next domain gets ESRCH for that answer, as its toolstack checks (libxl 4.17
+    libxl_domain_info)."""
     rc, reply = do_domctl(xch, domctl.XEN_DOMCTL_getdomaininfo, domid)
     check(rc)
+    if reply.domain != domid & 0xFFFF:
+        raise XenError(ESRCH, trace.current_call(), f"the next domain is d{reply.domain}")
     return _to_ctypes(xc_domaininfo_t, reply.u)
 
 

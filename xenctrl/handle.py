@@ -5,6 +5,9 @@ buffers (allocated from the caller's arena, as libxencall allocates from its dev
 the hypercall with the buffer's address, and bounces the result back. Nothing here reaches
 into the hypervisor model: only hypercall numbers, argument words and bytes cross. The host
 is in this process (a :class:`Hypervisor`) or held by a server (a :class:`RemoteHost`).
+
+A real libxenctrl is built for one Xen release; a handle here speaks one release too (its
+interface versions and layouts), learnt from the host when it is opened, or chosen.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from construct import Construct
 from hypervisor_model import Hypervisor
 from hypervisor_model.codec import Record
 from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
-from hypervisor_model.public import domctl, memory, sysctl, xen
+from hypervisor_model.public import domctl, memory, sysctl, version, xen
 from hypervisor_model.public.errno import EBADF
+from hypervisor_model.public.releases import MASTER, Release, release, release_of_version
 from hypervisor_model.public.xen import (
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
     HYPERVISOR_multicall,
     HYPERVISOR_sysctl,
+    HYPERVISOR_xen_version,
 )
 from xenctrl import trace
 from xenctrl.errors import XenError
@@ -36,14 +41,16 @@ Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
 
 
 class xc_interface:
-    """An open libxenctrl handle: hypercalls to one host, issued as one domain.
+    """An open libxenctrl handle: hypercalls to one host, issued as one domain, in the
+    interface of one Xen ``release``.
 
     On a :class:`RemoteHost` the handle opens its own connection, as ``xencall_open`` opens
     its own privcmd file: hypercall buffers live in this process and travel as bytes."""
 
-    def __init__(self, hv: Host, domid: int = 0) -> None:
+    def __init__(self, hv: Host, domid: int = 0, release: Release = MASTER) -> None:
         self.hv = hv
         self.domid = domid
+        self.release = release
         self.closed = False
         self.link: Connection | None = None
         if isinstance(hv, RemoteHost):
@@ -60,7 +67,7 @@ class xc_interface:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<xc_interface as d{self.domid}, {state}>"
+        return f"<xc_interface as d{self.domid}, Xen {self.release.name}, {state}>"
 
     def hypercall(self, op: int, *args: int) -> int:
         """xencall: issue one hypercall, returning Xen's raw result."""
@@ -83,12 +90,29 @@ def xc_interface_open(
     domid: int = 0,
     *,
     server: str | PathLike[str] | None = None,
+    xen: str | None = None,
 ) -> xc_interface:
     """Open a handle on an emulated host, in this process or held by the server at the socket
-    ``server``; hypercalls are issued as ``domid`` (dom0 default)."""
+    ``server``; hypercalls are issued as ``domid`` (dom0 default).
+
+    The handle speaks the release the host reports (XENVER_version), or with ``xen`` the
+    named release whatever the host runs, as a libxenctrl built for it would.
+    """
     if (hv is None) == (server is None):
         raise TypeError("expected a host or a server socket, not both or neither")
-    return xc_interface(RemoteHost(server) if server is not None else hv, domid)  # type: ignore[arg-type]
+    xch = xc_interface(RemoteHost(server) if server is not None else hv, domid)  # type: ignore[arg-type]
+    try:
+        xch.release = release(xen) if xen is not None else host_release(xch)
+    except BaseException:
+        xc_interface_close(xch)
+        raise
+    return xch
+
+
+def host_release(xch: xc_interface) -> Release:
+    """The release the host runs, asked as a toolstack can: XENVER_version's major.minor."""
+    ver = check(xch.hypercall(HYPERVISOR_xen_version, version.XENVER_version, 0), "xc_version")
+    return release_of_version(ver >> 16, ver & 0xFFFF)
 
 
 def xc_interface_close(xch: xc_interface | None) -> int:
@@ -163,7 +187,9 @@ def do_domctl(
         domctl.xen_domctl,
         dict(
             cmd=cmd,
-            interface_version=domctl.XEN_DOMCTL_INTERFACE_VERSION,
+            interface_version=(
+                0 if cmd in xch.release.stable_domctls else xch.release.domctl_interface_version
+            ),
             domain=domid & 0xFFFF,  # C narrows uint32_t domid to domid_t
             u=union,
         ),
@@ -182,7 +208,7 @@ def do_sysctl(
         sysctl.xen_sysctl,
         dict(
             cmd=cmd,
-            interface_version=sysctl.XEN_SYSCTL_INTERFACE_VERSION,
+            interface_version=xch.release.sysctl_interface_version,
             u=build(layout, fields) if fields else b"",
         ),
     )

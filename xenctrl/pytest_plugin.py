@@ -11,7 +11,9 @@ Choose the host with a marker, a preset name or :func:`hypervisor_model.boot` ke
     @pytest.mark.xen_host(nodes=[2048, 2048, 2048], dom0_memory=512)
     def test_three_nodes(xen_host): ...
 
-or parametrize ``xen_host`` indirectly with preset names.
+or parametrize ``xen_host`` indirectly with preset names. ``xen="4.17"`` (a keyword of the
+marker) or ``pytest --xen 4.17`` (every host without its own) boots a host that speaks that
+Xen release's hypercall ABI; the handles learn it from the host.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "four-nodes-1tib": dict(nodes=[262144] * 4),
 }
 DEFAULT_PRESET = "two-nodes"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--xen",
+        metavar="RELEASE",
+        default=None,
+        help="the Xen release of xen_host fixtures that do not choose one: master or 4.17",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +67,8 @@ def _host_spec(request: pytest.FixtureRequest) -> dict[str, Any]:
         if preset not in PRESETS:
             raise pytest.UsageError(f"xen_host: expected one of {sorted(PRESETS)}, got {preset!r}")
         kwargs = {**PRESETS[preset], **kwargs}
+    if (xen := request.config.getoption("xen")) is not None:
+        kwargs.setdefault("xen", xen)
     return kwargs
 
 

@@ -23,7 +23,7 @@ from construct import Construct
 from hypervisor_model.codec import Record
 from hypervisor_model.counters import Change
 from hypervisor_model.guest_memory import parse, sizeof
-from hypervisor_model.public import domctl, memory, sysctl, xen
+from hypervisor_model.public import domctl, memory, releases, sysctl, xen
 from hypervisor_model.public.errno import errorcode
 from hypervisor_model.public.xen import (
     HYPERVISOR_domctl,
@@ -268,7 +268,7 @@ def subcall(
     )
 
 
-_LAYOUT_MODULES = (domctl, sysctl, memory, xen)
+_LAYOUT_MODULES = (domctl, sysctl, memory, xen, releases)
 
 
 def _layout_name(payload: Construct | None, envelope: Construct | None) -> str:

@@ -326,11 +326,12 @@ def test_before_hypercall_counts_only_the_given_caller(
     xen_host: hypervisor_model.Hypervisor, xch: xc_interface
 ) -> None:
     """caller=1: dom0's hypercalls neither fire nor use up the skip; d1's second one fires
-    (d1 may read the highest RAM frame itself)."""
+    (d1 may read the highest RAM frame itself). The handle is opened first: opening asks
+    the host's version, one hypercall of d1's."""
     d = new_domain(xch)
     runs: list[int] = []
-    xen_host.faults.before_hypercall(lambda: runs.append(1), caller=d, skip=1)
     with xenctrl.xc_interface_open(xen_host, domid=d) as guest:
+        xen_host.faults.before_hypercall(lambda: runs.append(1), caller=d, skip=1)
         xenctrl.xc_physinfo(xch)
         xenctrl.xc_maximum_ram_page(guest)
         xenctrl.xc_physinfo(xch)

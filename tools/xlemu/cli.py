@@ -6,6 +6,7 @@ works, as in xl. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import click
 from xenhost.xenstore import XenstoreError
 
 from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
+from hypervisor_model.public.releases import RELEASES
 from hypervisor_model.snapshot import StateError
 from xenctrl.trace import Trace
 from xlemu import picture
@@ -385,9 +387,20 @@ def host() -> None:
     help="dom0's memory in MiB.",
 )
 @click.option("--from", "toml", type=click.Path(exists=True, dir_okay=False), help="A host TOML.")
+@click.option(
+    "--xen",
+    type=click.Choice(list(RELEASES)),
+    help="The Xen release the host speaks  [default: master, or the TOML's]",
+)
 @click.pass_context
 def host_init(
-    ctx: click.Context, nodes: int, node_memory: int, cpus: int, dom0_memory: int, toml: str | None
+    ctx: click.Context,
+    nodes: int,
+    node_memory: int,
+    cpus: int,
+    dom0_memory: int,
+    toml: str | None,
+    xen: str | None,
 ) -> None:
     """Boot a new emulated host, replacing the current one."""
     config = (
@@ -395,6 +408,8 @@ def host_init(
         if toml
         else make_host([node_memory] * nodes, cpus_per_node=cpus, dom0_memory=dom0_memory)
     )
+    if xen is not None:
+        config = dataclasses.replace(config, xen=xen)
     with session(ctx.obj["state"], new_host=config):
         pass
     click.echo(f"new host: {len(config.nodes)} nodes, state in {ctx.obj['state'].path}")
