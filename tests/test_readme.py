@@ -60,6 +60,12 @@ def test_the_xlemu_session_prints_what_the_readme_shows(tmp_path: Path) -> None:
         assert actual == expected, command
 
 
+def test_the_417_session_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    session = next(b for b in sessions() if "--xen 4.17" in b)
+    for command, expected, actual in run_session(session, tmp_path):
+        assert actual == expected, command
+
+
 SUMMARY = re.compile(r"claim mode (\w+): (\d+) admitted, (\d+) refused at claim time, (\d+) failed")
 
 

@@ -1,7 +1,8 @@
 """Raw hypercalls for the model's own tests: build the bytes, bounce them through the arena.
 
 This is deliberately thin (no errno translation, no conveniences beyond packing), so the
-tests see exactly what the hypervisor returns. The library client is ``xenctrl``.
+tests see exactly what the hypervisor returns. It speaks the host's Xen release unless told
+another (interface versions, the createdomain layout). The library client is ``xenctrl``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from construct import Construct, Container
 import hypervisor_model
 from hypervisor_model.guest_memory import build, parse
 from hypervisor_model.public import domctl, memory, sysctl
+from hypervisor_model.public.releases import MASTER, Release
 from hypervisor_model.public.xen import (
     DOMID_ANY,
     HYPERVISOR_domctl,
@@ -27,9 +29,12 @@ MiB = 256  # pages per MiB
 class Guest:
     """Issues hypercalls as one domain of an emulated host."""
 
-    def __init__(self, hv: hypervisor_model.Hypervisor, domid: int = 0) -> None:
+    def __init__(
+        self, hv: hypervisor_model.Hypervisor, domid: int = 0, release: Release | None = None
+    ) -> None:
         self.hv = hv
         self.domid = domid
+        self.release = release or hv.release
 
     # -- the three hypercalls ---------------------------------------------------------------
 
@@ -39,9 +44,11 @@ class Guest:
         domain: int,
         layout: Construct | None = None,
         payload: dict[str, Any] | None = None,
-        version: int = domctl.XEN_DOMCTL_INTERFACE_VERSION,
+        version: int | None = None,
     ) -> tuple[int, Container]:
         """Return the result and the domctl as the hypervisor left it in guest memory."""
+        if version is None:
+            version = self.release.domctl_interface_version
         union = build(layout, payload) if layout is not None and payload is not None else b""
         raw = build(
             domctl.xen_domctl,
@@ -60,8 +67,10 @@ class Guest:
         cmd: int,
         layout: Construct | None = None,
         payload: dict[str, Any] | None = None,
-        version: int = sysctl.XEN_SYSCTL_INTERFACE_VERSION,
+        version: int | None = None,
     ) -> tuple[int, Container | None]:
+        if version is None:
+            version = self.release.sysctl_interface_version
         union = build(layout, payload) if layout is not None and payload is not None else b""
         raw = build(sysctl.xen_sysctl, dict(cmd=cmd, interface_version=version, u=union))
         with self.hv.arena.alloc(len(raw)) as buf:
@@ -85,8 +94,8 @@ class Guest:
         rc, after = self.domctl(
             domctl.XEN_DOMCTL_createdomain,
             domid,
-            domctl.xen_domctl_createdomain,
-            createdomain_payload(flags),
+            self.release.xen_domctl_createdomain,
+            createdomain_payload(flags, self.release),
         )
         assert rc == 0, rc
         if max_mib is not None:
@@ -222,8 +231,10 @@ class Guest:
         return rc, status
 
 
-def createdomain_payload(flags: int) -> dict[str, Any]:
-    """A createdomain payload as libxl fills one (PV unless CDF_hvm), one vCPU."""
+def createdomain_payload(flags: int, release: Release = MASTER) -> dict[str, Any]:
+    """A createdomain payload as libxl fills one (PV unless CDF_hvm), one vCPU; 4.17's
+    layout ignores ``altp2m``."""
+    hvm_emulators = 0x1FF if release.hvm_pirq_optional else 0x3FF
     return dict(
         ssidref=0,
         handle=bytes(16),
@@ -237,6 +248,10 @@ def createdomain_payload(flags: int) -> dict[str, Any]:
         altp2m=dict(opts=0, nr=0),
         vmtrace_size=0,
         cpupool_id=0,
-        # emulation_flags_ok: every emulator but vPCI and PIRQ for HVM (0x1FF), none for PV
-        arch=dict(emulation_flags=0x1FF if flags & domctl.XEN_DOMCTL_CDF_hvm else 0, misc_flags=0),
+        # emulation_flags_ok: every emulator but vPCI and PIRQ for HVM (0x1FF; 4.17 requires
+        # PIRQ: 0x3FF), none for PV
+        arch=dict(
+            emulation_flags=hvm_emulators if flags & domctl.XEN_DOMCTL_CDF_hvm else 0,
+            misc_flags=0,
+        ),
     )
