@@ -12,6 +12,7 @@ interface versions and layouts), learnt from the host when it is opened, or chos
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from collections.abc import MutableSequence
 from os import PathLike
@@ -24,7 +25,7 @@ from hypervisor_model.codec import Record
 from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
 from hypervisor_model.public import domctl, memory, sysctl, version, xen
 from hypervisor_model.public.errno import EBADF
-from hypervisor_model.public.releases import MASTER, Release, release, release_of_version
+from hypervisor_model.public.releases import Release, release, release_of_version
 from hypervisor_model.public.xen import (
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
@@ -42,15 +43,15 @@ Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
 
 class xc_interface:
     """An open libxenctrl handle: hypercalls to one host, issued as one domain, in the
-    interface of one Xen ``release``.
+    interface of one Xen ``release`` (None: the host's, asked when first needed).
 
     On a :class:`RemoteHost` the handle opens its own connection, as ``xencall_open`` opens
     its own privcmd file: hypercall buffers live in this process and travel as bytes."""
 
-    def __init__(self, hv: Host, domid: int = 0, release: Release = MASTER) -> None:
+    def __init__(self, hv: Host, domid: int = 0, release: Release | None = None) -> None:
         self.hv = hv
         self.domid = domid
-        self.release = release
+        self._release = release
         self.closed = False
         self.link: Connection | None = None
         if isinstance(hv, RemoteHost):
@@ -67,7 +68,16 @@ class xc_interface:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<xc_interface as d{self.domid}, Xen {self.release.name}, {state}>"
+        xen = self._release.name if self._release else "not asked yet"
+        return f"<xc_interface as d{self.domid}, Xen {xen}, {state}>"
+
+    @property
+    def release(self) -> Release:
+        """The release this handle speaks; the host's is asked with XENVER_version, as a
+        toolstack can, the first time it is needed."""
+        if self._release is None:
+            self._release = host_release(self)
+        return self._release
 
     def hypercall(self, op: int, *args: int) -> int:
         """xencall: issue one hypercall, returning Xen's raw result."""
@@ -100,18 +110,17 @@ def xc_interface_open(
     """
     if (hv is None) == (server is None):
         raise TypeError("expected a host or a server socket, not both or neither")
-    xch = xc_interface(RemoteHost(server) if server is not None else hv, domid)  # type: ignore[arg-type]
-    try:
-        xch.release = release(xen) if xen is not None else host_release(xch)
-    except BaseException:
-        xc_interface_close(xch)
-        raise
+    chosen = release(xen) if xen is not None else None
+    xch = xc_interface(RemoteHost(server) if server is not None else hv, domid, chosen)  # type: ignore[arg-type]
+    with contextlib.suppress(XenError):  # a caller that cannot ask yet asks later
+        xch.release  # noqa: B018
     return xch
 
 
 def host_release(xch: xc_interface) -> Release:
     """The release the host runs, asked as a toolstack can: XENVER_version's major.minor."""
-    ver = check(xch.hypercall(HYPERVISOR_xen_version, version.XENVER_version, 0), "xc_version")
+    rc = xch.hypercall(HYPERVISOR_xen_version, version.XENVER_version, 0)
+    ver = check(rc, "xc_interface_open: asking the host's Xen version")
     return release_of_version(ver >> 16, ver & 0xFFFF)
 
 

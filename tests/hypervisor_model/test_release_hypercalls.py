@@ -21,7 +21,16 @@ import hypervisor_model
 from hypervisor_model.guest_memory import build, parse
 from hypervisor_model.host import HostConfigError, host_from_mapping
 from hypervisor_model.public import domctl, releases, sysctl, version
-from hypervisor_model.public.errno import EACCES, EEXIST, EINVAL, ENOSYS, EOPNOTSUPP, EPERM, ESRCH
+from hypervisor_model.public.errno import (
+    EACCES,
+    EEXIST,
+    EINVAL,
+    ENODATA,
+    ENOSYS,
+    EOPNOTSUPP,
+    EPERM,
+    ESRCH,
+)
 from hypervisor_model.public.memory import XENMEM_populate_physmap, XENMEMF_exact_node
 from hypervisor_model.public.releases import MASTER, XEN_4_17
 from hypervisor_model.public.xen import (
@@ -408,6 +417,54 @@ def test_version_strings(xen: str, major_minor: int, extra: bytes, compile_by: b
     rc, raw = xen_version(g, version.XENVER_capabilities, version.XEN_CAPABILITIES_INFO_LEN)
     caps = b"xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 "
     assert raw.rstrip(b"\0") == caps  # init_xen_cap_info: a space after every word
+
+
+@pytest.mark.parametrize(
+    ("xen", "rcs"),
+    [
+        # master: *2 answer their length to a NULL handle ("-unstable" is 9); build_id finds
+        # no build id before it looks at the caller's buffer (xenver_varbuf_op)
+        ("master", [9, -ENODATA, -ENODATA]),
+        # 4.17: no *2 sub-ops (ENOSYS); build_id reads the caller's xen_build_id first, and
+        # its len 0 is EINVAL before Xen finds no build id
+        ("4.17", [-ENOSYS, -ENODATA, -EINVAL]),
+    ],
+)
+def test_the_variable_length_sub_ops(xen: str, rcs: list[int]) -> None:
+    g = Guest(boot(xen))
+    hv = g.hv
+    got = [hv.hypercall(HYPERVISOR_xen_version, version.XENVER_extraversion2, 0)]
+    got.append(hv.hypercall(HYPERVISOR_xen_version, version.XENVER_build_id, 0))
+    with hv.arena.alloc(8) as buf:  # xen_build_id with len 0
+        got.append(hv.hypercall(HYPERVISOR_xen_version, version.XENVER_build_id, buf.addr))
+    assert got == rcs
+
+
+@pytest.mark.parametrize(("xen", "virt_start"), [("master", 0), ("4.17", 0xFFFF800000000000)])
+def test_platform_parameters_for_an_hvm_caller(xen: str, virt_start: int) -> None:
+    """Master's release build tells only a PV caller where Xen's range starts; 4.17 tells
+    everyone HYPERVISOR_VIRT_START."""
+    g = Guest(boot(xen))
+    domid = g.create()
+    rc, raw = xen_version(Guest(g.hv, domid=domid), version.XENVER_platform_parameters, 8)
+    assert (rc, int.from_bytes(raw, "little")) == (0, virt_start)
+
+
+@pytest.mark.parametrize(
+    ("frames", "master_rc", "rc_417"),
+    [
+        ((64, 1024), 0, 0),  # 4.17's defaults: opt_max_grant_frames, opt_max_maptrack_frames
+        ((65, -1), 0, -EINVAL),  # one grant frame more than 4.17 allows
+        ((-1, 1025), 0, -EINVAL),  # one maptrack frame more
+        ((0, -1), -EINVAL, -EINVAL),  # fewer than INITIAL_NR_GRANT_FRAMES, on both
+    ],
+)
+def test_grant_frame_limits(frames: tuple[int, int], master_rc: int, rc_417: int) -> None:
+    for xen, rc in (("master", master_rc), ("4.17", rc_417)):
+        g = Guest(boot(xen))
+        payload = createdomain_payload(HVM, g.release)
+        payload.update(max_grant_frames=frames[0], max_maptrack_frames=frames[1])
+        assert create_raw(g, DOMID_ANY, g.release.xen_domctl_createdomain, payload)[0] == rc
 
 
 def test_417_changeset_is_empty_as_a_debian_build_reports_it(dom0_417: Guest) -> None:

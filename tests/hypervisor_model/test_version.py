@@ -16,6 +16,7 @@ from hypervisor_model import version
 from hypervisor_model.public import domctl
 from hypervisor_model.public import version as abi
 from hypervisor_model.public.errno import EFAULT, EINVAL, ENOBUFS, ENODATA, ENOSYS, EPERM
+from hypervisor_model.public.releases import MASTER
 from hypervisor_model.public.xen import DOMID_ANY, HYPERVISOR_xen_version
 
 DENIED = b"<denied>\0"
@@ -104,9 +105,9 @@ def varbuf(
 
 
 STRINGS = [
-    (abi.XENVER_extraversion2, version.XEN_EXTRA),
-    (abi.XENVER_capabilities2, version.CAPABILITIES),
-    (abi.XENVER_changeset2, version.CHANGESET),
+    (abi.XENVER_extraversion2, MASTER.extraversion),
+    (abi.XENVER_capabilities2, MASTER.capabilities),
+    (abi.XENVER_changeset2, MASTER.changeset),
     (abi.XENVER_commandline2, version.COMMANDLINE),
 ]
 

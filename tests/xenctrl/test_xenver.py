@@ -10,15 +10,16 @@ import xenctrl
 from hypervisor_model import Hypervisor, version
 from hypervisor_model.public import version as abi
 from hypervisor_model.public.errno import ENODATA, EPERM
+from hypervisor_model.public.releases import MASTER
 from xenctrl import XenError, xc_interface
 
 
 def test_the_variable_length_strings_are_the_fixed_ones_without_padding(
     xch: xc_interface,
 ) -> None:
-    assert xenctrl.xc_xenver_extraversion(xch) == version.XEN_EXTRA
-    assert xenctrl.xc_xenver_capabilities(xch) == version.CAPABILITIES
-    assert xenctrl.xc_xenver_changeset(xch) == version.CHANGESET
+    assert xenctrl.xc_xenver_extraversion(xch) == MASTER.extraversion
+    assert xenctrl.xc_xenver_capabilities(xch) == MASTER.capabilities
+    assert xenctrl.xc_xenver_changeset(xch) == MASTER.changeset
     assert xenctrl.xc_xenver_commandline(xch) == version.COMMANDLINE
     assert xenctrl.xc_version(xch, abi.XENVER_commandline) == version.COMMANDLINE.encode()
 
@@ -37,7 +38,7 @@ def test_a_domu_reads_denied_or_gets_eperm(xen_host: Hypervisor, xch: xc_interfa
         with pytest.raises(XenError) as e:
             call(domu)
         assert e.value.errno == EPERM
-    assert xenctrl.xc_xenver_extraversion(domu) == version.XEN_EXTRA
+    assert xenctrl.xc_xenver_extraversion(domu) == MASTER.extraversion
 
 
 def test_guest_handle_is_the_callers_16_bytes(xen_host: Hypervisor, xch: xc_interface) -> None:

@@ -27,8 +27,8 @@ from typing import Any
 
 from hypervisor_model import Hypervisor
 from hypervisor_model.guest_memory import GuestFault, GuestMemory
-from hypervisor_model.public import domctl, sysctl
 from hypervisor_model.public.errno import EACCES
+from hypervisor_model.public.releases import Release, version_mismatch
 from hypervisor_model.public.xen import (
     DOMID_FIRST_RESERVED,
     HYPERVISOR_domctl,
@@ -327,25 +327,16 @@ class HostServer:
         with self._gate.call():
             rc = self.hv.hypercall(op, *words, caller=domid, memory=memory)
             self._dirty = True
-        return rc, memory.written(), interface_notice(op, words[0], memory, rc)
+        notice = interface_notice(self.hv.release, op, words[0], memory, rc)
+        return rc, memory.written(), notice
 
 
-def interface_notice(op: int, arg: int, memory: GuestMemory, rc: int) -> str:
+def interface_notice(release: Release, op: int, arg: int, memory: GuestMemory, rc: int) -> str:
     """One line for a caller refused because it speaks another release's interface."""
-    versions = {
-        HYPERVISOR_domctl: ("domctl", domctl.XEN_DOMCTL_INTERFACE_VERSION),
-        HYPERVISOR_sysctl: ("sysctl", sysctl.XEN_SYSCTL_INTERFACE_VERSION),
-    }
-    if rc != -EACCES or op not in versions:
+    if rc != -EACCES or op not in (HYPERVISOR_domctl, HYPERVISOR_sysctl):
         return ""
     try:  # both envelopes open with u32 cmd, u32 interface_version
         _, version = struct.unpack("<II", memory.copy_from_guest(arg, 8))
     except GuestFault:
         return ""
-    name, expected = versions[op]
-    if version == expected:
-        return ""
-    return (
-        f"the caller speaks {name} interface version {version:#x}, the host {expected:#x}:"
-        " they are different Xen releases"
-    )
+    return version_mismatch(release, op, version) or ""
