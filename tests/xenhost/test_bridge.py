@@ -41,7 +41,7 @@ def test_the_devices_raw_hypercalls_and_fork(served: Served, c_program: Callable
         "child 0 -unstable",  # the child's own connection wrote into the shared buffer
         "xc_interface_open ok",  # foreignmemory and devicemodel fell back
         "foreign_map ENODEV",
-        f"after_close_range {4 << 16 | 22}",  # a new connection, not a stale descriptor
+        f"after_close_range {4 << 16 | 23}",  # a new connection, not a stale descriptor
     ]
 
 
