@@ -41,6 +41,7 @@ def do_multicall(hv: Hypervisor, current: Domain, call_list: int, nr_calls: int,
     """Run ``nr_calls`` entries from ``call_list`` in order. 0 once all ran; EFAULT when an
     entry cannot be read or its result written (entries before it have run); a multicall
     inside a multicall is EINVAL, in that entry's result."""
+    nr_calls &= (1 << hv.release.multicall_nr_calls_bits) - 1  # 4.17: a uint32_t
     if _mc_state.in_multicall:
         raise XenError(EINVAL, "multicall reentry is disallowed")
     if not guest_handle_okay(call_list, nr_calls, ENTRY_SIZE):

@@ -88,6 +88,10 @@ class Release:
     # bitmap_to_xenctl_bitmap: master writes Xen's *last* byte into the last byte of a
     # shorter caller bitmap; 4.17 copies the leading bytes as they are.
     bitmap_last_byte_quirk: bool
+    # -- multicall --
+    # do_multicall's nr_calls: master takes an unsigned long, 4.17 a uint32_t (the upper
+    # half of the argument word is dropped).
+    multicall_nr_calls_bits: int
     # -- xen_version --
     # Master has the variable-length sub-ops (XENVER_*2, xenver_varbuf_op) and finds its
     # build id before reading the caller's buffer; 4.17 has no *2 sub-ops (ENOSYS) and
@@ -139,6 +143,7 @@ MASTER = Release(
     hvm_pirq_optional=True,
     grant_frame_caps=None,
     bitmap_last_byte_quirk=True,
+    multicall_nr_calls_bits=64,
     xenver_varbuf=True,
     platform_parameters_pv_only=True,
 )
@@ -171,6 +176,7 @@ XEN_4_17 = Release(
     hvm_pirq_optional=False,
     grant_frame_caps=(64, 1024),
     bitmap_last_byte_quirk=False,
+    multicall_nr_calls_bits=32,
     xenver_varbuf=False,
     platform_parameters_pv_only=False,
 )

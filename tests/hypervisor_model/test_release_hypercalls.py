@@ -11,6 +11,7 @@ strings. Everything else, claim sets included, is the same: each test shows both
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from hypervisor_model.public import domctl, releases, sysctl, version
 from hypervisor_model.public.errno import (
     EACCES,
     EEXIST,
+    EFAULT,
     EINVAL,
     ENODATA,
     ENOSYS,
@@ -31,13 +33,19 @@ from hypervisor_model.public.errno import (
     EPERM,
     ESRCH,
 )
-from hypervisor_model.public.memory import XENMEM_populate_physmap, XENMEMF_exact_node
+from hypervisor_model.public.memory import (
+    XENMEM_maximum_ram_page,
+    XENMEM_populate_physmap,
+    XENMEMF_exact_node,
+)
 from hypervisor_model.public.releases import MASTER, XEN_4_17
 from hypervisor_model.public.xen import (
     DOMID_ANY,
     DOMID_INVALID,
     DOMID_SELF,
     HYPERVISOR_domctl,
+    HYPERVISOR_memory_op,
+    HYPERVISOR_multicall,
     HYPERVISOR_sysctl,
     HYPERVISOR_xen_version,
 )
@@ -389,6 +397,20 @@ def test_every_modelled_sysctl_answers_alike_on_both_releases() -> None:
         ]
         answers.append(repr(rows))
     assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize(("xen", "rc"), [("master", -EFAULT), ("4.17", 0)])
+def test_multicall_count_width(xen: str, rc: int) -> None:
+    """nr_calls 2^32 + 1 with a one-entry list: 4.17's uint32_t sees 1 and runs it; master
+    runs entry 0, then reading entry 1 faults. Either way entry 0 ran: the highest RAM
+    frame + 1 of two 4096 MiB nodes, 2097152."""
+    hv = boot(xen)
+    with hv.arena.alloc(64) as buf:
+        buf.mem[:64] = struct.pack(
+            "<8Q", HYPERVISOR_memory_op, 0, XENMEM_maximum_ram_page, 0, 0, 0, 0, 0
+        )
+        assert hv.hypercall(HYPERVISOR_multicall, buf.addr, (1 << 32) + 1) == rc
+        assert struct.unpack_from("<Q", buf.mem, 8)[0] == 2097152
 
 
 # -- the version strings -----------------------------------------------------------------------
