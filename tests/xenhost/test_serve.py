@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from host_helpers import BUILDER, TIMEOUT, XLEMU, environment, run_bridged, xlemu
 from xenhost.xenstore import XsHandle
-from xlemu.served import advert_path
+from xlemu.served import advert_path, served_by
 from xlemu.state import read_state
 
 from hypervisor_model.public.domctl import XEN_DOMCTL_INTERFACE_VERSION
@@ -51,7 +51,7 @@ def served(env: Env) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("serving "), proc.communicate()
-    socket = Path(line.split(" on ", 1)[1].rsplit(" (pid", 1)[0])
+    socket = Path(line.split(" on ", 1)[1].split(", xenstore on ", 1)[0])
     try:
         yield proc, socket
     finally:
@@ -201,3 +201,29 @@ def test_storm_with_a_process_per_builder(short_dir: Path) -> None:
         "claim mode numa: 3 admitted, 2 refused at claim time, 0 failed part-way"
     )
     assert len([n for n in saved_names(state).values() if n.startswith("pinned-")]) == 3
+
+
+def test_the_xenstore_is_served_beside_the_host(
+    host: tuple[Env, Path], bridge_library: Path
+) -> None:
+    """The server holds the xenstore too: a name written by another xenstore client is
+    what ``xlemu list`` shows and reaches the state file with no hypercall (the store
+    changed: within about a second); a program under exec finds it at $XENSTORED_PATH."""
+    env, state = host
+    assert xlemu(env, "create", "-q", str(state.with_name("a.cfg"))).returncode == 0
+    with served(env) as (server, _):
+        advert = served_by(state)
+        assert advert is not None and advert.pid == server.pid
+        with XsHandle.open(str(advert.xenstore)) as xs:
+            assert xs.read("/local/domain/1/name") == b"a"
+            xs.write("/local/domain/1/name", "renamed")
+        assert xlemu(env, "list").stdout.splitlines()[2].split()[0] == "renamed"
+        deadline = time.monotonic() + TIMEOUT
+        while saved_names(state)[1] != "renamed":
+            assert time.monotonic() < deadline, "the server never saved the xenstore"
+            time.sleep(0.05)
+        run = xlemu(env, "exec", "--", "sh", "-c", 'echo "$XENSTORED_PATH"')
+        assert run.stdout == f"{advert.xenstore}\n"
+        if Path("/usr/bin/xenstore-read").exists():  # Debian's libxenstore, through $XENSTORED_PATH
+            run = xlemu(env, "exec", "--", "xenstore-read", "/local/domain/0/name")
+            assert (run.returncode, run.stdout) == (0, "Domain-0\n")

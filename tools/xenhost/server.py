@@ -136,8 +136,9 @@ class HostServer:
     """Serve ``hv`` on the Unix socket ``path`` until :meth:`close`.
 
     ``save`` writes the host's saved state (``save_state``, taken with no hypercall in
-    flight; the writing happens after calls resume). It is called when the state changed:
-    checked every ``save_interval`` seconds while hypercalls arrive, on a client's SAVE
+    flight; the writing happens after calls resume) with whatever the caller keeps beside
+    it, which ``changed`` says has changed since ``save`` last ran (the xenstore). It is
+    called when either changed: checked every ``save_interval`` seconds, on a client's SAVE
     request, and once more on close. The host as given is taken to be saved already. A
     failed save is reported and retried."""
 
@@ -147,11 +148,13 @@ class HostServer:
         path: str | os.PathLike[str],
         *,
         save: Callable[[dict[str, Any]], None] | None = None,
+        changed: Callable[[], bool] = lambda: False,
         save_interval: float = SAVE_INTERVAL,
     ) -> None:
         self.hv = hv
         self.path = Path(path)
         self._save = save
+        self._changed = changed
         self._save_interval = save_interval
         self._gate = Gate()
         self._save_lock = threading.Lock()  # one save at a time, in order
@@ -239,11 +242,12 @@ class HostServer:
             return
         with self._save_lock:
             with self.paused():
-                if not self._dirty:
+                beside = self._changed()
+                if not (self._dirty or beside):
                     return
                 self._dirty = False
                 doc = save_state(self.hv)
-            if doc == self._saved:
+            if doc == self._saved and not beside:
                 return  # only reads since the last save
             try:
                 self._save(doc)

@@ -24,7 +24,7 @@ from xenctrl.trace import Trace
 from xlemu import picture
 from xlemu.create import create_domain, read_xl_conf
 from xlemu.create import storm as create_storm
-from xlemu.serving import run_program, serve_until_signalled, served_socket
+from xlemu.serving import run_program, serve_until_signalled, served
 from xlemu.state import StateFile, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
 
@@ -302,8 +302,8 @@ def storm(
     ctx: click.Context, claim_mode: str | None, processes: bool, count: int, config: str
 ) -> None:
     """Create COUNT domains from CONFIG at once, each as `create` builds it; how each fared."""
-    served = served_socket(ctx.obj["state"], _notice) if processes else nullcontext()
-    with served, toolstack(ctx) as ts:
+    held = served(ctx.obj["state"], _notice) if processes else nullcontext()
+    with held, toolstack(ctx) as ts:
         report = create_storm(ts, config, count, claim_mode, processes=processes)  # type: ignore[arg-type]
     click.echo(report.table())
     if not report.count("admitted"):  # every create failed: as one failed create exits

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from xenhost.xenstore import Store, XsHandle
+from xenhost.xenstore import XsHandle
 
 from hypervisor_model.public.errno import EINVAL, ENOMEM
 from xenctrl import XenError, misc
@@ -407,37 +407,28 @@ def storm(
                 libxl_error(f'Domain with name "{name}" already exists.'), -ERROR_FAIL
             )
     conf = XlConf(claim_mode or ts.conf.claim_mode)
-    create_one = StormCreate(ts.hv, guest, conf, None if processes else ts.xs)
-    report = run_builders(ts.hv, names, create_one, conf.claim_mode, processes=processes)
-    for result in report.results if processes else ():
-        if result.outcome == "admitted" and result.domid is not None:
-            _adopt(ts, replace(guest, name=result.name), result.domid)
-    return report
-
-
-def _adopt(ts: Toolstack, guest: GuestConfig, domid: int) -> None:
-    """Write what a builder in another process wrote to a xenstore of its own: the host's
-    xenstore is in this process until the server holds it too."""
-    handle = bytes(xcd.xc_domain_getinfo_single(ts.xch, domid).handle)
-    info = guest.info(str(uuid.UUID(bytes=handle)))
-    libxl_xs.domain_make(ts.xs, domid, info)
-    libxl_xs.build_post(ts.xs, domid, info)
+    xs: XsHandle | str = ts.xs
+    if processes:
+        if ts.xs.socket is None:
+            raise ToolstackError("xlemu: storm: builder processes need a served host")
+        xs = ts.xs.socket
+    create_one = StormCreate(ts.hv, guest, conf, xs)
+    return run_builders(ts.hv, names, create_one, conf.claim_mode, processes=processes)
 
 
 @dataclass(frozen=True)
 class StormCreate:
     """One create of a storm, on a toolstack of its own (handles of its own, as each xl
-    has); picklable when the host is served, so that it can run in a builder process.
-    ``xs`` is the storm's xenstore in this process; a builder process has none and writes
-    to a store of its own, which the storm adopts (:func:`_adopt`)."""
+    has). ``xs`` is the storm's xenstore handle, or the socket of a served xenstore: then
+    it is picklable and can run in a builder process."""
 
     hv: Host
     guest: GuestConfig
     conf: XlConf
-    xs: XsHandle | None
+    xs: XsHandle | str
 
     def __call__(self, name: str) -> BuildResult:
-        with self.xs.another() if self.xs else XsHandle.local(Store()) as xs:
+        with XsHandle.open(self.xs) if isinstance(self.xs, str) else self.xs.another() as xs:
             return self._create(Toolstack(self.hv, xs, self.conf), name)
 
     def _create(self, mine: Toolstack, name: str) -> BuildResult:

@@ -1,6 +1,6 @@
 """Which host server holds a state file: the advertisement beside it.
 
-A server holding ``host.json`` puts ``host.json.server`` beside it (its socket and pid) and
+A server holding ``host.json`` puts ``host.json.server`` beside it (its sockets and pid) and
 keeps an exclusive lock on that file as long as it lives. The kernel drops the lock when
 the process dies, however it dies, so an advertisement nobody holds is stale and ignored.
 The file is complete before it appears (written aside, locked, renamed into place).
@@ -15,13 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from hypervisor_model.snapshot import StateError
 
 
 @dataclass(frozen=True)
 class Advert:
+    """Where a state's host is served: hypercalls, the xenstore, and by which process."""
+
     socket: Path
+    xenstore: Path
     pid: int
 
 
@@ -47,22 +51,40 @@ def served_by(state: Path) -> Advert | None:
             return None  # nobody holds it: its server died
         try:
             doc = json.loads(f.read(4096))
-            return Advert(Path(doc["socket"]), int(doc["pid"]))
+            return Advert(Path(doc["socket"]), Path(doc["xenstore"]), int(doc["pid"]))
         except (ValueError, KeyError, TypeError):
-            raise StateError(f"{path}: expected a host server's socket and pid") from None
+            raise StateError(f"{path}: expected a host server's sockets and pid") from None
+
+
+class Advertisement:
+    """This process's advertisement for one state: published once its server listens,
+    withdrawn when the server has stopped."""
+
+    def __init__(self, state: Path) -> None:
+        self.path = advert_path(state)
+        self._file: IO[str] | None = None
+
+    def publish(self, advert: Advert) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        f = self._file = open(tmp, "w", encoding="utf-8")  # noqa: SIM115
+        fcntl.flock(f, fcntl.LOCK_EX)  # the lock stays with the file through the rename
+        doc = {"socket": str(advert.socket), "xenstore": str(advert.xenstore), "pid": advert.pid}
+        json.dump(doc, f)
+        f.flush()
+        os.replace(tmp, self.path)
+
+    def withdraw(self) -> None:
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)
+            self._file.close()
+            self._file = None
 
 
 @contextmanager
-def advertise(state: Path, socket: Path) -> Iterator[None]:
-    """Advertise this process's server at ``socket`` as holding ``state`` while inside."""
-    path = advert_path(state)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # the lock stays with the file through the rename
-        json.dump({"socket": str(socket.absolute()), "pid": os.getpid()}, f)
-        f.flush()
-        os.replace(tmp, path)
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
+def advertisement(state: Path) -> Iterator[Advertisement]:
+    """An advertisement to publish inside, withdrawn on leaving."""
+    ad = Advertisement(state)
+    try:
+        yield ad
+    finally:
+        ad.withdraw()

@@ -179,11 +179,6 @@ def read_state(path: Path) -> tuple[Hypervisor, Store]:
     return hv, store
 
 
-def read_xenstore(path: Path) -> Store:
-    """The xenstore alone, for a command whose host is held by a server."""
-    return _read_doc(path)[1]
-
-
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -199,21 +194,14 @@ def remove_stale_temporaries(path: Path) -> None:
 
 def write_state(path: Path, hv: Hypervisor, store: Store) -> None:
     """Replace the state file atomically: a reader sees the old state or the new one."""
-    doc = {"host": save_state(hv), "xenstore": snapshot(store)}
+    write_saved(path, save_state(hv), store)
+
+
+def write_saved(path: Path, host: dict[str, Any], store: Store) -> None:
+    """:func:`write_state` with the host saved already (``save_state``), as a server saves
+    it with no hypercall in flight and writes it with calls running again."""
+    doc = {"host": host, "xenstore": snapshot(store)}
     _write_doc(path, {"format": FORMAT, "version": VERSION, **doc})
-
-
-def save_part(path: Path, key: str, value: dict[str, Any]) -> None:
-    """Replace one part of the state ("host" or "xenstore"), keeping the other: while a
-    server holds the state, it saves the host and the commands save the xenstore. The
-    other part is kept in this version's form (a version 1 file's records converted).
-    Call it under the lock."""
-    try:
-        doc, store = _read_doc(path)
-        doc["xenstore"] = snapshot(store)
-    except StateError:
-        doc = {}  # gone or damaged: what this writer owns is still worth keeping
-    _write_doc(path, {**doc, "format": FORMAT, "version": VERSION, key: value})
 
 
 def _write_doc(path: Path, doc: dict[str, Any]) -> None:
@@ -314,8 +302,8 @@ def session(
     A command that saves holds the lock throughout; one that does not reads the state
     without locking or writing anything. ``new_host`` boots a fresh host instead of loading
     (``xlemu host init``). While a host server holds the state (:mod:`xlemu.served`), the
-    host is reached through it: the server saves the host, the command the xenstore, then
-    asks the server to save, so what the command did is on disk when it returns.
+    host and the xenstore are reached through it, and the command asks the server to save
+    when done, so what the command did is on disk when it returns.
     """
     sf = where if isinstance(where, StateFile) else StateFile(where)
     path = sf.path
@@ -333,12 +321,13 @@ def session(
             write_state(path, hv, store)
         return
     if not save:
-        advert = served_by(path)
-        host, store = (
-            (RemoteHost(advert.socket), read_xenstore(path)) if advert else read_state(path)
-        )
+        if (advert := served_by(path)) is not None:
+            with XsHandle.open(str(advert.xenstore)) as xs:
+                yield RemoteHost(advert.socket), xs
+            return
+        hv, store = read_state(path)
         with XsHandle.local(store) as xs:
-            yield host, xs
+            yield hv, xs
         return
     with locked(path):
         advert = served_by(path)
@@ -349,11 +338,8 @@ def session(
             forget_dead_domains(hv, store)
             write_state(path, hv, store)
             return
-        remote, store = RemoteHost(advert.socket), read_xenstore(path)
-        with XsHandle.local(store) as xs:
-            yield remote, xs
-        forget_dead_domains(remote, store)
-        save_part(path, "xenstore", snapshot(store))
+        with XsHandle.open(str(advert.xenstore)) as xs:
+            yield RemoteHost(advert.socket), xs
     conn = RemoteHost(advert.socket).connect()
     try:
         conn.save()

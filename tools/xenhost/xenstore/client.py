@@ -140,6 +140,11 @@ class XsHandle:
         """A handle on ``store`` in this process, speaking for ``domid``."""
         return cls(LocalChannel(store, domid))
 
+    @property
+    def socket(self) -> str | None:
+        """The socket another process would connect to (None: a store in this process)."""
+        return self.channel.path if isinstance(self.channel, SocketChannel) else None
+
     def another(self) -> XsHandle:
         """A handle of its own on the same xenstore, for another thread or builder."""
         return XsHandle(self.channel.reopen())
