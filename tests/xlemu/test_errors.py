@@ -47,37 +47,6 @@ def test_unique_prefix_runs_the_command(xl: Xl) -> None:
     assert xl.ok("li") == xl.ok("list")
 
 
-def test_no_command_prints_the_help_and_fails(xl: Xl) -> None:
-    """xl.c: no command -> the full help (on stderr here), exit 1."""
-    run = xl()
-    assert (run.code, run.out) == (1, "")
-    assert run.err.startswith("Usage: xlemu ") and "Traceback" not in run.err
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["list", "--bogus"], ["list", "-Q"], ["info", "-Q"], ["create", "-Z", "x.cfg"], ["--bogus"]],
-    ids=lambda a: " ".join(a),
-)
-def test_bad_option_is_one_line_exit_2(xl: Xl, args: list[str]) -> None:
-    """SWITCH_FOREACH_OPT: an unknown option -> one line, exit 2."""
-    run = xl(*args)
-    assert (run.code, run.out, len(run.err_lines)) == (2, "", 1)
-    assert run.err.startswith("xlemu: ")
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["create"], ["mem-max"], ["mem-max", "1"], ["domid"], ["destroy"], ["debug-keys"]],
-    ids=lambda a: " ".join(a),
-)
-def test_missing_argument_is_one_line_exit_2(xl: Xl, args: list[str]) -> None:
-    """SWITCH_FOREACH_OPT: too few arguments -> exit 2 (xl adds the help; here one line)."""
-    run = xl(*args)
-    assert (run.code, run.out, len(run.err_lines)) == (2, "", 1)
-    assert run.err.startswith("xlemu: Missing argument")
-
-
 # -- create ---------------------------------------------------------------------------------
 
 

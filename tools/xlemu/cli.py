@@ -9,59 +9,73 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
-from xenhost.xenstore import XenstoreError
+from click.shell_completion import CompletionItem
+from xenhost.xenstore import XenstoreError, XsHandle
 
 from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
 from hypervisor_model.public.releases import RELEASES
 from hypervisor_model.snapshot import StateError
 from xenctrl.trace import Trace
-from xlemu import picture
-from xlemu.create import create_domain, read_xl_conf
+from xlemu import libxl_xs, picture
+from xlemu.create import Progress, create_domain, dry_run, guest_config, read_config, read_xl_conf
 from xlemu.create import storm as create_storm
 from xlemu.serving import run_program, serve_until_signalled, served
-from xlemu.state import StateFile, session, state_file
+from xlemu.state import StateFile, read_xenstore, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
+from xlemu.xlcommand import XlGroup, XlUsageError, help_text
 
 
-class PrefixGroup(click.Group):
-    """Commands by exact name or unambiguous prefix (cmdtable_lookup in xl.c)."""
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        exact = super().get_command(ctx, cmd_name)
-        if exact is not None:
-            return exact
-        matches = [c for c in self.list_commands(ctx) if c.startswith(cmd_name)]
-        return super().get_command(ctx, matches[0]) if len(matches) == 1 else None
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        command = self.get_command(ctx, args[0])
-        if command is None:
-            raise ToolstackError("command not implemented")
-        return command.name, command, args[1:]
+def _top_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(help_text(xlemu), nl=False)
+        ctx.exit(0)
 
 
 @click.group(
-    cls=PrefixGroup,
+    cls=XlGroup,
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    add_help_option=False,
+    context_settings={"allow_interspersed_args": False},  # getopt "+vftTN": options first
 )
+@click.option("-v", "verbose", count=True, help="More verbose messages (xl -v).")
+@click.option("-N", "dryrun", is_flag=True, help="Dry run: show what a command would do.")
+@click.option("-f", "force", is_flag=True, help="Force execution (xl -f).")
+@click.option("-t", "use_cr", is_flag=True, help="Progress lines end in CR (xl -t).")
+@click.option("-T", "timestamps", is_flag=True, help="Timestamps in messages (xl -T).")
 @click.option("--state", "state", metavar="FILE", help="The host's state file ($XLEMU_STATE).")
 @click.option("--trace", is_flag=True, help="Print every layer of every call on stderr.")
+@click.option("-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_top_help)
 @click.pass_context
-def xlemu(ctx: click.Context, state: str | None, trace: bool) -> None:
+def xlemu(ctx: click.Context, state: str | None, trace: bool, dryrun: bool, **_: Any) -> None:
     """An xl-like toolstack on a persistent emulated Xen host."""
-    ctx.obj = {"state": state_file(state), "trace": trace}
-    if ctx.invoked_subcommand is None:  # xl prints the full help and fails
-        click.echo(ctx.get_help(), err=True)
+    ctx.obj = {"state": state_file(state), "trace": trace, "dryrun": dryrun}
+    if ctx.invoked_subcommand is None:  # xl.c main: the full help, on stdout, and exit 1
+        click.echo(help_text(xlemu), nl=False)
         ctx.exit(1)
+
+
+@xlemu.command("help", hidden=True, usage="[Command]")
+@click.argument("words", nargs=-1)
+@click.pass_context
+def help_(ctx: click.Context, words: tuple[str, ...]) -> None:
+    """Print the full list of commands, or one command's usage."""
+    command: click.Command = xlemu
+    chain = []
+    for i, word in enumerate(words):  # by prefix, as cmdtable_lookup finds them
+        found = command.get_command(ctx, word) if isinstance(command, XlGroup) else None
+        if found is None:  # help in xl.c says so on stdout and exits 0
+            click.echo(f'command "{" ".join(words[: i + 1])}" not implemented')
+            return
+        command = found
+        chain.append(found)
+    click.echo(help_text(command, " ".join(c.name or "" for c in chain)), nl=False)
 
 
 @contextmanager
@@ -95,11 +109,196 @@ def echo_lines(lines: list[str]) -> None:
         click.echo("\n".join(lines))
 
 
-# -- information ----------------------------------------------------------------------------------
+# -- completion and progress -------------------------------------------------------------------
 
 
-@xlemu.command()
-@click.option("-n", "--numa", is_flag=True, help="List host NUMA topology information")
+def _complete_domain(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Domain names of the host the command would use, read without writing anything."""
+    try:
+        store = read_xenstore(state_file(ctx.find_root().params.get("state")).path)
+    except StateError:
+        return []
+    with XsHandle.local(store) as xs:
+        ids = xs.directory("/local/domain")
+        names = [libxl_xs.domain_name(xs, int(i)) for i in ids if i.isdigit()]
+    return [CompletionItem(n) for n in names if n is not None and n.startswith(incomplete)]
+
+
+def _complete_file(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    return [CompletionItem(incomplete, type="file")]  # the shell completes file names
+
+
+def progress_line(stream: TextIO) -> Progress:
+    """A progress line while a big domain is populated, on a terminal only: it reaches
+    100 % when the build succeeds and is cleared when the build ends either way."""
+
+    @contextmanager
+    def progress(total: int) -> Iterator[Callable[[int], None]]:
+        if total < (1 << 18) or not stream.isatty():
+            yield lambda pages: None
+            return
+        shown = [-1]
+
+        def show(pages: int) -> None:
+            percent = min(pages * 100 // total, 100)
+            if percent != shown[0]:
+                shown[0] = percent
+                bar = "#" * (percent * 30 // 100)
+                stream.write(f"\rPopulating  [{bar:-<30}]  {percent:3d}%")
+                stream.flush()
+
+        try:
+            yield show
+            show(total)
+        finally:
+            stream.write("\r\x1b[K")
+            stream.flush()
+
+    return progress
+
+
+# -- domains (in xl's table order) ------------------------------------------------------------
+
+MEM_SIZE = "<MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>"  # parse_mem_size_kb
+
+
+@xlemu.command(
+    usage="<ConfigFile> [options] [vars]",
+    options=(
+        "-h                      Print this help.\n"
+        "-n, --dryrun            Dry run - prints the resulting configuration\n"
+        "                         (deprecated in favour of global -N option).\n"
+        "-p                      Leave the domain paused after it is created.\n"
+        "-q, --quiet             Quiet."
+    ),
+    modifies=True,
+    can_dryrun=True,
+)
+@click.option("-n", "--dryrun", "dryrun", is_flag=True)
+@click.option("-p", "paused", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+@click.argument("config", shell_complete=_complete_file)
+@click.argument("extra", nargs=-1)
+@click.pass_context
+def create(
+    ctx: click.Context, dryrun: bool, paused: bool, quiet: bool, config: str, extra: tuple[str, ...]
+) -> None:
+    """Create a domain from config file <filename>."""
+    if "=" in config:
+        extra, config = (config, *extra), "/dev/null"
+
+    def announce(source: str) -> None:
+        if not quiet:
+            click.echo(f"Parsing config from {source}", err=True)
+
+    if dryrun or ctx.obj["dryrun"]:  # the configuration only: nothing is built
+        with toolstack(ctx, save=False) as ts:
+            click.echo(dry_run(guest_config(ts, read_config(config, list(extra), announce))))
+        return
+    with toolstack(ctx) as ts:
+        create_domain(
+            ts,
+            config,
+            list(extra),
+            paused=paused,
+            progress=progress_line(sys.stderr),
+            announce=announce,
+        )
+
+
+@xlemu.command(
+    "list",
+    usage="[options] [Domain]\n",
+    options=(
+        "-l, --long              Output all VM details\n"
+        "-n, --numa              Prints out NUMA node affinity"
+    ),
+)
+@click.option("-l", "--long", "long_", is_flag=True)
+@click.option("-n", "--numa", is_flag=True)
+@click.argument("domain", required=False, shell_complete=_complete_domain)
+@click.pass_context
+def list_(ctx: click.Context, long_: bool, numa: bool, domain: str | None) -> None:
+    """List information about all/some domains."""
+    with toolstack(ctx, save=False) as ts:
+        if long_:
+            click.echo(ts.list_long(domain))
+        else:
+            echo_lines(ts.list_lines(domain, numa=numa))
+
+
+@xlemu.command(
+    usage="[options] <Domain>\n",
+    options=(
+        "-f                      Permit destroying domain 0, which will only succeed\n"
+        "                        when run from disaggregated toolstack domain with a\n"
+        "                        hardware domain distinct from domain 0."
+    ),
+    modifies=True,
+)
+@click.option("-f", "force", is_flag=True)
+@click.argument("domain", shell_complete=_complete_domain)
+@click.pass_context
+def destroy(ctx: click.Context, force: bool, domain: str) -> None:
+    """Terminate a domain immediately."""
+    with toolstack(ctx) as ts:
+        ts.destroy(domain, force)
+
+
+@xlemu.command(usage="<Domain>", modifies=True)
+@click.argument("domain", shell_complete=_complete_domain)
+@click.pass_context
+def pause(ctx: click.Context, domain: str) -> None:
+    """Pause execution of a domain."""
+    with toolstack(ctx) as ts:
+        if (failed := ts.pause(domain)) is not None:
+            click.echo(failed, err=True)  # and exit 0, as xl does
+
+
+@xlemu.command(usage="<Domain>", modifies=True)
+@click.argument("domain", shell_complete=_complete_domain)
+@click.pass_context
+def unpause(ctx: click.Context, domain: str) -> None:
+    """Unpause a paused domain."""
+    with toolstack(ctx) as ts:
+        if (failed := ts.pause(domain, unpause=True)) is not None:
+            click.echo(failed, err=True)  # and exit 0, as xl does
+
+
+@xlemu.command("mem-max", usage=f"<Domain> {MEM_SIZE}", modifies=True)
+@click.argument("domain", shell_complete=_complete_domain)
+@click.argument("mem")
+@click.pass_context
+def mem_max(ctx: click.Context, domain: str, mem: str) -> None:
+    """Set the maximum amount reservation for a domain."""
+    with toolstack(ctx) as ts:
+        ts.mem_max(domain, mem)
+
+
+@xlemu.command("mem-set", usage=f"<Domain> {MEM_SIZE}", modifies=True)
+@click.argument("domain", shell_complete=_complete_domain)
+@click.argument("mem")
+@click.pass_context
+def mem_set(ctx: click.Context, domain: str, mem: str) -> None:
+    """Set the current memory usage for a domain."""
+    with toolstack(ctx) as ts:
+        ts.mem_set(domain, mem)
+
+
+@xlemu.command("vm-list")
+@click.pass_context
+def vm_list(ctx: click.Context) -> None:
+    """List guest domains, excluding dom0, stubdoms, etc.."""
+    with toolstack(ctx, save=False) as ts:
+        echo_lines(ts.vm_list_lines())
+
+
+@xlemu.command(usage="-n, --numa         List host NUMA topology information", options="")
+@click.option("-n", "--numa", is_flag=True)
 @click.argument("field", required=False)
 @click.pass_context
 def info(ctx: click.Context, numa: bool, field: str | None) -> None:
@@ -113,29 +312,17 @@ def info(ctx: click.Context, numa: bool, field: str | None) -> None:
     echo_lines(lines)
 
 
-@xlemu.command("list")
-@click.option("-n", "--numa", is_flag=True, help="Print the node affinity of each domain")
-@click.argument("domain", required=False)
+@xlemu.command(usage="[Domain]")
+@click.argument("domain", required=False, shell_complete=_complete_domain)
 @click.pass_context
-def list_(ctx: click.Context, numa: bool, domain: str | None) -> None:
-    """List information about all/some domains."""
+def sharing(ctx: click.Context, domain: str | None) -> None:
+    """Get information about page sharing."""
     with toolstack(ctx, save=False) as ts:
-        echo_lines(ts.list_lines(domain, numa=numa))
+        echo_lines(ts.sharing_lines(domain))
 
 
-@xlemu.command()
-@click.option("--nodes", is_flag=True, help="Each domain's claim per node and host-wide (MiB).")
-@click.pass_context
-def claims(ctx: click.Context, nodes: bool) -> None:
-    """List outstanding claim information about all domains."""
-    with toolstack(ctx, save=False) as ts:
-        if ts.conf.claim_mode == "off":
-            click.echo("claim_mode not enabled (see man xl.conf).", err=True)
-        echo_lines(ts.claims_node_lines() if nodes else ts.list_lines(claims=True))
-
-
-@xlemu.command()
-@click.argument("name")
+@xlemu.command(usage="<DomainName>")
+@click.argument("name", shell_complete=_complete_domain)
 @click.pass_context
 def domid(ctx: click.Context, name: str) -> None:
     """Convert a domain name to domain id."""
@@ -147,7 +334,7 @@ def domid(ctx: click.Context, name: str) -> None:
         click.echo(found)
 
 
-@xlemu.command()
+@xlemu.command(usage="<DomainId>")
 @click.argument("domid", type=str)
 @click.pass_context
 def domname(ctx: click.Context, domid: str) -> None:
@@ -163,16 +350,7 @@ def domname(ctx: click.Context, domid: str) -> None:
         click.echo(name)
 
 
-@xlemu.command()
-@click.option("-c", "clear", is_flag=True, help="Clear the buffer after reading it.")
-@click.pass_context
-def dmesg(ctx: click.Context, clear: bool) -> None:
-    """Read and/or clear dmesg buffer."""
-    with toolstack(ctx, save=clear) as ts:
-        click.echo(ts.dmesg(clear), nl=False)
-
-
-@xlemu.command("debug-keys")
+@xlemu.command("debug-keys", usage="<Keys>", modifies=True)
 @click.argument("keys")
 @click.pass_context
 def debug_keys(ctx: click.Context, keys: str) -> None:
@@ -181,146 +359,15 @@ def debug_keys(ctx: click.Context, keys: str) -> None:
         ts.debug_keys(keys)
 
 
-# -- domains ------------------------------------------------------------------------------------
-
-
-@xlemu.command()  # unknown options fail, as getopt does in main_create
-@click.option("-p", "paused", is_flag=True, help="Leave the domain paused after it is created.")
-@click.option("-q", "--quiet", is_flag=True, help="Quiet.")
-@click.argument("config")
-@click.argument("extra", nargs=-1)
-@click.pass_context
-def create(
-    ctx: click.Context, paused: bool, quiet: bool, config: str, extra: tuple[str, ...]
-) -> None:
-    """Create a domain from config file <filename>."""
-    if "=" in config:
-        extra, config = (config, *extra), "/dev/null"
-
-    def announce(source: str) -> None:
-        if not quiet:
-            click.echo(f"Parsing config from {source}", err=True)
-
-    with toolstack(ctx) as ts:
-        create_domain(
-            ts, config, list(extra), paused=paused, progress=_progress_bar, announce=announce
-        )
-
-
-@contextmanager
-def _progress_bar(total: int) -> Iterator[Any]:
-    """click's progress bar while a big domain is populated, on a terminal only."""
-    if total < (1 << 18) or not sys.stdout.isatty():
-        yield lambda pages: None
-        return
-    with click.progressbar(length=total, label="Populating", file=sys.stderr) as bar:
-        done = [0]
-
-        def update(pages: int) -> None:
-            bar.update(pages - done[0])
-            done[0] = pages
-
-        yield update
-
-
-@xlemu.command()
-@click.option("-f", "force", is_flag=True, help="Allow domain 0 to be destroyed.")
-@click.argument("domain")
-@click.pass_context
-def destroy(ctx: click.Context, force: bool, domain: str) -> None:
-    """Terminate a domain immediately."""
-    with toolstack(ctx) as ts:
-        ts.destroy(domain, force)
-
-
-@xlemu.command("mem-max")
-@click.argument("domain")
-@click.argument("mem")
-@click.pass_context
-def mem_max(ctx: click.Context, domain: str, mem: str) -> None:
-    """Set the maximum amount reservation for a domain."""
-    with toolstack(ctx) as ts:
-        ts.mem_max(domain, mem)
-
-
-@xlemu.command("mem-set")
-@click.argument("domain")
-@click.argument("mem")
-@click.pass_context
-def mem_set(ctx: click.Context, domain: str, mem: str) -> None:
-    """Set the current memory usage for a domain."""
-    with toolstack(ctx) as ts:
-        ts.mem_set(domain, mem)
-
-
-@xlemu.command()
-@click.argument("domain")
-@click.pass_context
-def pause(ctx: click.Context, domain: str) -> None:
-    """Pause execution of a domain."""
-    with toolstack(ctx) as ts:
-        ts.pause(domain)
-
-
-@xlemu.command()
-@click.argument("domain")
-@click.pass_context
-def unpause(ctx: click.Context, domain: str) -> None:
-    """Unpause a paused domain."""
-    with toolstack(ctx) as ts:
-        ts.pause(domain, unpause=True)
-
-
-# -- beyond xl ------------------------------------------------------------------------------------
-
-
-@xlemu.command("claim-set")
-@click.option("--clear", is_flag=True, help="Release every claim of the domain.")
-@click.argument("domain")
-@click.argument("targets", nargs=-1)
-@click.pass_context
-def claim_set(ctx: click.Context, clear: bool, domain: str, targets: tuple[str, ...]) -> None:
-    """Install a NUMA claim set: TARGET=SIZE with TARGET node<N> or host (node0=2G host=512M)."""
-    with toolstack(ctx) as ts:
-        ts.claim_set(domain, targets, clear)
-
-
-@xlemu.command()
-@click.option(
-    "--claim-mode",
-    type=click.Choice(["legacy", "numa", "off"]),
-    default=None,
-    help="Claim mode of every build (default: xl.conf's).",
+@xlemu.command(
+    usage="[-c]", options="  -c                        Clear dmesg buffer as well as printing it"
 )
-@click.option(
-    "--processes", is_flag=True, help="Each builder a process of its own, on a host server."
-)
-@click.argument("count", type=click.IntRange(1, 4096))
-@click.argument("config")
+@click.option("-c", "--clear", "clear", is_flag=True)
 @click.pass_context
-def storm(
-    ctx: click.Context, claim_mode: str | None, processes: bool, count: int, config: str
-) -> None:
-    """Create COUNT domains from CONFIG at once, each as `create` builds it; how each fared."""
-    held = served(ctx.obj["state"], _notice) if processes else nullcontext()
-    with held, toolstack(ctx) as ts:
-        report = create_storm(ts, config, count, claim_mode, processes=processes)  # type: ignore[arg-type]
-    click.echo(report.table())
-    if not report.count("admitted"):  # every create failed: as one failed create exits
-        ctx.exit(3)
-
-
-@xlemu.command("numa-picture")
-@click.option("--svg", "svg_file", type=click.Path(dir_okay=False), help="Also write an SVG.")
-@click.option("--width", default=50, show_default=True, help="Bar width in characters.")
-@click.pass_context
-def numa_picture(ctx: click.Context, svg_file: str | None, width: int) -> None:
-    """Picture NUMA memory: per-node bars of each domain's pages, claims and free memory."""
-    with toolstack(ctx, save=False) as ts:
-        memory = ts.memory_picture()
-    click.echo(picture.bars(memory, width))
-    if svg_file:
-        Path(svg_file).write_text(picture.svg(memory), encoding="utf-8")
+def dmesg(ctx: click.Context, clear: bool) -> None:
+    """Read and/or clear dmesg buffer."""
+    with toolstack(ctx, save=clear) as ts:
+        click.echo(ts.dmesg(clear), nl=False)
 
 
 @xlemu.command(hidden=True, context_settings={"ignore_unknown_options": True})
@@ -332,65 +379,110 @@ def top(ctx: click.Context, args: tuple[str, ...]) -> None:
     ctx.invoke(numa_picture, **numa_picture.make_context("numa-picture", list(args)).params)
 
 
-# -- other processes ----------------------------------------------------------------------------
-
-
-@xlemu.command()
-@click.option("--socket", type=click.Path(dir_okay=False), help="Where to listen.")
+@xlemu.command(usage="[-s] [Domain]", options="")
+@click.option("-s", "short", is_flag=True)
+@click.argument("domains", nargs=-1, shell_complete=_complete_domain)
 @click.pass_context
-def serve(ctx: click.Context, socket: str | None) -> None:
-    """Hold the host in a server for other processes until SIGTERM or SIGINT."""
+def uptime(ctx: click.Context, short: bool, domains: tuple[str, ...]) -> None:
+    """Print uptime for all/some domains."""
+    try:  # print_dom0_uptime: the uptime of the machine xl runs on
+        dom0 = int(float(Path("/proc/uptime").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        raise ToolstackError("Can not get Dom0 uptime.", 255) from None
+    with toolstack(ctx, save=False) as ts:
+        echo_lines(ts.uptime_lines(list(domains), short, int(time.time()), dom0))
 
-    def ready(line: str) -> None:
-        click.echo(line)
-        sys.stdout.flush()
 
-    serve_until_signalled(ctx.obj["state"], Path(socket) if socket else None, ready, _notice)
-
-
-@xlemu.command("exec", context_settings={"ignore_unknown_options": True})
-@click.option("--domid", type=click.IntRange(0, 0x7FEF), default=0, help="The calling domain.")
-@click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
+@xlemu.command(usage="[--nodes]")
+@click.option("--nodes", is_flag=True, help="Each domain's claim on each node and host-wide.")
 @click.pass_context
-def exec_(ctx: click.Context, domid: int, program: tuple[str, ...]) -> None:
-    """Run PROGRAM (linked against libxenctrl) against the host; exit with its status."""
-    ctx.exit(run_program(ctx.obj["state"], program, domid, _notice))
+def claims(ctx: click.Context, nodes: bool) -> None:
+    """List outstanding claim information about all domains."""
+    with toolstack(ctx, save=False) as ts:
+        if ts.conf.claim_mode == "off":
+            click.echo("claim_mode not enabled (see man xl.conf).", err=True)
+        echo_lines(ts.claims_node_lines() if nodes else ts.list_lines(claims=True))
 
 
-# -- the host -----------------------------------------------------------------------------------
+# -- beyond xl ------------------------------------------------------------------------------------
 
 
-@xlemu.group(cls=PrefixGroup)
+@xlemu.command("claim-set", usage=f"[--clear] <Domain> [node<N>|host]={MEM_SIZE}...", modifies=True)
+@click.option("--clear", is_flag=True, help="Release every claim of the domain.")
+@click.argument("domain", shell_complete=_complete_domain)
+@click.argument("targets", nargs=-1)
+@click.pass_context
+def claim_set(ctx: click.Context, clear: bool, domain: str, targets: tuple[str, ...]) -> None:
+    """Install a NUMA claim set on a domain (node0=2G host=512M)."""
+    with toolstack(ctx) as ts:
+        ts.claim_set(domain, targets, clear)
+
+
+@xlemu.command(usage="[options] <Count> <ConfigFile>", modifies=True)
+@click.option(
+    "--claim-mode",
+    type=click.Choice(["legacy", "numa", "off"]),
+    default=None,
+    metavar="MODE",
+    help="legacy, numa or off (default: xl.conf's).",
+)
+@click.option("--processes", is_flag=True, help="Each builder a process, on a host server.")
+@click.argument("count", type=click.IntRange(1, 4096))
+@click.argument("config", shell_complete=_complete_file)
+@click.pass_context
+def storm(
+    ctx: click.Context, claim_mode: str | None, processes: bool, count: int, config: str
+) -> None:
+    """Create Count domains from one config at once, each as create builds it."""
+    held = served(ctx.obj["state"], _notice) if processes else nullcontext()
+    with held, toolstack(ctx) as ts:
+        report = create_storm(ts, config, count, claim_mode, processes=processes)  # type: ignore[arg-type]
+    click.echo(report.table())
+    if not report.count("admitted"):  # every create failed: as one failed create exits
+        ctx.exit(3)
+
+
+@xlemu.command("numa-picture", usage="[options]")
+@click.option(
+    "--svg", "svg_file", type=click.Path(dir_okay=False), metavar="FILE", help="Also an SVG."
+)
+@click.option("--width", default=50, metavar="N", help="Bar width in characters (50).")
+@click.pass_context
+def numa_picture(ctx: click.Context, svg_file: str | None, width: int) -> None:
+    """Picture NUMA memory: per node, each domain's pages, claims and free memory."""
+    with toolstack(ctx, save=False) as ts:
+        memory = ts.memory_picture()
+    click.echo(picture.bars(memory, width))
+    if svg_file:
+        Path(svg_file).write_text(picture.svg(memory), encoding="utf-8")
+
+
+@xlemu.group(cls=XlGroup)
 def host() -> None:
-    """Create or describe the emulated host."""
+    """Make or describe the emulated host."""
 
 
-@host.command("init")
+@host.command("init", usage="[options]", modifies=True)
+@click.option("--nodes", default=2, type=click.IntRange(1, MAX_NUMNODES), help="NUMA nodes (2).")
+@click.option("--node-memory", default=16384, type=click.IntRange(0), help="MiB per node (16384).")
 @click.option(
-    "--nodes",
-    default=2,
-    show_default=True,
-    type=click.IntRange(1, MAX_NUMNODES),
-    help="Number of NUMA nodes.",
+    "--cpus", default=4, type=click.IntRange(0, NR_CPUS), metavar="N", help="CPUs per node (4)."
 )
 @click.option(
-    "--node-memory", default=16384, show_default=True, type=click.IntRange(0), help="MiB per node."
+    "--dom0-memory", default=1024, type=click.IntRange(0), metavar="MiB", help="dom0's MiB (1024)."
 )
 @click.option(
-    "--cpus", default=4, show_default=True, type=click.IntRange(0, NR_CPUS), help="CPUs per node."
+    "--from",
+    "toml",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="A host described in TOML.",
 )
-@click.option(
-    "--dom0-memory",
-    default=1024,
-    show_default=True,
-    type=click.IntRange(0),
-    help="dom0's memory in MiB.",
-)
-@click.option("--from", "toml", type=click.Path(exists=True, dir_okay=False), help="A host TOML.")
 @click.option(
     "--xen",
     type=click.Choice(list(RELEASES)),
-    help="The Xen release the host speaks  [default: master, or the TOML's]",
+    metavar="RELEASE",
+    help=f"The Xen release the host speaks: {', '.join(RELEASES)} (master, or the TOML's).",
 )
 @click.pass_context
 def host_init(
@@ -423,6 +515,32 @@ def host_show(ctx: click.Context) -> None:
         echo_lines(ts.host_lines())
 
 
+@xlemu.command(usage="[options]")
+@click.option("--socket", type=click.Path(dir_okay=False), metavar="FILE", help="Where to listen.")
+@click.pass_context
+def serve(ctx: click.Context, socket: str | None) -> None:
+    """Hold the host in a server for other processes until SIGTERM or SIGINT."""
+
+    def ready(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    serve_until_signalled(ctx.obj["state"], Path(socket) if socket else None, ready, _notice)
+
+
+@xlemu.command(
+    "exec", usage="[options] <Program> [args]", context_settings={"ignore_unknown_options": True}
+)
+@click.option(
+    "--domid", type=click.IntRange(0, 0x7FEF), default=0, metavar="N", help="The calling domain."
+)
+@click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, domid: int, program: tuple[str, ...]) -> None:
+    """Run a program linked against libxenctrl on the host; exit with its status."""
+    ctx.exit(run_program(ctx.obj["state"], program, domid, _notice))
+
+
 # -- entry point --------------------------------------------------------------------------------
 
 
@@ -448,6 +566,11 @@ def main(argv: list[str] | None = None) -> None:
         code = xlemu.main(args=argv, prog_name="xlemu", standalone_mode=False)
     except ToolstackError as e:
         click.echo(printable(str(e)), err=True)
+        sys.exit(e.exit_code)
+    except XlUsageError as e:  # def_getopt: the line, and for missing arguments the help
+        click.echo(e.message, err=True)
+        if e.help_text is not None:
+            click.echo(e.help_text, nl=False)
         sys.exit(e.exit_code)
     except click.UsageError as e:
         click.echo(f"xlemu: {e.format_message()}", err=True)

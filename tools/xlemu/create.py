@@ -25,6 +25,7 @@ from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
 from xenguest.storm import BuildResult, StormReport, run_builders
 from xlemu import libxl_xs, xlcfg
+from xlemu.domconfig import domain_config, to_json
 from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, DomainInfo
 from xlemu.toolstack import (
     ERROR_FAIL,
@@ -115,7 +116,7 @@ class GuestConfig:
         return HVM_VIDEO_MEMKB if self.type == "hvm" else 0
 
 
-def _read_config(
+def read_config(
     path: str, extra: list[str], announce: Callable[[str], None] | None = None
 ) -> xlcfg.Config:
     try:
@@ -319,6 +320,23 @@ def build(
     return domid
 
 
+def dry_run(guest: GuestConfig) -> str:
+    """What ``xl -N create`` prints: the configuration as parsed (a uuid made up unless
+    uuid= gave one), before libxl fills in its defaults such as the video RAM, as
+    libxl_domain_config_to_json writes it."""
+    return to_json(
+        domain_config(
+            type=guest.type,
+            name=guest.name,
+            uuid=guest.uuid or str(uuid.uuid4()),
+            max_vcpus=guest.vcpus,
+            max_memkb=guest.maxmem_kb,
+            target_memkb=guest.memory_kb,
+            vnuma=guest.vnuma or (),
+        )
+    )
+
+
 def _claim_short(e: Exception) -> bool:
     return isinstance(e, XenguestError) and e.claim_refused and e.errno == ENOMEM
 
@@ -389,7 +407,7 @@ def create_domain(
     announce: Callable[[str], None] | None = None,
 ) -> int:
     """``xl create``: read, ``announce`` the file (xl's "Parsing config from"), parse, build."""
-    config = _read_config(path, extra, announce)
+    config = read_config(path, extra, announce)
     return build(ts, guest_config(ts, config), paused=paused, progress=progress)
 
 
@@ -399,7 +417,7 @@ def storm(
     """``count`` creates of one config at once, named NAME-1 ... NAME-count: each built
     exactly as ``create`` builds it (:func:`build`), in a thread of its own, or with
     ``processes`` in a process of its own on the server holding the host."""
-    guest = guest_config(ts, _read_config(path, []))
+    guest = guest_config(ts, read_config(path, []))
     names = [f"{guest.name}-{i}" for i in range(1, count + 1)]
     for name in names:  # names stay unique, as libxl__domain_rename insists
         if ts.find_domain_by_name(name) is not None:

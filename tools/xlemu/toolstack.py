@@ -10,10 +10,11 @@ import itertools
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from xenhost.xenstore import XsHandle
+from xenhost.xenstore import XenstoreError, XsHandle
 
 from hypervisor_model.public import domctl, version
 from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, errorcode
@@ -25,6 +26,7 @@ from xenctrl.types import xc_domaininfo_t
 from xenguest.dom import ClaimMode
 from xenguest.storm import pages_by_node
 from xlemu import libxl_xs
+from xlemu.domconfig import domain_config, to_json, uuid_text
 from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, dom_path, read_kb
 from xlemu.picture import MemoryPicture, NodeUsage
 
@@ -271,14 +273,7 @@ class Toolstack:
         header = "Name                                        ID   Mem VCPUs\tState\tTime(s)"
         header += "  Claimed" if claims else ""
         header += " NODE Affinity" if numa else ""
-        if domain is None:
-            infos = self.domain_infos()
-        else:
-            domid = self.find_domain(domain)
-            try:
-                infos = [xcd.xc_domain_getinfo_single(self.xch, domid)]
-            except XenError:
-                raise ToolstackError(f"Error: Domain '{domain}' does not exist.") from None
+        infos = self._infos(domain)
         nr_nodes = misc.xc_physinfo(self.xch).nr_nodes
         lines = [header]
         for info in infos:
@@ -352,13 +347,110 @@ class Toolstack:
         libxl_xs.destroy(self.xs, domid)  # devices_destroy_cb, before the domain goes
         self._xc(lambda: xcd.xc_domain_destroy(self.xch, domid), "destroy failed")
 
-    def pause(self, domain: str, unpause: bool = False) -> None:
+    def pause(self, domain: str, unpause: bool = False) -> str | None:
+        """Pause or unpause; libxl's error line when Xen refuses, which xl prints and then
+        exits 0 all the same (pause_domain/unpause_domain in xl_vmcontrol.c ignore it)."""
         domid = self.find_domain(domain)
-        call = xcd.xc_domain_unpause if unpause else xcd.xc_domain_pause
-        self._xc(
-            lambda: call(self.xch, domid),
-            f"Failed to {'un' if unpause else ''}pause domain {domid}",
-        )
+        try:
+            if not unpause:
+                xcd.xc_domain_pause(self.xch, domid)
+                return None
+            # libxl__domain_unpause asks for the domain's type first
+            try:
+                xcd.xc_domain_getinfo_single(self.xch, domid)
+            except XenError as e:
+                return libxl_error(f"unable to get dominfo: {os.strerror(e.errno)}", domid)
+            xcd.xc_domain_unpause(self.xch, domid)
+        except XenError as e:
+            what = "Unpausing domain" if unpause else "Pausing domain"
+            return libxl_error(f"{what}: {os.strerror(e.errno)}", domid)
+        return None
+
+    # -- more lists: list -l, vm-list, sharing, uptime -----------------------------------------
+
+    def _infos(self, domain: str | None) -> list[xc_domaininfo_t]:
+        """Every domain, or the one named (main_list: "Error: Domain '%s' does not exist.")."""
+        if domain is None:
+            return self.domain_infos()
+        domid = self.find_domain(domain)
+        try:
+            return [xcd.xc_domain_getinfo_single(self.xch, domid)]
+        except XenError:
+            raise ToolstackError(f"Error: Domain '{domain}' does not exist.") from None
+
+    def list_long(self, domain: str | None = None) -> str:
+        """``xl list -l``: each domain's configuration with its domid (list_domains_details),
+        as libxl_retrieve_domain_configuration gives it: the name, uuid, vCPUs and current
+        target and static-max from xenstore. A domain libxl did not make (dom0) has none
+        and is left out."""
+        out = []
+        for info in self._infos(domain):
+            dom = dom_path(info.domain)
+            kind = self.xs.try_read(f"{libxl_xs.libxl_path(info.domain)}/type")
+            static_max = read_kb(self.xs, f"{dom}/memory/static-max")
+            target = read_kb(self.xs, f"{dom}/memory/target")
+            if kind is None or static_max is None or target is None:
+                continue
+            video = read_kb(self.xs, f"{dom}/memory/videoram") or 0
+            try:  # cpu/<N>/availability for each vCPU (libxl__build_post)
+                vcpus = len(self.xs.directory(f"{dom}/cpu"))
+            except XenstoreError:
+                vcpus = 0
+            config = domain_config(
+                type=kind.decode(),
+                name=self.name(info.domain),
+                uuid=uuid_text(bytes(info.handle)),
+                max_vcpus=vcpus,
+                max_memkb=static_max,
+                target_memkb=target + video,  # libxl__get_targetmem_fudge
+                video_memkb=video if kind == b"hvm" else None,
+            )
+            out.append({"domid": info.domain, "config": config})
+        return to_json(out)
+
+    def vm_list_lines(self) -> list[str]:
+        """``xl vm-list`` (list_vm in xl_info.c): every domain that is not a stub domain."""
+        lines = ["UUID                                  ID    name"]
+        for info in self.domain_infos():
+            name = self.name(info.domain)
+            lines.append(f"{uuid_text(bytes(info.handle))}  {info.domain}    {name:<30s}")
+        return lines
+
+    def sharing_lines(self, domain: str | None = None) -> list[str]:
+        """``xl sharing`` (sharing in xl_mem.c): Mem is allocated + claimed, as in list."""
+        lines = ["Name                                        ID   Mem Shared"]
+        for info in self._infos(domain):
+            mem = (info.tot_pages + info.outstanding_pages) * 4 // 1024
+            shared = info.shr_pages * 4 // 1024
+            lines.append(f"{self.name(info.domain):<40s} {info.domain:5d} {mem:5d}  {shared:5d}")
+        return lines
+
+    def uptime_lines(
+        self, domains: list[str], short: bool, now: int, dom0_uptime: int
+    ) -> list[str]:
+        """``xl uptime [-s] [Domain...]`` (print_uptime in xl_info.c): dom0's is the uptime of
+        the machine xl runs on (its /proc/uptime), a guest's counts from its /vm/<uuid>/
+        start_time; a guest without one is left out (libxl_vm_get_start_time)."""
+        ids = [self.find_domain(d) for d in domains] or [i.domain for i in self.domain_infos()]
+        lines = [] if short else [f"{'Name':<33s} {'ID':>4s} Uptime"]
+        clock = time.strftime("%H:%M:%S", time.localtime(now))
+        for domid in ids:
+            if domid == 0:
+                up = dom0_uptime
+            else:
+                vm = self.xs.try_read(f"{dom_path(domid)}/vm")
+                started = self.xs.try_read(f"{vm.decode()}/start_time") if vm else None
+                if started is None:
+                    continue
+                up = max(now - int(started.split(b".")[0] or b"0"), 0)
+            text, name = uptime_text(up, short), self.name(domid)
+            row = (
+                f" {clock} up {text}, {name} ({domid})"
+                if short
+                else f"{name:<33s} {domid:4d} {text}"
+            )
+            lines.append(row)
+        return lines
 
     def mem_max(self, domain: str, size: str) -> None:
         """Xen's max = value + 1 MiB; refused below xenstore's memory/target, the target
@@ -589,6 +681,15 @@ class Toolstack:
                 if mask >> n & 1:
                     counts[n] += vcpus
         return counts
+
+
+def uptime_text(seconds: int, short: bool) -> str:
+    """uptime_to_string in xl_info.c: days, then H:MM(:SS)."""
+    day, rest = divmod(seconds, 86400)
+    hour, rest = divmod(rest, 3600)
+    minute, sec = divmod(rest, 60)
+    days = f"{day} day{'s' if day > 1 else ''}, " if day else ""
+    return f"{days}{hour:2d}:{minute:02d}" + ("" if short else f":{sec:02d}")
 
 
 def need_memory_kb(memory_kb: int, maxmem_kb: int, vcpus: int, hvm: bool) -> int:
