@@ -32,6 +32,7 @@ class Domain:
     handle: bytes = bytes(16)
     max_vcpus: int = 0
     nr_vcpus: int = 0  # vCPUs created by XEN_DOMCTL_max_vcpus
+    vcpu_online: int = 0  # bit i: vCPU i is up (not VPF_down); vCPUs are created down
     cpupool: int = 0
     is_dying: int = DOMDYING_alive
     max_pages: int = 0  # a new domain may not allocate until max_mem raises this

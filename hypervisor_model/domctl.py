@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from construct import Construct
 
-from hypervisor_model import claims
+from hypervisor_model import claims, vcpu
 from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
@@ -85,6 +85,9 @@ def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
         return reply.send(0)
     if not hv.is_control_domain(current):
         raise XenError(EPERM)  # xsm_domctl(XSM_PRIV)
+    if op.cmd == abi.XEN_DOMCTL_getvcpuinfo:  # answered without the domctl lock
+        assert d is not None
+        return vcpu.getvcpuinfo(hv, current, d, reply)
     with hv.domctl_lock:
         handler = None if op.cmd in release.missing_domctls else _COMMANDS.get(op.cmd)
         if handler is None:
@@ -253,8 +256,9 @@ def _unpausedomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
     if d.controller_pause_count == 0:
         raise XenError(EINVAL, "domain is not paused by the controller")
     d.controller_pause_count -= 1
-    if d.controller_pause_count == 0:
+    if d.controller_pause_count == 0 and not d.creation_finished:
         d.creation_finished = True
+        vcpu.first_unpause(d)  # no guest runs: stand in for its kernel's boot
     return 0
 
 
@@ -263,10 +267,7 @@ def _unpausedomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
 
 def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
     """The getdomaininfo record (getdomaininfo() in domctl.c)."""
-    online = d.nr_vcpus if d.creation_finished else 0
-    flags = abi.XEN_DOMINF_blocked if online else 0
-    if d.domain_id == 0:
-        flags = abi.XEN_DOMINF_running  # dom0 is running the toolstack
+    online, flags = vcpu.domain_state(hv, d)
     flags |= abi.XEN_DOMINF_dying if d.is_dying == DOMDYING_dead else 0
     flags |= abi.XEN_DOMINF_paused if d.controller_pause_count > 0 else 0
     flags |= abi.XEN_DOMINF_xs_domain if d.cdf_flags & abi.XEN_DOMCTL_CDF_xs_domain else 0
@@ -459,4 +460,7 @@ _COMMANDS: dict[int, Callable[..., int]] = {
     abi.XEN_DOMCTL_setnodeaffinity: _setnodeaffinity,
     abi.XEN_DOMCTL_getnodeaffinity: _getnodeaffinity,
     abi.XEN_DOMCTL_claim_memory: _claim_memory,
+    abi.XEN_DOMCTL_setvcpucontext: vcpu.setvcpucontext,
+    abi.XEN_DOMCTL_gethvmcontext: vcpu.gethvmcontext,
+    abi.XEN_DOMCTL_sethvmcontext: vcpu.sethvmcontext,
 }

@@ -144,6 +144,7 @@ class Hypervisor:
             0,
             max_vcpus=self.nr_cpus,
             nr_vcpus=self.nr_cpus,
+            vcpu_online=(1 << self.nr_cpus) - 1,  # dom0 booted on all of them
             controller_pause_count=0,
             creation_finished=True,
         )

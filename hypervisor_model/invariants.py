@@ -48,6 +48,8 @@ def _claim_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
         if claimed != sum(d.claims.get(n, 0) for d in domains):
             out.append(f"node {n}: claimed_pages differs from the sum of domains' claims")
     for d in domains:
+        if d.vcpu_online >> d.nr_vcpus:
+            out.append(f"d{d.domain_id}: a vCPU online that was never created")
         if d.node_claims != sum(d.claims.values()) or d.node_claims > d.outstanding_pages:
             out.append(f"d{d.domain_id}: node_claims inconsistent with claims[]")
         if any(pages <= 0 or not heap.online_mask >> n & 1 for n, pages in d.claims.items()):

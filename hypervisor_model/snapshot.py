@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from hypervisor_model.console import CONRING_SIZE
 from hypervisor_model.domain import Domain
+from hypervisor_model.domctl import MAX_VIRT_CPUS
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, PAGE_SHIFT
 from hypervisor_model.host import (
     MAX_NUMNODES,
@@ -132,6 +133,9 @@ def _domain_schema() -> Record:
         "is_dying": Int(0, 2),
         "node_affinity": Int(0, (1 << MAX_NUMNODES) - 1),
         "handle": Str(32, "[0-9a-f]{32}"),
+        "max_vcpus": Int(0, MAX_VIRT_CPUS),
+        "nr_vcpus": Int(0, MAX_VIRT_CPUS),
+        "vcpu_online": Int(0, (1 << MAX_VIRT_CPUS) - 1),  # a bit per vCPU
     }
     shapes: dict[str, Schema] = {}
     for f in fields(Domain):
@@ -206,7 +210,9 @@ def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
         kwargs[name] = dict(kwargs[name])
     if kwargs.get("last_alloc_node", 0) >= nr_nodes:
         raise StateError(f"damaged state: d{state['domain_id']}: last_alloc_node names no node")
-    # saved before the model kept it: the highest gfn mapped now is the best known
+    # saved before the model kept them: what the state showed then, the highest gfn mapped
+    started = kwargs.get("creation_finished", False)
+    kwargs.setdefault("vcpu_online", (1 << kwargs.get("nr_vcpus", 0)) - 1 if started else 0)
     kwargs.setdefault("max_mapped_pfn", max((r.end for r in kwargs["p2m"]), default=1) - 1)
     return Domain(**kwargs)
 

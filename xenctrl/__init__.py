@@ -87,9 +87,16 @@ from xenctrl.types import (
     xc_domaininfo_t,
     xc_meminfo_t,
     xc_physinfo_t,
+    xc_vcpuinfo_t,
     xen_domctl_createdomain,
     xen_memory_claim_t,
     xen_pfn_t,
+)
+from xenctrl.vcpu import (
+    xc_domain_hvm_getcontext,
+    xc_domain_hvm_setcontext,
+    xc_vcpu_getinfo,
+    xc_vcpu_setcontext,
 )
 
 XC_PAGE_SHIFT = 12

@@ -103,3 +103,16 @@ class xen_memory_claim_t(ctypes.Structure):
 
 
 memory_claim_t = xen_memory_claim_t
+
+
+class xc_vcpuinfo_t(ctypes.Structure):
+    """struct xen_domctl_getvcpuinfo (24 bytes), libxc's xc_vcpuinfo_t."""
+
+    _fields_ = [
+        ("vcpu", c_uint32),
+        ("online", c_uint8),
+        ("blocked", c_uint8),
+        ("running", c_uint8),
+        ("cpu_time", c_uint64),
+        ("cpu", c_uint32),
+    ]

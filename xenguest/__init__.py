@@ -4,6 +4,7 @@
 cancel) through xenctrl; claim modes add NUMA claim sets beyond what Xen does today.
 """
 
+from xenguest.boot import xc_dom_boot_image
 from xenguest.dom import (
     XC_NUMA_NO_NODE,
     Allocation,

@@ -70,6 +70,7 @@ class xc_dom_image:
     highmem_end: int = 0
     vga_hole_size: int = 0
     device_model: bool = False
+    max_vcpus: int = 1  # vcpu_hvm loads MTRRs into each of them
     superpages: bool = True
     progress: Callable[[int], None] | None = None  # told the pages populated so far
     # Written by meminit:

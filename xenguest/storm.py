@@ -30,6 +30,7 @@ from xenctrl.domain import (
 )
 from xenctrl.handle import Host, xc_interface, xc_interface_open
 from xenctrl.misc import nodemap, xc_readconsolering, xc_send_debug_keys
+from xenguest.boot import xc_dom_boot_image
 from xenguest.dom import ClaimMode, xc_dom_allocate, xc_dom_boot_mem_init
 from xenguest.errors import XenguestError
 from xenguest.layout import hvm_layout, vnuma_hvm, vnuma_pv
@@ -146,6 +147,7 @@ def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode
             if request.vnuma:
                 vnuma_pv(dom, sizes, pnodes)
         xc_dom_boot_mem_init(dom)
+        xc_dom_boot_image(dom)
         xc_domain_unpause(xch, domid)
         result.outcome = "admitted"
     except (XenguestError, XenError) as e:

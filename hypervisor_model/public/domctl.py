@@ -4,7 +4,7 @@
 is parsed from, or built into, those bytes by whoever handles that command.
 """
 
-from construct import Array, Bytes, Construct, Default, FixedSized, GreedyBytes, Struct
+from construct import Array, Bytes, Construct, Default, FixedSized, GreedyBytes, Padding, Struct
 
 from .xen import (
     domid_t,
@@ -29,7 +29,11 @@ XEN_DOMCTL_pausedomain = 3
 XEN_DOMCTL_unpausedomain = 4
 XEN_DOMCTL_getdomaininfo = 5
 XEN_DOMCTL_max_mem = 11
+XEN_DOMCTL_setvcpucontext = 12
+XEN_DOMCTL_getvcpuinfo = 14
 XEN_DOMCTL_max_vcpus = 15
+XEN_DOMCTL_gethvmcontext = 33
+XEN_DOMCTL_sethvmcontext = 34
 XEN_DOMCTL_set_address_size = 35
 XEN_DOMCTL_get_address_size = 36
 XEN_DOMCTL_setnodeaffinity = 68
@@ -151,6 +155,32 @@ xen_domctl_address_size: Construct = Struct("size" / uint32_t)
 
 # XEN_DOMCTL_max_vcpus payload.
 xen_domctl_max_vcpus: Construct = Struct("max" / uint32_t)
+
+# XEN_DOMCTL_setvcpucontext payload (16 bytes); a NULL context resets the vCPU.
+xen_domctl_vcpucontext: Construct = Struct(
+    "vcpu" / uint32_t,
+    Padding(4),
+    "ctxt" / guest_handle,  # vcpu_guest_context (arch_x86), compat layout for 32-bit PV
+)
+
+# XEN_DOMCTL_getvcpuinfo payload (24 bytes).
+xen_domctl_getvcpuinfo: Construct = Struct(
+    "vcpu" / uint32_t,  # IN
+    "online" / uint8_t,  # not down
+    "blocked" / uint8_t,  # waiting for an event
+    "running" / uint8_t,  # on a CPU now
+    Padding(1),
+    "cpu_time" / uint64_aligned_t,  # ns run so far
+    "cpu" / uint32_t,  # the CPU it is on, or was last
+    Padding(4),
+)
+
+# XEN_DOMCTL_{get,set}hvmcontext payload (16 bytes): a stream of HVM save records.
+xen_domctl_hvmcontext: Construct = Struct(
+    "size" / uint32_t,  # IN: buffer bytes; OUT (get): bytes written, or needed if NULL
+    Padding(4),
+    "buffer" / guest_handle,  # uint8[size]; NULL (get) asks for the size
+)
 
 # XEN_DOMCTL_{set,get}nodeaffinity payload: the domain's node mask.
 xen_domctl_nodeaffinity: Construct = Struct("nodemap" / xenctl_bitmap)

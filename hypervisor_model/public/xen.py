@@ -44,6 +44,15 @@ HYPERVISOR_sched_op = 29
 HYPERVISOR_sysctl = 35
 HYPERVISOR_domctl = 36
 
+# VM assists a guest may enable (VMASST_TYPE_*: bit numbers of vcpu_guest_context.vm_assist).
+VMASST_TYPE_4gb_segments = 0
+VMASST_TYPE_4gb_segments_notify = 1
+VMASST_TYPE_writable_pagetables = 2
+VMASST_TYPE_pae_extended_cr3 = 3
+VMASST_TYPE_architectural_iopl = 4
+VMASST_TYPE_runstate_update_flag = 5
+VMASST_TYPE_m2p_strict = 32
+
 # Reserved domain IDs: ordinary domains are below DOMID_FIRST_RESERVED.
 DOMID_FIRST_RESERVED = 0x7FF0
 DOMID_SELF = 0x7FF0

@@ -130,14 +130,14 @@ node:    memsize    memfree    distances
 #   web      522224 * 4 // 1024 = 2088896 // 1024 = 2039 (2039 * 1024 = 2087936), -b----
 #   db       262144 * 4 // 1024 = 1024, -b----
 #   batch    (522224 + 196608) * 4 // 1024 = 2875328 // 1024 = 2807, paused: --p---;
-#            VCPUs 0: the model brings vCPUs online at the first unpause (Xen has vCPU 0
-#            online once the build set its context: see test_paused_domain_has_vcpu0_online)
+#            VCPUs 1: the build's vcpu_hvm brought vCPU 0 up (its CPU record); never
+#            unpaused, it has not run, so it is neither running nor blocked
 LIST = """\
 Name                                        ID   Mem VCPUs\tState\tTime(s)
 Domain-0                                     0   512     8     r-----       0.0
 web                                          1  2039     2     -b----       0.0
 db                                           2  1024     2     -b----       0.0
-batch                                        3  2807     0     --p---       0.0
+batch                                        3  2807     1     --p---       0.0
 """
 # " NODE Affinity": print_bitmap of each node affinity over nr_nodes 2: dom0 and the vNUMA
 # guest (no nodemap: every node) "all", web placed on node 0 "0", db pinned to node 1 "1".
@@ -146,7 +146,7 @@ Name                                        ID   Mem VCPUs\tState\tTime(s) NODE 
 Domain-0                                     0   512     8     r-----       0.0 all
 web                                          1  2039     2     -b----       0.0 0
 db                                           2  1024     2     -b----       0.0 1
-batch                                        3  2807     0     --p---       0.0 all
+batch                                        3  2807     1     --p---       0.0 all
 """
 # "  Claimed" and " %5lu" of outstanding_memkb / 1024: batch 196608 * 4 // 1024 = 768.
 CLAIMS = """\
@@ -154,7 +154,7 @@ Name                                        ID   Mem VCPUs\tState\tTime(s)  Clai
 Domain-0                                     0   512     8     r-----       0.0     0
 web                                          1  2039     2     -b----       0.0     0
 db                                           2  1024     2     -b----       0.0     0
-batch                                        3  2807     0     --p---       0.0   768
+batch                                        3  2807     1     --p---       0.0   768
 """
 # Each domain's claim set (XEN_DOMCTL_claim_memory GET) in MiB, "%-40s %5s %7s" + " %7s":
 # batch host-wide 65536 >> 8 = 256, node 1 131072 >> 8 = 512.
@@ -306,12 +306,6 @@ def test_destroy_returns_the_memory_and_the_claim(golden: Xl) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model: getdomaininfo reports nr_online_vcpus 0 until the first unpause; in Xen "
-    "the build (xc_dom_boot_image -> vcpu_hvm / setvcpucontext) brings vCPU 0 online, so "
-    "`xl create -p` then `xl list` shows 1 VCPU",
-)
 def test_paused_domain_has_vcpu0_online(golden: Xl) -> None:
     """A domain built and left paused has vCPU 0 online (getdomaininfo in domctl.c counts
     vCPUs without VPF_down; the boot context cleared it for vCPU 0)."""

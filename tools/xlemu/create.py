@@ -21,6 +21,7 @@ from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.handle import Host
 from xenguest import XenguestError, hvm_layout, vnuma_hvm, vnuma_pv, xc_dom_allocate
+from xenguest.boot import xc_dom_boot_image
 from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
 from xenguest.storm import BuildResult, StormReport, run_builders
@@ -369,6 +370,7 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
         xcd.xc_domain_node_setaffinity(xch, domid, misc.nodemap(ts.xch, nodes))
     xcd.xc_domain_setmaxmem(xch, domid, guest.memory_kb + LIBXL_MAXMEM_CONSTANT_KB)
     dom = xc_dom_allocate(xch, domid, "hvm-3.0-x86_32" if guest.hvm else "xen-3.0-x86_64")
+    dom.max_vcpus = guest.vcpus
     dom.claim_mode = ts.conf.claim_mode
     if nodes is not None and len(nodes) == 1:
         dom.claim_on_node = nodes[0]
@@ -395,6 +397,7 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
             dom.progress = update
             xc_dom_boot_mem_init(dom)
     alloc_magic_pages(dom)
+    xc_dom_boot_image(dom)  # vCPU 0 up, paused until the unpause
 
 
 def create_domain(

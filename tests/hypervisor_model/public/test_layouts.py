@@ -6,6 +6,8 @@ the claim-set layout is v7's. Wire bytes are written with the standard library's
 ``struct`` module, independently of the construct definitions under test.
 """
 
+import importlib
+import pkgutil
 import struct as cstruct
 from typing import Any
 
@@ -13,8 +15,9 @@ import construct
 import pytest
 from construct import Array, Bytes, Default, FixedSized, FormatField, Renamed, Struct
 
+import hypervisor_model.public
 from hypervisor_model import guest_memory
-from hypervisor_model.public import domctl, errno, memory, sysctl, xen
+from hypervisor_model.public import arch_x86, domctl, errno, hvm_save, memory, sysctl, xen
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -223,6 +226,81 @@ LAYOUTS: list[tuple[str, construct.Construct, int, dict[str, int]]] = [
     ),
     ("xen_memory_domain", memory.xen_memory_domain, 2, {"domid": 0}),
     ("multicall_entry", xen.multicall_entry, 64, {"op": 0, "result": 8, "args": 16}),
+    # x86 vCPU contexts and HVM save records: offsets from gcc on Xen's public headers
+    (
+        "cpu_user_regs",
+        arch_x86.cpu_user_regs,
+        200,
+        {"rip": 128, "cs": 136, "rflags": 144, "rsp": 152, "ss": 160, "es": 168, "gs": 192},
+    ),
+    (
+        "vcpu_guest_context",
+        arch_x86.vcpu_guest_context,
+        5168,
+        {
+            "flags": 512,
+            "user_regs": 520,
+            "trap_ctxt": 720,
+            "ldt_base": 4816,
+            "ldt_ents": 4824,
+            "gdt_frames": 4832,
+            "gdt_ents": 4960,
+            "kernel_ss": 4968,
+            "kernel_sp": 4976,
+            "ctrlreg": 4984,
+            "debugreg": 5048,
+            "event_callback_eip": 5112,
+            "failsafe_callback_eip": 5120,
+            "syscall_callback_eip": 5128,
+            "vm_assist": 5136,
+            "fs_base": 5144,
+            "gs_base_kernel": 5152,
+            "gs_base_user": 5160,
+        },
+    ),
+    (
+        "compat_vcpu_guest_context",
+        arch_x86.compat_vcpu_guest_context,
+        2800,
+        {
+            "flags": 512,
+            "user_regs": 516,
+            "trap_ctxt": 584,
+            "ldt_base": 2632,
+            "ldt_ents": 2636,
+            "gdt_frames": 2640,
+            "gdt_ents": 2704,
+            "kernel_ss": 2708,
+            "kernel_sp": 2712,
+            "ctrlreg": 2716,
+            "debugreg": 2748,
+            "event_callback_cs": 2780,
+            "failsafe_callback_eip": 2792,
+            "vm_assist": 2796,
+        },
+    ),
+    ("hvm_save_descriptor", hvm_save.hvm_save_descriptor, 8, {"instance": 2, "length": 4}),
+    ("hvm_save_header", hvm_save.hvm_save_header, 24, {"changeset": 8, "gtsc_khz": 20}),
+    (
+        "hvm_hw_cpu",
+        hvm_save.hvm_hw_cpu,
+        1032,
+        {
+            "rbx": 520,
+            "rip": 640,
+            "cr0": 656,
+            "cr2": 664,
+            "cr3": 672,
+            "cr4": 680,
+            "dr6": 720,
+            "dr7": 728,
+            "msr_efer": 992,
+            "msr_tsc_aux": 1000,
+            "flags": 1024,
+            "pad0": 1028,
+        },
+    ),
+    ("hvm_hw_mtrr", hvm_save.hvm_hw_mtrr, 240, {"msr_mtrr_cap": 224, "msr_mtrr_def_type": 232}),
     ("xen_vmemrange", memory.xen_vmemrange, 24, {"start": 0, "end": 8, "flags": 16, "nid": 20}),
     ("xen_sysctl", sysctl.xen_sysctl, 136, {"cmd": 0, "interface_version": 4, "u": 8}),
     (
@@ -780,9 +858,14 @@ DICT_NAMED_FIELDS = {
 
 
 def _public_layouts() -> dict[str, construct.Construct]:
+    """Every layout of every module of the public package."""
+    modules = [
+        importlib.import_module(f"hypervisor_model.public.{info.name}")
+        for info in pkgutil.iter_modules(hypervisor_model.public.__path__)
+    ]
     return {
         name: value
-        for module in (xen, domctl, memory, sysctl)
+        for module in modules
         for name, value in vars(module).items()
         if isinstance(_bare(value), Struct) and not name.endswith("_t")
     }

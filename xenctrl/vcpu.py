@@ -1,0 +1,92 @@
+"""vCPU calls of libxenctrl (tools/libs/ctrl/xc_domain.c): load a vCPU's context (PV or,
+for HVM guests, a stream of HVM save records), read a vCPU's state.
+
+Contexts travel as the bytes of their public layouts (``hypervisor_model.public.arch_x86``
+and ``hvm_save``): build one with :func:`hypervisor_model.guest_memory.build`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from hypervisor_model.guest_memory import sizeof
+from hypervisor_model.public import arch_x86, domctl
+from xenctrl import trace
+from xenctrl.errors import XenError
+from xenctrl.handle import Bounce, Buffer, check, do_domctl, xc_interface
+from xenctrl.types import xc_vcpuinfo_t
+
+traced = trace.traced("xenctrl")
+
+# vcpu_guest_context_any_t: the union of the 64-bit and 32-bit contexts, bounced whole.
+VCPU_GUEST_CONTEXT_ANY = max(
+    sizeof(arch_x86.vcpu_guest_context), sizeof(arch_x86.compat_vcpu_guest_context)
+)
+
+
+@traced
+def xc_vcpu_setcontext(xch: xc_interface, domid: int, vcpu: int, ctxt: Buffer | None) -> None:
+    """Load vCPU ``vcpu``'s context (64-bit layout, or the 32-bit one for a 32-bit PV
+    guest); it comes up if the context's flags hold VGCF_online. ``None`` resets it (down)."""
+    local = None
+    if ctxt is not None:
+        raw = bytes(memoryview(ctxt).cast("B"))  # type: ignore[arg-type]
+        if len(raw) > VCPU_GUEST_CONTEXT_ANY:
+            raise ValueError(f"expected a context of at most {VCPU_GUEST_CONTEXT_ANY} bytes")
+        local = bytearray(raw.ljust(VCPU_GUEST_CONTEXT_ANY, b"\0"))
+    with Bounce(xch, local, VCPU_GUEST_CONTEXT_ANY, "in") as buf:
+        rc, _ = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_setvcpucontext,
+            domid,
+            domctl.xen_domctl_vcpucontext,
+            vcpu=vcpu,
+            ctxt=buf.addr,
+        )
+    check(rc)
+
+
+@traced
+def xc_vcpu_getinfo(xch: xc_interface, domid: int, vcpu: int) -> xc_vcpuinfo_t:
+    """Whether the vCPU is online, blocked or running, its CPU time and CPU."""
+    rc, reply = do_domctl(
+        xch, domctl.XEN_DOMCTL_getvcpuinfo, domid, domctl.xen_domctl_getvcpuinfo, vcpu=vcpu
+    )
+    check(rc)
+    size = ctypes.sizeof(xc_vcpuinfo_t)
+    return xc_vcpuinfo_t.from_buffer_copy(bytes(reply.u[:size]))
+
+
+@traced
+def xc_domain_hvm_getcontext(xch: xc_interface, domid: int, ctxt_buf: Buffer | None) -> int:
+    """Fill ``ctxt_buf`` with the domain's HVM save records; returns the bytes written, or
+    with ``None`` the size a buffer needs. A buffer too small is ENOSPC."""
+    size = 0 if ctxt_buf is None else len(memoryview(ctxt_buf).cast("B"))  # type: ignore[arg-type]
+    with Bounce(xch, ctxt_buf, size, "out") as buf:
+        rc, reply = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_gethvmcontext,
+            domid,
+            domctl.xen_domctl_hvmcontext,
+            size=size,
+            buffer=buf.addr,
+        )
+    check(rc)
+    return int(reply.payload.size)
+
+
+@traced
+def xc_domain_hvm_setcontext(xch: xc_interface, domid: int, hvm_ctxt: Buffer) -> None:
+    """Load HVM save records: every vCPU goes down, those with a CPU record come up."""
+    raw = bytearray(memoryview(hvm_ctxt).cast("B"))  # type: ignore[arg-type]
+    with Bounce(xch, raw, len(raw), "in") as buf:
+        rc, _ = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_sethvmcontext,
+            domid,
+            domctl.xen_domctl_hvmcontext,
+            size=len(raw),
+            buffer=buf.addr,
+        )
+    if rc < 0:
+        raise XenError(-rc, trace.current_call())
