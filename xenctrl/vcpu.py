@@ -50,7 +50,16 @@ def xc_vcpu_setcontext(xch: xc_interface, domid: int, vcpu: int, ctxt: Buffer | 
 def xc_vcpu_getinfo(xch: xc_interface, domid: int, vcpu: int) -> xc_vcpuinfo_t:
     """Whether the vCPU is online, blocked or running, its CPU time and CPU."""
     rc, reply = do_domctl(
-        xch, domctl.XEN_DOMCTL_getvcpuinfo, domid, domctl.xen_domctl_getvcpuinfo, vcpu=vcpu
+        xch,
+        domctl.XEN_DOMCTL_getvcpuinfo,
+        domid,
+        domctl.xen_domctl_getvcpuinfo,
+        vcpu=vcpu,
+        online=0,
+        blocked=0,
+        running=0,
+        cpu_time=0,
+        cpu=0,
     )
     check(rc)
     size = ctypes.sizeof(xc_vcpuinfo_t)
