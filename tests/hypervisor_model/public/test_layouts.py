@@ -177,6 +177,14 @@ LAYOUTS: list[tuple[str, construct.Construct, int, dict[str, int]]] = [
     ),
     ("xen_domctl_max_mem", domctl.xen_domctl_max_mem, 8, {"max_memkb": 0}),
     ("xen_domctl_max_vcpus", domctl.xen_domctl_max_vcpus, 4, {"max": 0}),
+    ("xen_domctl_vcpucontext", domctl.xen_domctl_vcpucontext, 16, {"vcpu": 0, "ctxt": 8}),
+    (
+        "xen_domctl_getvcpuinfo",
+        domctl.xen_domctl_getvcpuinfo,
+        24,
+        {"vcpu": 0, "online": 4, "blocked": 5, "running": 6, "cpu_time": 8, "cpu": 16},
+    ),
+    ("xen_domctl_hvmcontext", domctl.xen_domctl_hvmcontext, 16, {"size": 0, "buffer": 8}),
     ("xenctl_bitmap", xen.xenctl_bitmap, 16, {"bitmap": 0, "nr_bits": 8}),
     (
         "xen_domctl_nodeaffinity",
