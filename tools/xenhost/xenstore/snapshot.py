@@ -10,12 +10,13 @@ not: they end with the process that served them, as in xenstored.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypervisor_model.schema import Int, List, Record, Row, SchemaError, Str
 from xenhost.xenstore.errors import XenstoreStateError
 from xenhost.xenstore.store import PRIV_DOMID, Store
-from xenhost.xenstore.tree import SPECIAL_NODES, Node, basename, parent_of, parse_perms
+from xenhost.xenstore.tree import SPECIAL_NODES, Node, Perm, basename, parent_of, parse_perms
 from xenhost.xenstore.wire import XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX
 
 MAX_NODES = 1 << 20  # far beyond what a host's toolstack writes
@@ -51,8 +52,14 @@ def snapshot(store: Store) -> dict[str, Any]:
         }
 
 
-def _node(i: int, entry: list[Any], children: dict[str, list[str]]) -> tuple[str, Node]:
-    """One listed node, checked against the ones listed before it."""
+Perms = tuple[Perm, ...]
+
+
+def _node(
+    i: int, entry: list[Any], children: dict[str, list[str]], perms_of: dict[tuple[str, ...], Perms]
+) -> tuple[str, bytes, Perms]:
+    """One listed node, checked against the ones listed before it. ``perms_of`` remembers
+    permission lists already parsed: most nodes share a few."""
     name, value, perms = entry
     if name in children:
         raise XenstoreStateError(f"{name} listed twice")
@@ -70,7 +77,10 @@ def _node(i: int, entry: list[Any], children: dict[str, list[str]]) -> tuple[str
         raise XenstoreStateError("expected a value of bytes as Latin-1 text") from None
     if not perms:
         raise XenstoreStateError("expected at least the owner's permission")
-    return name, Node(raw, parse_perms(perms))
+    key = tuple(perms)
+    if key not in perms_of:
+        perms_of[key] = parse_perms(perms)
+    return name, raw, perms_of[key]
 
 
 def restore(doc: Any) -> Store:
@@ -81,21 +91,22 @@ def restore(doc: Any) -> Store:
     if not entries:
         raise XenstoreStateError("expected the root / first, got no nodes").at("nodes")
     children: dict[str, list[str]] = {}
+    perms_of: dict[tuple[str, ...], Perms] = {}
     nodes = []
     for i, entry in enumerate(entries):
         try:
-            nodes.append(_node(i, entry, children))
+            nodes.append(_node(i, entry, children, perms_of))
         except SchemaError as e:
             raise e.at(i).at("nodes") from None
     store = Store()
     defaults = {name: store.nodes[name] for name in SPECIAL_NODES}
-    store.nodes.clear()
-    store.owned.clear()
-    for name, node in nodes:
-        generation = store._next_generation()
-        store._set(name, Node(node.value, node.perms, tuple(children[name]), generation))
+    store.nodes = {
+        name: Node(raw, perms, tuple(children[name]), generation)
+        for generation, (name, raw, perms) in enumerate(nodes, start=store.generation + 1)
+    }
+    store.generation += len(nodes)
     for name, node in defaults.items():
-        if name not in store.nodes:
-            store._set(name, node)
+        store.nodes.setdefault(name, node)
+    store.owned = Counter(node.owner for node in store.nodes.values())
     store.introduced |= set(doc.get("introduced", ()))
     return store
