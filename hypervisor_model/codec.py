@@ -412,22 +412,26 @@ def _public_name(layout: Construct) -> str:
     return "record"
 
 
-_codecs: dict[int, tuple[Construct, Codec]] = {}
+_codecs: dict[int, Codec] = {}  # by id() of the layout, which ``_held`` keeps alive
+_held: list[Construct] = []
 _lock = threading.RLock()  # deriving a layout derives its nested layouts first
 
 
 def codec(layout: Construct) -> Codec:
     """The codec of ``layout``, derived on first use and kept for the process."""
-    entry = _codecs.get(id(layout))
-    if entry is None:
-        with _lock:
-            entry = _codecs.get(id(layout))
-            if entry is None:
-                try:
-                    if not isinstance(layout, Struct) or _hooked(layout):
-                        raise _Unsupported("not a plain Struct")
-                    made = _derive(layout, _public_name(layout))
-                except _Unsupported:
-                    made = _fallback(layout)
-                entry = _codecs[id(layout)] = (layout, made)  # held, so the id stays unique
-    return entry[1]
+    try:
+        return _codecs[id(layout)]
+    except KeyError:
+        pass
+    with _lock:
+        made = _codecs.get(id(layout))
+        if made is None:
+            try:
+                if not isinstance(layout, Struct) or _hooked(layout):
+                    raise _Unsupported("not a plain Struct")
+                made = _derive(layout, _public_name(layout))
+            except _Unsupported:
+                made = _fallback(layout)
+            _held.append(layout)
+            _codecs[id(layout)] = made
+    return made

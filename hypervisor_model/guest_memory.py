@@ -11,7 +11,6 @@ may use the same addresses.
 
 from __future__ import annotations
 
-import mmap
 import threading
 from abc import ABC, abstractmethod
 from bisect import bisect_right
@@ -57,13 +56,14 @@ class GuestMemory(ABC):
 
 
 class HypercallBuffer:
-    """One hypercall buffer: ``size`` bytes at guest address ``addr``, backed by ``mem``."""
+    """One hypercall buffer: ``size`` bytes at guest address ``addr``, backed by ``mem``
+    (whole pages of ordinary process memory: allocating one costs no system call)."""
 
     def __init__(self, arena: Arena, addr: int, size: int) -> None:
         self.arena = arena
         self.addr = addr
         self.size = size
-        self.mem = mmap.mmap(-1, max(size, 1) + (-max(size, 1) % PAGE_SIZE))
+        self.mem = bytearray(max(size, 1) + (-max(size, 1) % PAGE_SIZE))
         self.live = True
 
     def free(self) -> None:
@@ -135,7 +135,7 @@ class Arena(GuestMemory):
         if size == 0:
             return b""
         buf, offset = self._locate(addr, size)
-        return bytes(buf.mem[offset : offset + size])
+        return bytes(memoryview(buf.mem)[offset : offset + size])
 
     def copy_to_guest(self, addr: int, data: bytes) -> None:
         if not data:

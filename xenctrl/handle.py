@@ -161,11 +161,8 @@ class Bounce:
         if self._hbuf is None:
             return
         if self.direction in ("out", "both") and self.size:
-            data = self._hbuf.mem[: self.size]
-            if isinstance(self.user, ctypes.Array | ctypes.Structure):
-                ctypes.memmove(ctypes.addressof(self.user), data, self.size)
-            else:
-                memoryview(self.user).cast("B")[: self.size] = data  # type: ignore[arg-type,index]
+            out = memoryview(self.user).cast("B")  # type: ignore[arg-type]
+            out[: self.size] = memoryview(self._hbuf.mem)[: self.size]
         self._hbuf.free()
 
 
