@@ -46,7 +46,8 @@ class Domain:
     controller_pause_count: int = 1  # created paused by the controller
     creation_finished: bool = False
     shutdown_code: int = SHUTDOWN_CODE_NONE
-    pages: RunMap = field(default_factory=RunMap)  # mfn -> gfn (or None), owned pages
+    # mfn -> gfn (or None), owned pages; a PV guest's gfns are labels, so any step merges
+    pages: RunMap = field(default_factory=lambda: RunMap(any_step=True))
     p2m: RunMap = field(default_factory=RunMap)  # gfn -> mfn, translated domains only
     max_mapped_pfn: int = 0  # the highest gfn the p2m ever mapped, never lowered
     node_pages: dict[int, int] = field(default_factory=dict)  # pages owned per node

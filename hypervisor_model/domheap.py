@@ -7,6 +7,8 @@ Xen's: a domain's ``page_alloc_lock`` before ``heap_lock``, never the other way 
 
 from __future__ import annotations
 
+from itertools import islice
+
 from hypervisor_model.domain import Domain
 from hypervisor_model.errors import XenError
 from hypervisor_model.heap import NR_ZONES, Heap, aligned_chunks, bits_to_zone
@@ -107,7 +109,7 @@ def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:
     """Free up to ``budget`` runs of a dying domain's pages; True once none are left."""
     with d.page_alloc_lock:
         d.p2m = RunMap()
-        runs = list(d.pages)[:budget]
+        runs = list(islice(d.pages, budget))
         for run in runs:
             _disown(heap, d, run.start, run.length)
     for run in runs:

@@ -1,15 +1,17 @@
 """Interval maps of page numbers, stored as runs so that state grows with extents, not pages.
 
-A run maps keys ``start .. start+length-1`` to ``value, value+step, ...`` (step is +1 or -1;
-``value`` may be None for "no value") and carries an opaque ``tag`` (for example the owning
-domain). The buddy allocator hands out pages of a split block from the top down, so runs in
-both directions occur naturally; adjacent runs that continue each other are merged.
+A run maps keys ``start .. start+length-1`` to ``value, value+step, ...`` (step is +1 or -1,
+or any non-zero step in a map made with ``any_step``; ``value`` may be None for "no value")
+and carries an opaque ``tag`` (for example the owning domain). The buddy allocator hands out
+pages of a split block from the top down, so runs in both directions occur naturally;
+adjacent runs that continue each other are merged. Runs are kept in short sorted chunks, so
+an insert or removal anywhere costs a search and a small shift, never a shift of the map.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import NamedTuple
 
 
@@ -36,52 +38,130 @@ class Run(NamedTuple):
         return Run(start, end - start, self.value_at(start), step, self.tag)
 
 
-def _continues(left: Run, right: Run) -> int | None:
+def _continues(left: Run, right: Run, any_step: bool) -> int | None:
     """The common step if ``right`` continues ``left`` exactly, else None."""
-    if left.end != right.start or left.tag != right.tag:
+    if left.start + left.length != right.start or left.tag != right.tag:
         return None
     if left.value is None or right.value is None:
         return 1 if left.value is None and right.value is None else None
-    step = right.value - left.value_at(left.end - 1)  # type: ignore[operator]
-    if step not in (1, -1):
+    step = right.value - left.value - left.step * (left.length - 1)
+    if step != 1 and step != -1 and (step == 0 or not any_step):
         return None
     if (left.length > 1 and left.step != step) or (right.length > 1 and right.step != step):
         return None
     return step
 
 
-class RunMap:
-    """A sorted, non-overlapping set of runs with point lookup, insertion and range removal."""
+CHUNK = 256  # runs per chunk: a chunk splits in two when it reaches twice this
 
-    def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._runs: dict[int, Run] = {}
+
+class RunMap:
+    """A sorted, non-overlapping set of runs with point lookup, insertion and range removal.
+
+    ``any_step`` lets runs step by any non-zero amount (a map whose values are only labels,
+    such as a PV guest's frame numbers, where pages taken from alternating nodes step by 2);
+    otherwise a run's values are a contiguous range (step +1 or -1).
+    """
+
+    def __init__(self, *, any_step: bool = False) -> None:
+        self.any_step = any_step
+        self._starts: list[list[int]] = []  # each chunk's run starts, ascending
+        self._runs: list[list[Run]] = []  # each chunk's runs, in the same order
+        self._firsts: list[int] = []  # the first start of each chunk
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._starts)
+        return self._count
 
     def __iter__(self) -> Iterator[Run]:
-        return (self._runs[s] for s in list(self._starts))
+        """The runs in key order; the map may change between chunks of the iteration."""
+        for chunk in list(self._runs):
+            yield from list(chunk)
+
+    # -- positions: (chunk, index) ----------------------------------------------------------
+
+    def _before(self, key: int) -> tuple[int, int]:
+        """The position of the last run starting at or before ``key``; (-1, -1) if none."""
+        c = bisect_right(self._firsts, key) - 1
+        if c < 0:
+            return -1, -1
+        return c, bisect_right(self._starts[c], key) - 1
+
+    def _after(self, c: int, i: int) -> tuple[int, int]:
+        """The position following ``(c, i)`` ((-1, -1): the first), or (-1, -1) at the end."""
+        if c < 0:
+            return (0, 0) if self._runs else (-1, -1)
+        if i + 1 < len(self._runs[c]):
+            return c, i + 1
+        return (c + 1, 0) if c + 1 < len(self._runs) else (-1, -1)
+
+    def _put(self, c: int, i: int, run: Run) -> None:
+        """Replace the run at ``(c, i)``, whose neighbours keep it in order."""
+        self._runs[c][i] = run
+        self._starts[c][i] = run.start
+        if i == 0:
+            self._firsts[c] = run.start
+
+    def _add(self, run: Run) -> None:
+        """Insert a run where its start belongs."""
+        self._add_after(*self._before(run.start), run)
+
+    def _add_after(self, c: int, i: int, run: Run) -> None:
+        """Insert a run after position ``(c, i)`` ((-1, -1): before every run)."""
+        if c < 0:  # before every run: the front of the first chunk, or a first chunk
+            if not self._runs:
+                self._runs.append([])
+                self._starts.append([])
+                self._firsts.append(run.start)
+            c, i = 0, -1
+        starts, runs = self._starts[c], self._runs[c]
+        starts.insert(i + 1, run.start)
+        runs.insert(i + 1, run)
+        self._firsts[c] = starts[0]
+        self._count += 1
+        if len(runs) >= 2 * CHUNK:
+            self._starts[c + 1 : c + 1] = [starts[CHUNK:]]
+            self._runs[c + 1 : c + 1] = [runs[CHUNK:]]
+            self._firsts.insert(c + 1, starts[CHUNK])
+            del starts[CHUNK:], runs[CHUNK:]
+
+    def _delete(self, c: int, i: int) -> None:
+        starts, runs = self._starts[c], self._runs[c]
+        del starts[i], runs[i]
+        self._count -= 1
+        if not runs:
+            del self._starts[c], self._runs[c], self._firsts[c]
+        elif i == 0:
+            self._firsts[c] = starts[0]
+
+    # -- the map ----------------------------------------------------------------------------
 
     def find(self, key: int) -> Run | None:
         """The run containing ``key``, if any."""
-        i = bisect_right(self._starts, key) - 1
-        if i < 0:
+        c, i = self._before(key)
+        if c < 0:
             return None
-        run = self._runs[self._starts[i]]
+        run = self._runs[c][i]
         return run if key < run.end else None
 
     def overlapping(self, start: int, end: int) -> list[Run]:
         """The pieces of runs inside ``[start, end)``, in key order."""
-        if end <= start:
+        if end <= start or not self._runs:
             return []
-        i = max(bisect_right(self._starts, start) - 1, 0)
-        pieces = []
-        while i < len(self._starts) and self._starts[i] < end:
-            run = self._runs[self._starts[i]]
-            if run.end > start:
-                pieces.append(run.piece(start, end))
-            i += 1
+        c, i = self._before(start)
+        if c < 0:
+            c, i = 0, 0
+        pieces: list[Run] = []
+        while c < len(self._runs):
+            runs = self._runs[c]
+            while i < len(runs):
+                run = runs[i]
+                if run.start >= end:
+                    return pieces
+                if run.end > start:
+                    pieces.append(run.piece(start, end))
+                i += 1
+            c, i = c + 1, 0
         return pieces
 
     def covered(self, start: int, end: int) -> int:
@@ -93,49 +173,70 @@ class RunMap:
         new run continues are merged with it."""
         if length <= 0:
             return
+        if step != 1 and step != -1 and (step == 0 or not self.any_step):
+            raise ValueError(f"expected a step of 1 or -1, got {step}")
         end = start + length
-        starts, runs = self._starts, self._runs
-        i = bisect_right(starts, start)  # starts[i - 1] <= start < starts[i]
-        left = runs[starts[i - 1]] if i else None
-        right = runs[starts[i]] if i < len(starts) else None
-        if (left is not None and left.end > start) or (right is not None and right.start < end):
+        lc, li = self._before(start)
+        rc, ri = self._after(lc, li)
+        left = self._runs[lc][li] if lc >= 0 else None
+        right = self._runs[rc][ri] if rc >= 0 else None
+        if (left is not None and left.start + left.length > start) or (
+            right is not None and right.start < end
+        ):
             raise ValueError(f"expected unmapped keys, got overlap at {start:#x}+{length:#x}")
         run = Run(start, length, value, step if length > 1 else 1, tag)
-        if left is not None and (s := _continues(left, run)) is not None:
+        if left is not None and (s := _continues(left, run, self.any_step)) is not None:
             run = Run(left.start, left.length + length, left.value, s, tag)
-            i -= 1  # the merged run takes the left one's place
         else:
             left = None
-        if right is not None and (s := _continues(run, right)) is not None:
+        if right is not None and (s := _continues(run, right, self.any_step)) is not None:
             run = Run(run.start, run.length + right.length, run.value, s, tag)
-            del runs[right.start]
-            if left is None:
-                starts[i] = run.start  # the merged run takes the right one's place
-            else:
-                del starts[i + 1]
-        elif left is None:
-            starts.insert(i, run.start)
-        runs[run.start] = run
+            if left is not None:  # the merged run takes the left one's place
+                self._put(lc, li, run)
+                self._delete(rc, ri)
+            else:  # ... or the right one's, starting earlier
+                self._put(rc, ri, run)
+        elif left is not None:
+            self._put(lc, li, run)
+        else:
+            self._add_after(lc, li, run)
 
     def remove(self, start: int, end: int) -> list[Run]:
         """Unmap ``[start, end)`` and return the pieces that were mapped there."""
         pieces = self.overlapping(start, end)
         for piece in pieces:
-            whole = self.find(piece.start)
-            assert whole is not None
-            self._drop(whole.start)
+            c, i = self._before(piece.start)
+            whole = self._runs[c][i]
+            self._delete(c, i)
             if whole.start < piece.start:
                 self._add(whole.piece(whole.start, piece.start))
             if piece.end < whole.end:
                 self._add(whole.piece(piece.end, whole.end))
         return pieces
 
-    def _add(self, run: Run) -> None:
-        i = bisect_right(self._starts, run.start)
-        self._starts.insert(i, run.start)
-        self._runs[run.start] = run
-
-    def _drop(self, start: int) -> None:
-        i = bisect_right(self._starts, start) - 1
-        del self._starts[i]
-        del self._runs[start]
+    @classmethod
+    def from_runs(cls, runs: Iterable[Run], *, any_step: bool = False) -> RunMap:
+        """A map of runs given in key order (a saved map), merged where they continue;
+        ValueError if they overlap or are out of order."""
+        made = cls(any_step=any_step)
+        merged: list[Run] = []
+        for run in runs:
+            if run.length <= 0 or run.step == 0 or not (any_step or run.step in (1, -1)):
+                raise ValueError(f"expected a run of 1 or more keys and step 1 or -1, got {run}")
+            if run.length == 1 and run.step != 1:
+                run = run._replace(step=1)
+            if merged:
+                last = merged[-1]
+                if run.start < last.end:
+                    raise ValueError(f"expected runs in order, got {run.start:#x} after {last}")
+                if (s := _continues(last, run, any_step)) is not None:
+                    merged[-1] = Run(last.start, last.length + run.length, last.value, s, run.tag)
+                    continue
+            merged.append(run)
+        for at in range(0, len(merged), CHUNK):
+            chunk = merged[at : at + CHUNK]
+            made._runs.append(chunk)
+            made._starts.append([r.start for r in chunk])
+            made._firsts.append(chunk[0].start)
+        made._count = len(merged)
+        return made

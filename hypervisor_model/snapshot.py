@@ -29,7 +29,7 @@ from hypervisor_model.host import (
 from hypervisor_model.hypervisor import Hypervisor
 from hypervisor_model.invariants import InvariantError
 from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
-from hypervisor_model.runmap import RunMap
+from hypervisor_model.runmap import Run, RunMap
 from hypervisor_model.schema import (
     MAX_VALUES,
     U32,
@@ -150,7 +150,7 @@ def _domain_schema() -> Record:
 
 
 # [start, length, value or null, step]: a RunMap run (MFNs or guest frames)
-_RUN = Row(Int(0, U64), Int(1, U64), Optional(Int(0, U64)), Int(-1, 1))
+_RUN = Row(Int(0, U64), Int(1, U64), Optional(Int(0, U64)), Int(-U64, U64))
 _MFN = Int(0, (1 << (PADDR_BITS - PAGE_SHIFT)) - 1)
 _NODE = Int(0, MAX_NUMNODES - 1)
 _PER_NODE = List(Int(0, U64), MAX_NUMNODES)
@@ -199,10 +199,10 @@ SCHEMA = Record(
 def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
     kwargs = dict(state)
     for name in _RUNMAPS:
-        runmap = RunMap()
-        for start, length, value, step in kwargs.pop(name):
-            runmap.insert(start, length, value, step, None)
-        kwargs[name] = runmap
+        runs = (
+            Run(start, length, value, step, None) for start, length, value, step in kwargs[name]
+        )
+        kwargs[name] = RunMap.from_runs(runs, any_step=name == "pages")
     kwargs["handle"] = bytes.fromhex(kwargs["handle"])
     for name in ("claims", "node_pages"):
         if any(node >= nr_nodes for node, _ in kwargs[name]):

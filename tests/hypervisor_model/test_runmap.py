@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypervisor_model import runmap as runmap_module
 from hypervisor_model.runmap import Run, RunMap
 
 # (insert start, length, value or None, step) or (remove start, end)
@@ -26,12 +28,10 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(ops)
-def test_runmap_maps_each_key_as_a_dict_of_pages_would(sequence: list[tuple]) -> None:
+def check_against_pages(sequence: list[tuple], runmap: RunMap) -> None:
     """Every key maps to the value it was given; runs never overlap, are sorted, and two
     neighbours that continue each other are always merged (state grows with extents)."""
-    runmap, pages = RunMap(), {}
+    pages: dict[int, int | None] = {}
     for op in sequence:
         if op[0] == "insert":
             _, start, length, value, step = op
@@ -50,16 +50,83 @@ def test_runmap_maps_each_key_as_a_dict_of_pages_would(sequence: list[tuple]) ->
             for k in range(start, end):
                 pages.pop(k, None)
         runs = list(runmap)
+        assert len(runmap) == len(runs)
         assert {k: r.value_at(k) for r in runs for k in range(r.start, r.end)} == pages
         for left, right in pairwise(runs):
             assert left.end <= right.start
             continued = left.end == right.start and ((left.value is None) == (right.value is None))
             if continued and left.value is not None and right.value is not None:
                 step = right.value - left.value_at(left.end - 1)  # type: ignore[operator]
-                continued = step in (1, -1) and all(
+                steps = (1, -1) if not runmap.any_step else (step,) if step else ()
+                continued = step in steps and all(
                     r.length == 1 or r.step == step for r in (left, right)
                 )
             assert not continued, f"{left} and {right} should have merged"
+        assert RunMap.from_runs(runs, any_step=runmap.any_step).overlapping(0, 1 << 10) == runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops)
+def test_runmap_maps_each_key_as_a_dict_of_pages_would(sequence: list[tuple]) -> None:
+    check_against_pages(sequence, RunMap())
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops)
+def test_small_chunks_split_and_empty_as_one_map(sequence: list[tuple]) -> None:
+    """The same with chunks of two runs, so inserts and removals cross chunk boundaries."""
+    with patch.object(runmap_module, "CHUNK", 1):
+        check_against_pages(sequence, RunMap())
+
+
+any_step_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("insert"),
+            st.integers(0, 60),
+            st.integers(1, 8),
+            st.one_of(st.none(), st.integers(0, 60)),
+            st.sampled_from([1, -1, 2, -2, 3]),
+        ),
+        st.tuples(st.just("remove"), st.integers(0, 60), st.integers(0, 70)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_step_ops)
+def test_a_map_of_labels_merges_runs_of_any_step(sequence: list[tuple]) -> None:
+    with patch.object(runmap_module, "CHUNK", 2):
+        check_against_pages(sequence, RunMap(any_step=True))
+
+
+def test_a_frame_map_refuses_other_steps() -> None:
+    """Where values are frames, a run is a contiguous range: only steps of 1 and -1."""
+    with pytest.raises(ValueError):
+        RunMap().insert(0, 2, 10, 2, None)
+    with pytest.raises(ValueError):
+        RunMap.from_runs([Run(0, 2, 10, 2, None)])
+
+
+def test_saved_runs_load_merged_and_in_order() -> None:
+    """from_runs merges runs that continue each other and refuses overlap or disorder."""
+    loaded = RunMap.from_runs([Run(0, 2, 9, -1, None), Run(2, 1, 7, -1, None)])
+    assert list(loaded) == [Run(0, 3, 9, -1, None)]
+    for bad in ([Run(4, 2, None, 1, None), Run(0, 1, None, 1, None)], [Run(0, 3, 1, 1, None)] * 2):
+        with pytest.raises(ValueError):
+            RunMap.from_runs(bad)
+
+
+def test_pages_of_alternating_nodes_are_two_runs() -> None:
+    """A PV guest's 4 KiB pages from two nodes in turn: gfn 0, 2, 4... on one node's frames
+    top down, 1, 3, 5... on the other's. Per node the frames ascend as the gfns descend by 2,
+    so 8 pages are two runs of step -2, not eight runs."""
+    pages = RunMap(any_step=True)
+    for gfn in range(8):
+        node_base = 100 if gfn % 2 == 0 else 200
+        pages.insert(node_base + 3 - gfn // 2, 1, gfn, 1, None)  # mfn -> gfn
+    assert list(pages) == [Run(100, 4, 6, -2, None), Run(200, 4, 7, -2, None)]
 
 
 def test_top_down_pages_become_one_descending_run() -> None:
