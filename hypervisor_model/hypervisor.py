@@ -15,7 +15,7 @@ from itertools import chain
 
 from hypervisor_model import claims
 from hypervisor_model.console import Console
-from hypervisor_model.counters import Change, changes, snapshot
+from hypervisor_model.counters import Change, Watch
 from hypervisor_model.domain import Domain
 from hypervisor_model.domctl import do_domctl
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page
@@ -81,12 +81,25 @@ class Hypervisor:
 
     def find_domain(self, domid: int) -> Domain | None:
         """The domain with this id, dying ones included (rcu_lock_domain_by_id)."""
-        return self._domains.get(domid)
+        d = self._domains.get(domid)
+        if self.trace_hooks and d is not None:
+            self._reached(d)
+        return d
+
+    def _reached(self, d: Domain, *, new: bool = False) -> None:
+        """Tell this thread's counter watch, if any, that the hypercall reached ``d``."""
+        watch: Watch | None = getattr(self._running, "watch", None)
+        if watch is not None:
+            watch.reach(d, new=new)
 
     def domain_list(self) -> list[Domain]:
         """All domains in domid order (for_each_domain)."""
         with self._domlist_lock:
-            return [self._domains[i] for i in sorted(self._domains)]
+            domains = [self._domains[i] for i in sorted(self._domains)]
+        if self.trace_hooks:
+            for d in domains:
+                self._reached(d)
+        return domains
 
     def domid_alloc(self, requested: int) -> int:
         """Reserve a domid for createdomain, as the host's release does; raises XenError.
@@ -98,7 +111,7 @@ class Hypervisor:
         never trying that one again, and finding none is ENOMEM.
         """
         with self._domlist_lock:
-            taken = self._domains.keys() | self._leaked_domids
+            domains, leaked = self._domains, self._leaked_domids  # no copy of either
             last = self._domid_last
             if self.release.has_domid_any:
                 exact = requested < DOMID_FIRST_RESERVED
@@ -108,11 +121,11 @@ class Hypervisor:
                 exact = 0 < requested < DOMID_FIRST_RESERVED
                 search = not exact
                 wrapped = range(1, last)
-            if exact and requested not in taken:
+            if exact and requested not in domains and requested not in leaked:
                 return requested
             if search:
                 for domid in chain(range(last + 1, DOMID_FIRST_RESERVED), wrapped):
-                    if domid not in taken:
+                    if domid not in domains and domid not in leaked:
                         self._domid_last = domid
                         return domid
                 if not self.release.has_domid_any:
@@ -130,6 +143,8 @@ class Hypervisor:
     def add_domain(self, d: Domain) -> None:
         with self._domlist_lock:
             self._domains[d.domain_id] = d
+        if self.trace_hooks:
+            self._reached(d, new=True)
 
     def remove_domain(self, d: Domain) -> None:
         with self._domlist_lock:
@@ -213,15 +228,18 @@ class Hypervisor:
             return -ENOSYS
         self.faults.before_hypercall_hook(caller)
         hooks = list(self.trace_hooks)
-        before = snapshot(self) if hooks else None
-        outer = getattr(self._running, "memory", None)  # a fault hook's call may nest
-        self._running.memory = memory
+        running = self._running
+        outer = getattr(running, "memory", None), getattr(running, "watch", None)  # may nest
+        running.memory, running.watch = memory, Watch(self) if hooks else None
+        if running.watch is not None:
+            running.watch.reach(current)
         try:
             rc = self.dispatch(current, op, words)
+            watch = running.watch
         finally:
-            self._running.memory = outer
-        if before is not None:
-            moved = changes(before, snapshot(self))
+            running.memory, running.watch = outer
+        if watch is not None:
+            moved = watch.moved()
             for hook in hooks:
                 hook(moved)
         if self.check_after_each_hypercall:

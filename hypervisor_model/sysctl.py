@@ -131,18 +131,21 @@ def _numainfo(hv: Hypervisor, op: Record) -> Payload:
 
 
 def _getdomaininfolist(hv: Hypervisor, op: Record) -> Payload:
+    """Records of the domains from ``first_domain`` on, up to ``max_domains``, copied one
+    after another; at a record that cannot be written the call fails (EFAULT), the records
+    before it written."""
     req = parse(abi.xen_sysctl_getdomaininfolist, op.u)
     size = sizeof(domctl_abi.xen_domctl_getdomaininfo)
-    count = 0
-    for d in hv.domain_list():
-        if d.domain_id < req.first_domain:
-            continue
-        if count == req.max_domains:
-            break
-        record = build(domctl_abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
-        hv.caller_memory.copy_to_guest(req.buffer + count * size, record)
-        count += 1
-    return _reply(op, abi.xen_sysctl_getdomaininfolist, dict(req, num_domains=count))
+    domains = [d for d in hv.domain_list() if d.domain_id >= req.first_domain]
+    records = [
+        build(domctl_abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
+        for d in domains[: req.max_domains]
+    ]
+    memory = hv.caller_memory
+    if not memory.try_copy_to_guest(req.buffer, b"".join(records)):  # all at once, or ...
+        for i, record in enumerate(records):  # ... as far as they go
+            memory.copy_to_guest(req.buffer + i * size, record)
+    return _reply(op, abi.xen_sysctl_getdomaininfolist, dict(req, num_domains=len(records)))
 
 
 def _signed32(value: int) -> int:

@@ -147,7 +147,7 @@ def xc_domain_getinfolist(
             num_domains=0,
         )
     check(rc)
-    return [_to_ctypes(xc_domaininfo_t, bytes(out[i * size :])) for i in range(reply.num_domains)]
+    return list((xc_domaininfo_t * reply.num_domains).from_buffer_copy(out))
 
 
 @traced

@@ -16,6 +16,7 @@ import pytest
 from hypercalls import createdomain_payload
 
 import hypervisor_model
+from hypervisor_model import counters
 from hypervisor_model.guest_memory import ARENA_BASE, PAGE_SIZE, GuestFault, build, parse
 from hypervisor_model.public import domctl, memory, sysctl
 from hypervisor_model.public.errno import EACCES, EFAULT, ENOSYS, EPERM, ESRCH
@@ -391,3 +392,24 @@ def test_seven_argument_words_are_a_type_error(host: Hypervisor) -> None:
 def test_non_integer_argument_word_is_a_type_error(host: Hypervisor) -> None:
     with pytest.raises(TypeError):
         host.hypercall(HYPERVISOR_memory_op, 2, 1.5)  # type: ignore[arg-type]
+
+
+def test_a_traced_hypercall_reads_only_the_domains_it_reaches(
+    dom0: Guest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine's counter probe reads the host's counters and those of each domain the
+    hypercall reaches (the caller, the target), not of every domain on the host: a claim of
+    1000 pages on one of 20 guests reads two domains and reports exactly what moved."""
+    guests = [dom0.create(max_mib=16) for _ in range(20)]
+    read: list[int] = []
+    real = counters.domain_counters
+    monkeypatch.setattr(counters, "domain_counters", lambda d: read.append(d.domain_id) or real(d))
+    reports: list[list[counters.Change]] = []
+    dom0.hv.trace_hooks.append(reports.append)
+    assert dom0.claim_pages(guests[7], 1000) == 0
+    assert sorted(set(read)) == [0, guests[7]]
+    name = f"d{guests[7]}.outstanding_pages"
+    assert [str(c) for c in reports[0]] == [
+        "outstanding_claims 0->1000 (+1000)",
+        f"{name} 0->1000 (+1000)",
+    ]
