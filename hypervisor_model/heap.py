@@ -77,9 +77,10 @@ class Heap:
         self.outstanding_claims = 0
         self.claimed_pages = [0] * nr_nodes
         self._free: dict[int, tuple[int, int]] = {}  # head MFN -> (order, node)
-        self._lists: list[list[list[OrderedDict[int, None]]]] = [
-            [[OrderedDict() for _ in range(MAX_ORDER + 1)] for _ in range(NR_ZONES)]
-            for _ in range(nr_nodes)
+        # Free lists by node, zone and order; a zone's lists are made when it first holds
+        # memory (a 64-node host would otherwise start with 64 * 41 * 19 empty lists).
+        self._lists: list[list[list[OrderedDict[int, None]] | None]] = [
+            [None] * NR_ZONES for _ in range(nr_nodes)
         ]
         self.offlined: list[int] = []  # sorted MFNs taken out of the heap
         self.offlining: list[int] = []  # sorted MFNs in use, to be taken out when freed
@@ -142,15 +143,22 @@ class Heap:
 
     def _push(self, head: int, order: int, node: int) -> None:
         """Add a free block at the head of its list (page_list_add_scrub, clean)."""
-        lst = self._lists[node][page_to_zone(head)][order]
+        lst = self._zone_lists(node, page_to_zone(head))[order]
         lst[head] = None
         lst.move_to_end(head, last=False)
         self._free[head] = (order, node)
 
     def _unlink(self, head: int) -> tuple[int, int]:
         order, node = self._free.pop(head)
-        del self._lists[node][page_to_zone(head)][order][head]
+        del self._zone_lists(node, page_to_zone(head))[order][head]
         return order, node
+
+    def _zone_lists(self, node: int, zone: int) -> list[OrderedDict[int, None]]:
+        """The free lists of one zone of a node, one per order (made on first use)."""
+        orders = self._lists[node][zone]
+        if orders is None:
+            orders = self._lists[node][zone] = [OrderedDict() for _ in range(MAX_ORDER + 1)]
+        return orders
 
     def free_blocks(self) -> Iterator[tuple[int, int, int]]:
         """Every free block as ``(head, order, node)``."""
@@ -161,13 +169,13 @@ class Heap:
         """Every non-empty free list as ``(node, zone, order, heads)``, heads in list order."""
         for node, zones in enumerate(self._lists):
             for zone, orders in enumerate(zones):
-                for order, lst in enumerate(orders):
+                for order, lst in enumerate(orders or ()):
                     if lst:
                         yield node, zone, order, list(lst)
 
     def restore_free_list(self, node: int, zone: int, order: int, heads: list[int]) -> None:
         """Append blocks to a free list in the given order, counting them as free."""
-        lst = self._lists[node][zone][order]
+        lst = self._zone_lists(node, zone)[order]
         for head in heads:
             lst[head] = None
             self._free[head] = (order, node)
@@ -239,8 +247,10 @@ class Heap:
         for zone in range(zone_hi, zone_lo - 1, -1):
             if avail[zone] < 1 << order:
                 continue
+            orders = lists[zone]
+            assert orders is not None  # the zone has free memory
             for j in range(order, MAX_ORDER + 1):
-                lst = lists[zone][j]
+                lst = orders[j]
                 if lst:
                     head, _ = lst.popitem(last=False)
                     del self._free[head]
