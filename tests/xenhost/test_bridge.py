@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from host_helpers import BUILDER, TIMEOUT, Served, run_bridged
+from host_helpers import BUILDER, TIMEOUT, Served, environment, run_bridged, xlemu
 from xenhost import bridge
 
 import xenctrl as xc
@@ -133,3 +133,53 @@ def test_no_compiler_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(bridge.BridgeError) as e:
         bridge.library()
     assert str(e.value) == "the privcmd bridge needs a C compiler: apt-get install -y gcc"
+
+
+def test_debians_libxenctrl_builds_a_domain_under_exec(
+    short_dir: Path, c_program: Callable
+) -> None:
+    """xenctrl_calls.c through ``xlemu exec`` on ``host init --xen 4.17 --nodes 2
+    --node-memory 4096 --dom0-memory 0``: 2 x 1048576 pages, MFN 0 kept, so 2097151 free
+    (node 0 1048575, node 1 1048576), 8 CPUs (4 per node), distances 10 local / 20 remote.
+    Domain 1 (4.17 picks a free domid for 0), 1 GiB = 262144 pages max: 262145 is EINVAL,
+    1024 is claimed, a second claim while one stands is EINVAL, 0 cancels; at 16 GiB max
+    (4194304 pages) 3000000 pages is ENOMEM (more than 2097151 free). Claim 1024, populate
+    512 pages on node 1: node 1 has 1048576 - 512 left, 512 stay claimed. Destroyed, all
+    comes back."""
+    state = short_dir / "host.json"
+    env = environment(short_dir, state)
+    init = ["host", "init", "--xen", "4.17", "--nodes", "2", "--node-memory", "4096"]
+    assert xlemu(env, *init, "--dom0-memory", "0").returncode == 0
+    run = xlemu(env, "exec", "--", str(c_program("xenctrl_calls")))
+    assert (run.returncode, run.stderr) == (0, "")
+    page = 4096
+    assert run.stdout.splitlines() == [
+        "physinfo 2 8 2097152 2097151 0",  # nodes, cpus, total, free, outstanding
+        f"numainfo node0 {1048576 * page} {1048575 * page} 10 20",
+        f"numainfo node1 {1048576 * page} {1048576 * page} 20 10",
+        f"availheap_host {2097151 * page}",
+        "create 0",
+        "domid 1",
+        "max_vcpus 0",
+        "setmaxmem 0",
+        "claim_above_max EINVAL",
+        "claim 0",
+        "claim_again EINVAL",
+        "physinfo_claimed 2 8 2097152 2097151 1024",
+        "claim_cancel 0",
+        "setmaxmem_16g 0",
+        "claim_too_much ENOMEM",
+        "physinfo_refused 2 8 2097152 2097151 0",
+        "claim_for_build 0",
+        "populate 0",
+        f"availheap_node0 {1048575 * page}",
+        f"availheap_node1 {(1048576 - 512) * page}",
+        "physinfo_built 2 8 2097152 2096639 512",
+        "getinfolist 2",
+        "  d0 tot 0 max 0 outstanding 0 vcpus 8",
+        "  d1 tot 512 max 4194304 outstanding 512 vcpus 2",
+        "destroy 0",
+        "getinfolist_after 1",
+        "  d0 tot 0 max 0 outstanding 0 vcpus 8",
+        "physinfo_after 2 8 2097152 2097151 0",
+    ]
