@@ -179,6 +179,11 @@ def read_state(path: Path) -> tuple[Hypervisor, Store]:
     return hv, store
 
 
+def read_xenstore(path: Path) -> Store:
+    """The xenstore alone, as last saved (for shell completion: no host, no lock)."""
+    return _read_doc(path)[1]
+
+
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
