@@ -20,7 +20,7 @@ from hypervisor_model.public import domctl
 from hypervisor_model.public.errno import ERANGE
 from hypervisor_model.public.xen import DOMID_ANY
 from xenctrl import domain as xcd
-from xenctrl import misc
+from xenctrl import misc, trace
 from xenctrl.errors import XenError
 from xenctrl.handle import Host, xc_interface, xc_interface_close, xc_interface_open
 from xenctrl.types import xc_domaininfo_t, xen_memory_claim_t
@@ -190,9 +190,10 @@ class Xenctrl:
         while True:
             buf = (xen_memory_claim_t * capacity)()
             try:
-                n = xcd.xc_domain_claim_memory(
-                    self.xch, domid, domctl.XEN_DOMCTL_CLAIM_MEMORY_GET, capacity, buf
-                )
+                with trace.expecting(ERANGE, "a probe: Xen says how many entries to ask for"):
+                    n = xcd.xc_domain_claim_memory(
+                        self.xch, domid, domctl.XEN_DOMCTL_CLAIM_MEMORY_GET, capacity, buf
+                    )
             except XenError as e:
                 if e.errno != ERANGE or e.nr_entries is None:
                     raise

@@ -9,12 +9,14 @@ counters that moved inside the hypervisor (reported by the machine, like Xen's x
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import inspect
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -75,6 +77,7 @@ class HypercallRecord:
     raw_in: bytes
     raw_out: bytes
     result: int
+    expected: str | None = None  # why this failure was asked for (a probe), if it was
     counters: list[Change] = field(default_factory=list)
     entries: list[HypercallRecord] = field(default_factory=list)  # a multicall's, as Xen ran them
 
@@ -134,11 +137,13 @@ class _State(threading.local):
     stack: list[CallRecord]
     names: list[str]
     machine: list[Change] | None
+    expected: list[tuple[int, str]]
 
     def __init__(self) -> None:
         self.stack = []
         self.names = []
         self.machine = None
+        self.expected = []
 
 
 class _Shared:
@@ -193,7 +198,9 @@ def _record(
         record.outcome = f"-> {_short(result)}"
         return result
     except Exception as e:
-        record.outcome = f"raised {type(e).__name__}: {e}"
+        why = _expected(getattr(e, "errno", None))
+        name = errorcode.get(getattr(e, "errno", None) or 0, "")
+        record.outcome = f"-> {name} ({why})" if why else f"raised {type(e).__name__}: {e}"
         raise
     finally:
         _local.stack.pop()
@@ -202,6 +209,21 @@ def _record(
         else:
             for t in list(_state.traces):
                 t.add(record)
+
+
+@contextmanager
+def expecting(errno: int, why: str) -> Iterator[None]:
+    """Calls in this block that fail with ``errno`` do so on purpose (a probe, such as a
+    GET that learns the size of the buffer it needs): traces say so instead of "raised"."""
+    _local.expected.append((errno, why))
+    try:
+        yield
+    finally:
+        _local.expected.pop()
+
+
+def _expected(errno: int | None) -> str | None:
+    return next((why for e, why in reversed(_local.expected) if e == errno), None)
 
 
 def machine_hook(changes: list[Change]) -> None:
@@ -265,6 +287,7 @@ def subcall(
         raw_in=raw_in,
         raw_out=raw_out,
         result=result,
+        expected=_expected(-result) if result < 0 else None,
     )
 
 
@@ -301,9 +324,46 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _short(value: Any, limit: int = 100) -> str:
+    """A value as the trace shows it: C structures and arrays by their fields and items
+    (never ``<... object at 0x...>``), cut short at ``limit`` characters."""
+    text = _show(value, limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: Any, budget: int) -> str:
+    if isinstance(value, ctypes.Structure):
+        fields = []
+        for f in value._fields_:
+            name = f[0]
+            if name.startswith("pad"):
+                continue
+            fields.append(f"{name}={_show(getattr(value, name), budget)}")
+            if sum(len(x) + 2 for x in fields) > budget:  # the rest would be cut anyway
+                break
+        return f"{type(value).__name__}{{{', '.join(fields)}}}"
+    if isinstance(value, ctypes.Array):
+        if isinstance(value[0] if len(value) else 0, int) and len(value) > 8:
+            return f"<{len(value)} x {value._type_.__name__}>"
+        return _items([value[i] for i in range(len(value))], budget)
+    if isinstance(value, list):
+        return _items(value, budget)
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):  # named tuples: repr
+        return "(" + _items(list(value), budget)[1:-1] + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, bytes) and len(value) > 16:
+        return f"<{len(value)} bytes>"
+    return repr(value)
+
+
+def _items(items: list[Any], budget: int) -> str:
+    """A list shown item by item until the budget is spent, then how many there are."""
+    shown: list[str] = []
+    for item in items:
+        if sum(len(x) + 2 for x in shown) > budget:
+            break
+        shown.append(_show(item, budget))
+    rest = f", ... ({len(items)} items)" if len(shown) < len(items) else ""
+    return f"[{', '.join(shown)}{rest}]"
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -351,7 +411,8 @@ def render(record: CallRecord, indent: str = "", *, raw_bytes: bool = True) -> s
 def _render_hypercall(hc: HypercallRecord, head: str, pad: str, raw_bytes: bool) -> list[str]:
     """One hypercall's line, structures and bytes, then each multicall entry inside it."""
     name = HYPERCALL_NAMES.get(hc.op, str(hc.op))
-    result = f"{hc.result}" + (f" ({hc.errno})" if hc.errno else "")
+    why = f", expected: {hc.expected}" if hc.expected else ""
+    result = f"{hc.result}" + (f" ({hc.errno}{why})" if hc.errno else "")
     lines = [f"{head}{name}({hc.op}) {hc.command}: {result}"]
     if hc.decoded_in:
         lines.append(f"{pad}{hc.structure} in:  {_fields(hc.decoded_in)}")

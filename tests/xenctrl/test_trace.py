@@ -185,6 +185,40 @@ def test_erange_is_recorded_with_nr_entries_as_xen_wrote_it_back(
     assert hc.decoded_out["u"]["nr_entries"] == 2
 
 
+def test_the_claim_get_probe_reads_as_a_probe(
+    xch: xc_interface, domid: int, xenctrl_api: xenctrl.api.Xenctrl
+) -> None:
+    """Xenctrl.domain_get_claims asks with room for one entry and learns from ERANGE how
+    many there are: the trace calls that first GET a probe, not a failure."""
+    xenctrl.xc_domain_claim_memory(
+        xch, domid, xenctrl.XEN_DOMCTL_CLAIM_MEMORY_SET, 1, [xen_memory_claim_t(5, 0)]
+    )
+    with Trace() as t:
+        assert xenctrl_api.domain_get_claims(domid) == {xenctrl.api.HOST: 0, 0: 5}
+    probe, get = t.records
+    why = "a probe: Xen says how many entries to ask for"
+    assert probe.outcome == f"-> ERANGE ({why})"
+    assert f"-34 (ERANGE, expected: {why})" in render(probe)
+    assert "raised" not in t.text() and get.outcome == "-> 2"
+
+
+def test_arguments_and_results_show_their_values(xch: xc_interface, domid: int) -> None:
+    """C structures and arrays show their fields and items, never an object's address;
+    long ones are cut short, saying how many items there were."""
+    with Trace() as t:
+        xenctrl.xc_domain_create(xch, config=xenctrl.default_createdomain(True, 2))
+        xenctrl.xc_domain_getinfolist(xch, 0, 16)
+        xenctrl.xc_physinfo(xch)
+    text = t.text()
+    assert "object at 0x" not in text
+    create, infolist, physinfo = t.records
+    assert create.args["config"].startswith("xen_domctl_createdomain{ssidref=0, handle=")
+    assert "max_vcpus=2" in create.args["config"]
+    assert infolist.outcome.startswith("-> [xc_domaininfo_t{domain=0, flags=")
+    assert infolist.outcome.endswith("...") and len(infolist.outcome) <= 103
+    assert physinfo.outcome.startswith("-> xc_physinfo_t{threads_per_core=1, cores_per_socket=")
+
+
 # -- command names ---------------------------------------------------------------------------
 
 
