@@ -2,7 +2,9 @@
 
 Field names are Xen's (``struct domain`` in xen/include/xen/sched.h). A domain owns its pages
 as runs of MFNs (with the guest frame each backs, Xen's M2P) and, when translated (HVM/PVH),
-a physmap of runs gfn -> mfn (Xen's p2m). Both grow with extents, not pages.
+a physmap of runs gfn -> mfn (Xen's p2m) beside its populate-on-demand entries. All grow
+with extents, not pages. Xen's own pages for the domain (its structure, the shared-info
+page, the paging pool) are not the domain's: they are not counted in ``tot_pages``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from hypervisor_model.host import MAX_NUMNODES
+from hypervisor_model.pagelist import PageList
 from hypervisor_model.runmap import RunMap
 
 DOMDYING_alive, DOMDYING_dying, DOMDYING_dead = 0, 1, 2
@@ -51,9 +54,40 @@ class Domain:
     p2m: RunMap = field(default_factory=RunMap)  # gfn -> mfn, translated domains only
     max_mapped_pfn: int = 0  # the highest gfn the p2m ever mapped, never lowered
     node_pages: dict[int, int] = field(default_factory=dict)  # pages owned per node
+    # Xen's pages for the domain (MFNs), owned by no one (alloc_domain_struct, shared_info)
+    struct_page: int | None = None
+    shared_info: int | None = None
+    # The HAP/shadow paging pool (d->arch.paging): free pool pages in list order, and the
+    # pool pages holding the top-level p2m tables (p2m_pages).
+    paging_pool: PageList = field(default_factory=PageList)
+    paging_p2m: list[int] = field(default_factory=list)
+    # Populate-on-demand (p2m->pod): entries gfn -> None, the cache of domain-owned pages
+    # (2 MiB heads and single pages, each in list order) and Xen's two counters.
+    pod_entries: RunMap = field(default_factory=RunMap)
+    pod_entry_count: int = 0
+    pod_count: int = 0
+    pod_super: PageList = field(default_factory=PageList)
+    pod_single: PageList = field(default_factory=PageList)
+    vnuma: VnumaInfo | None = None
     page_alloc_lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def is_translated(self) -> bool:
         """HVM and PVH guests have a p2m (paging_mode_translate); PV guests do not."""
         return self.is_hvm
+
+    def xen_frames(self) -> list[tuple[int, int]]:
+        """Xen's frames for this domain as ``(mfn, pages)``: structure, shared info, pool."""
+        single = [self.struct_page, self.shared_info, *self.paging_p2m]
+        return [(mfn, 1) for mfn in single if mfn is not None] + list(self.paging_pool.spans())
+
+
+@dataclass
+class VnumaInfo:
+    """A domain's virtual NUMA topology (struct vnuma_info, XEN_DOMCTL_setvnumainfo)."""
+
+    nr_vnodes: int
+    vdistance: list[int]  # nr_vnodes * nr_vnodes, row-major
+    vcpu_to_vnode: list[int]  # one per vCPU (max_vcpus)
+    vnode_to_pnode: list[int]  # nodeid_t per vnode
+    vmemrange: list[tuple[int, int, int, int]]  # (start, end, flags, nid)

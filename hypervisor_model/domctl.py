@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from construct import Construct
 
-from hypervisor_model import claims, vcpu
+from hypervisor_model import claims, paging, vcpu
 from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
@@ -26,12 +26,14 @@ from hypervisor_model.guest_memory import (
     sizeof,
 )
 from hypervisor_model.host import MAX_NUMNODES
+from hypervisor_model.memflags import MEMF_bits
 from hypervisor_model.public import domctl as abi
 from hypervisor_model.public.errno import (
     E2BIG,
     EACCES,
     EFAULT,
     EINVAL,
+    ENOMEM,
     ENOSYS,
     EOPNOTSUPP,
     EOVERFLOW,
@@ -192,16 +194,13 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
         hv.leak_domid(domid)  # domain_create returns before the id is ever freed
         raise
     hvm = bool(config.flags & abi.XEN_DOMCTL_CDF_hvm)
-    if config.arch.emulation_flags & ~abi.XEN_X86_EMU_ALL:
-        raise XenError(EINVAL, "invalid emulation bitmap")  # arch_domain_create
-    if not emulation_flags_ok(hvm, config.arch.emulation_flags, hv.release.hvm_pirq_optional):
-        raise XenError(EOPNOTSUPP, f"emulators {config.arch.emulation_flags:#x} not allowed")
-    _grant_table_init(config, hv.release)
-    if config.cpupool_id != 0:
-        raise XenError(ESRCH, "no such cpupool")  # cpupool_add_domain: only pool 0 exists
     if not config.flags & abi.XEN_DOMCTL_CDF_hvm:
         config.flags |= abi.XEN_DOMCTL_CDF_oos_off  # arch_sanitise_domain_config, copied back
         reply.payload(layout, config)
+    struct_page = paging.alloc_xenheap_page(hv.heap, MEMF_bits(paging.DOMAIN_STRUCT_BITS))
+    if struct_page is None:  # alloc_domain_struct: domain_create returns before the id is freed
+        hv.leak_domid(domid)
+        raise XenError(ENOMEM, "no page for the domain structure")
     new = Domain(
         domid,
         is_hvm=hvm,
@@ -211,11 +210,42 @@ def _createdomain(hv: Hypervisor, current: Domain, d: Domain | None, reply: _Rep
         handle=bytes(config.handle),
         max_vcpus=config.max_vcpus,
         cpupool=config.cpupool_id,
+        struct_page=struct_page,
     )
+    try:
+        _arch_domain_create(hv, new)
+        _grant_table_init(config, hv.release)
+        if config.cpupool_id != 0:
+            raise XenError(ESRCH, "no such cpupool")  # cpupool_add_domain: only pool 0 exists
+    except XenError:
+        _free_xen_pages(hv, new)  # domain_create's fail path, which frees the domid
+        raise
     hv.add_domain(new)
     reply.op.domain = domid
     reply.copyback = True
     return reply.send(0)
+
+
+def _arch_domain_create(hv: Hypervisor, d: Domain) -> None:
+    """The emulator checks, the shared-info page, and an HVM guest's paging pool."""
+    if d.emulation_flags & ~abi.XEN_X86_EMU_ALL:
+        raise XenError(EINVAL, "invalid emulation bitmap")
+    if not emulation_flags_ok(d.is_hvm, d.emulation_flags, hv.release.hvm_pirq_optional):
+        raise XenError(EOPNOTSUPP, f"emulators {d.emulation_flags:#x} not allowed")
+    d.shared_info = paging.alloc_xenheap_page(hv.heap)
+    if d.shared_info is None:
+        raise XenError(ENOMEM, "no page for shared info")
+    if d.is_hvm:
+        paging.paging_enable(hv, d)  # hvm_domain_initialise
+
+
+def _free_xen_pages(hv: Hypervisor, d: Domain) -> None:
+    """Xen's pages for a domain go back: the pool, then shared info, then the structure
+    (paging_teardown, arch_domain_destroy, free_domain_struct)."""
+    paging.paging_teardown(hv, d)
+    for mfn in (d.shared_info, d.struct_page):
+        paging.free_xenheap_page(hv.heap, mfn)
+    d.shared_info = d.struct_page = None
 
 
 def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
@@ -228,6 +258,7 @@ def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
             d.is_dying = DOMDYING_dying
             with hv.heap.lock:
                 claims.release_all(hv.heap, d)
+        paging.paging_teardown(hv, d)  # domain_relinquish_resources: PROG_paging first
     if d.is_dying == DOMDYING_dying:
         while not relinquish_some(hv.heap, d, RELINQUISH_BATCH):
             # domain_kill's -ERESTART: the continuation leaves do_domctl, dropping the
@@ -238,7 +269,9 @@ def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
             finally:
                 hv.domctl_lock.acquire()
         d.is_dying = DOMDYING_dead
-        hv.remove_domain(d)
+        with d.page_alloc_lock:
+            hv.remove_domain(d)
+            _free_xen_pages(hv, d)  # complete_domain_destroy
     return 0
 
 
@@ -282,9 +315,9 @@ def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
         outstanding_pages=d.outstanding_pages,
         shr_pages=0,
         paged_pages=0,
-        # mfn_to_gfn of the shared-info page: unmapped (~0) for a translated guest; a PV
-        # guest would see its MFN, which the model does not have.
-        shared_info_frame=INVALID_M2P_ENTRY if d.is_translated else 0,
+        # mfn_to_gfn of the shared-info page: unmapped (~0) for a translated guest, its MFN
+        # for a PV guest
+        shared_info_frame=INVALID_M2P_ENTRY if d.is_translated else d.shared_info or 0,
         cpu_time=0,
         nr_online_vcpus=online,
         max_vcpu_id=d.nr_vcpus - 1 if d.nr_vcpus else abi.XEN_INVALID_MAX_VCPU_ID,
@@ -463,4 +496,7 @@ _COMMANDS: dict[int, Callable[..., int]] = {
     abi.XEN_DOMCTL_setvcpucontext: vcpu.setvcpucontext,
     abi.XEN_DOMCTL_gethvmcontext: vcpu.gethvmcontext,
     abi.XEN_DOMCTL_sethvmcontext: vcpu.sethvmcontext,
+    abi.XEN_DOMCTL_shadow_op: paging.shadow_op,
+    abi.XEN_DOMCTL_get_paging_mempool_size: paging.get_paging_mempool_size,
+    abi.XEN_DOMCTL_set_paging_mempool_size: paging.set_paging_mempool_size,
 }

@@ -27,6 +27,12 @@ PAGE_SHIFT = 12
 MAX_ORDER = 18  # 2 * PAGETABLE_ORDER on x86: the largest buddy is 1 GiB
 NR_ZONES = 52 - PAGE_SHIFT + 1  # PADDR_BITS - PAGE_SHIFT + 1; zone 0 (MEMZONE_XEN) unused
 ALL_ZONES = (1, NR_ZONES - 1)
+# init_node_heap: a node's free lists (NR_ZONES x (MAX_ORDER+1) 16-byte list heads) and its
+# avail[] counters (NR_ZONES longs) rounded up to pages: (12464 + 328 + 4095) >> 12 = 4.
+HEAP_METADATA_PAGES = -(-(NR_ZONES * (MAX_ORDER + 1) * 16 + NR_ZONES * 8) // 4096)
+# The x86 direct map ends at 5 TiB (HYPERVISOR_VIRT_END - DIRECTMAP_VIRT_START); RAM above
+# it reaches the heap only after end_boot_allocator (__start_xen).
+DIRECTMAP_END_MFN = 5 << (40 - PAGE_SHIFT)
 
 
 def page_to_zone(mfn: int) -> int:
@@ -46,6 +52,11 @@ def aligned_chunks(start: int, end: int) -> Iterator[tuple[int, int]]:
             order = min(order, (start & -start).bit_length() - 1)
         yield start, order
         start += 1 << order
+
+
+def _ffs(x: int) -> int:
+    """The 1-based index of the lowest set bit, 0 for 0 (ffsl)."""
+    return (x & -x).bit_length()
 
 
 def _next_node(node: int, mask: int) -> int:
@@ -95,9 +106,20 @@ class Heap:
         self._ranges = ranges
         self.total_pages = sum(e - s for s, e, _ in ranges)
         self.max_page = max((e for _, e, _ in ranges), default=0)  # highest RAM MFN + 1
-        self.dma_bitsize = self._default_dma_bitsize(host)
+        # cpu_to_node(0): the boot CPU's node, where Xen runs what no domain asks for
+        with_cpus = [n for n, node in enumerate(host.nodes) if node.online and node.cpus]
+        self.cpu_node = with_cpus[0] if with_cpus else first_node(self.online_mask)
+        # Frames Xen keeps for the free lists of nodes after the first (init_node_heap).
+        self.metadata: list[tuple[int, int]] = []
+        self.dma_bitsize = 0  # end_boot_allocator sets it once the boot regions are in
+        # xenheap_max_mfn: with RAM beyond the direct map, Xen's own pages stay inside it.
+        self.xenheap_bits = 0
+        if self.max_page - 1 > DIRECTMAP_END_MFN - 1:
+            self.xenheap_bits = min((DIRECTMAP_END_MFN - 1).bit_length() - 1 + PAGE_SHIFT, 52)
+        dma_bitsize = self._default_dma_bitsize(host)
         if boot:
-            self._boot()
+            self._boot(dma_bitsize)
+        self.dma_bitsize = dma_bitsize
 
     # -- topology -------------------------------------------------------------------------
 
@@ -129,15 +151,58 @@ class Heap:
                 return min(last.bit_length() + PAGE_SHIFT, 32)
         raise HostConfigError("no online node with memory below 4 GiB (Xen panics at boot)")
 
-    def _boot(self) -> None:
-        """Hand RAM to the heap as end_boot_allocator does: node 0's region, then the rest
-        in reverse order; MFN 0 is kept away from the buddy allocator."""
-        regions = [(s, e) for s, e, _ in self._ranges]
-        first = next((r for r in regions if self.mfn_to_nid(r[0]) == 0), None)
-        order = ([first] if first else []) + [r for r in reversed(regions) if r is not first]
-        for start, end in order:
-            for head, chunk_order in aligned_chunks(max(start, 1), end):
-                self._free_block(head, chunk_order)
+    def _boot(self, dma_bitsize: int) -> None:
+        """Hand RAM to the heap as end_boot_allocator does: the boot CPU's node's first
+        region, then the rest in reverse order; RAM beyond the direct map follows in
+        ascending order (__start_xen). MFN 0 is kept away from the buddy allocator."""
+        limit = DIRECTMAP_END_MFN
+        low = [(s, min(e, limit), n) for s, e, n in self._ranges if s < limit]
+        high = [(max(s, limit), e, n) for s, e, n in self._ranges if e > limit]
+        first = next((r for r in low if r[2] == self.cpu_node), None)
+        order = ([first] if first else []) + [r for r in reversed(low) if r is not first]
+        initialised: set[int] = set()
+        for start, end, node in order:
+            self._init_heap_pages(start, end, node, initialised)
+        self.dma_bitsize = dma_bitsize
+        for start, end, node in high:
+            self._init_heap_pages(start, end, node, initialised)
+
+    def _init_heap_pages(self, start: int, end: int, node: int, initialised: set[int]) -> None:
+        """One node's contiguous RAM into the heap (init_heap_pages, _init_heap_pages); the
+        first range of each node after the first pays for its free lists (init_node_heap):
+        from its tail if the range starts 1 GiB-aligned and ends no less aligned, else from
+        its head, else, if the range is too short or outside the direct map, from the heap."""
+        start = max(start, 1)
+        if start >= end:
+            return
+        if node not in initialised:
+            if initialised:
+                use_tail = not start % (1 << MAX_ORDER) and _ffs(end) <= _ffs(start)
+                needed = HEAP_METADATA_PAGES
+                if use_tail and end - start >= needed and end <= DIRECTMAP_END_MFN:
+                    self.metadata.append((end - needed, end))
+                    end -= needed
+                elif end - start >= needed and start + needed <= DIRECTMAP_END_MFN:
+                    self.metadata.append((start, start + needed))
+                    start += needed
+                else:
+                    self._alloc_metadata(needed)
+                self.metadata.sort()
+            initialised.add(node)
+        for head, chunk_order in aligned_chunks(start, end):
+            self._free_block(head, chunk_order)
+
+    def _alloc_metadata(self, pages: int) -> None:
+        """init_node_heap's fallback: alloc_xenheap_pages from the heap built so far."""
+        from hypervisor_model.domheap import alloc_domheap_pages  # domheap builds on the heap
+        from hypervisor_model.memflags import MEMF_bits
+
+        order = (pages - 1).bit_length()
+        memflags = MEMF_bits(self.xenheap_bits) if self.xenheap_bits else 0
+        mfn = alloc_domheap_pages(self, None, order, memflags)
+        if mfn is None:  # BUG_ON(!_heap[node]) in Xen
+            raise HostConfigError("no memory for a node's heap metadata: Xen cannot boot")
+        self.metadata.append((mfn, mfn + (1 << order)))
 
     # -- free lists -------------------------------------------------------------------------
 
@@ -213,7 +278,7 @@ class Heap:
             if d is not None:
                 node = cycle_node(d.last_alloc_node, nodemask)
             if node >= MAX_NUMNODES:
-                node = first_node(self.online_mask)  # cpu_to_node(smp_processor_id())
+                node = self.cpu_node  # cpu_to_node(smp_processor_id())
         elif node >= MAX_NUMNODES:
             return None
         holder = d if d is not None and not memflags & MEMF_no_refcount else None

@@ -25,8 +25,10 @@ from hypervisor_model.guest_memory import Arena, GuestFault, GuestMemory
 from hypervisor_model.heap import MAX_ORDER, Heap
 from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
 from hypervisor_model.invariants import check_invariants
+from hypervisor_model.memflags import MEMF_bits
 from hypervisor_model.memory_op import do_memory_op
 from hypervisor_model.multicall import do_multicall
+from hypervisor_model.paging import DOMAIN_STRUCT_BITS, alloc_xenheap_page
 from hypervisor_model.public.errno import EEXIST, EFAULT, ENOMEM, ENOSYS, ESRCH
 from hypervisor_model.public.releases import release
 from hypervisor_model.public.xen import (
@@ -164,6 +166,11 @@ class Hypervisor:
             creation_finished=True,
         )
         dom0.node_affinity = self.cpu_node_mask()  # sched_setup_dom0_vcpus
+        # domain_create: the structure and shared-info pages come first (alloc_domain_struct)
+        dom0.struct_page = alloc_xenheap_page(self.heap, MEMF_bits(DOMAIN_STRUCT_BITS))
+        dom0.shared_info = alloc_xenheap_page(self.heap)
+        if dom0.struct_page is None or dom0.shared_info is None:
+            raise HostConfigError("no memory for dom0's structure: Xen cannot boot")
         pages = self.host.dom0_memory_mib * PAGES_PER_MIB
         dom0.max_pages = pages
         self.add_domain(dom0)

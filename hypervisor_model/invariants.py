@@ -4,8 +4,11 @@ Claims (v7): outstanding_claims <= total_avail_pages; claimed_pages[n] <= node_a
 both totals equal the sums over domains; a domain's node claims sum to ``node_claims`` and
 fit in ``outstanding_pages``. Heap: the free blocks are aligned buddies on one node and zone,
 and sum to every free counter. Memory: each RAM frame is exactly one of free, owned by one
-domain, offlined, or MFN 0 (never given to the allocator); physmaps agree with ownership and
-lie at or below the highest gfn each ever mapped.
+domain, Xen's for a domain (structure, shared info, paging pool), Xen's heap metadata,
+offlined, or MFN 0 (never given to the allocator); physmaps agree with ownership and lie at
+or below the highest gfn each ever mapped. Populate-on-demand: the cache holds pages the
+domain owns and has not mapped, counted in ``pod_count``; ``pod_entry_count`` counts the
+PoD entries, which no mapping overlaps.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from contextlib import ExitStack
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
+from hypervisor_model.domain import Domain
 from hypervisor_model.domheap import mfn_span
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, page_to_zone
+
+SUPERPAGE_PAGES = 512
 
 if TYPE_CHECKING:
     from hypervisor_model.hypervisor import Hypervisor
@@ -84,9 +90,15 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
     heap, out = hv.heap, []
     spans = [(head, head + (1 << order), "free") for head, order, _ in heap.free_blocks()]
     spans += [(mfn, mfn + 1, "offlined") for mfn in heap.offlined]
+    spans += [(start, end, "heap metadata") for start, end in heap.metadata]
+    in_use = [(start, end) for start, end in heap.metadata]
     if heap.mfn_to_nid(0) is not None:
         spans.append((0, 1, "MFN 0"))
     for d in domains:
+        for mfn, count in d.xen_frames():
+            spans.append((mfn, mfn + count, f"Xen's for d{d.domain_id}"))
+            in_use.append((mfn, mfn + count))
+        out += _pod_problems(d)
         owned = 0
         per_node: dict[int, int] = {}
         for run in d.pages:
@@ -119,6 +131,35 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
         if sum(pe - ps for ps, pe, _ in heap.split_by_node(s, e)) != e - s:
             out.append(f"{what} frames {s:#x}..{e:#x} outside RAM")
     for mfn in heap.offlining:
-        if mfn and not any(d.pages.find(mfn) for d in domains):
+        xens = any(s <= mfn < e for s, e in in_use)
+        if mfn and not xens and not any(d.pages.find(mfn) for d in domains):
             out.append(f"pending-offline frame {mfn:#x} is not in use")
+    return out
+
+
+def _pod_problems(d: Domain) -> list[str]:
+    """PoD state: the cache is owned, unmapped and counted; the entries are counted and
+    lie outside the p2m; a PV guest has none."""
+    out = []
+    cache = list(d.pod_super.spans(SUPERPAGE_PAGES)) + list(d.pod_single.spans())
+    if sum(pages for _, pages in cache) != d.pod_count:
+        out.append(f"d{d.domain_id}: pod_count {d.pod_count} differs from its cache lists")
+    if any(head % SUPERPAGE_PAGES for head in d.pod_super):
+        out.append(f"d{d.domain_id}: a PoD superpage is not 2 MiB aligned")
+    for low, pages in cache:
+        if d.pages.covered(low, low + pages) != pages:
+            out.append(f"d{d.domain_id}: PoD cache frames {low:#x}+{pages} not owned")
+    tagged = sorted(
+        [(low, n, "cache") for low, n in cache] + [(*mfn_span(r), "p2m") for r in d.p2m]
+    )
+    for (low, pages, what), (nxt, _, other) in pairwise(tagged):
+        if nxt < low + pages and "cache" in (what, other):
+            out.append(f"d{d.domain_id}: PoD cache frame {nxt:#x} is in the {what} and {other}")
+    entries = sum(run.length for run in d.pod_entries)
+    if entries != d.pod_entry_count:
+        out.append(f"d{d.domain_id}: pod_entry_count {d.pod_entry_count} but {entries} entries")
+    if any(d.p2m.covered(run.start, run.end) for run in d.pod_entries):
+        out.append(f"d{d.domain_id}: a gfn is both a PoD entry and mapped")
+    if not d.is_translated and (entries or cache):
+        out.append(f"d{d.domain_id}: a PV guest with PoD state")
     return out

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from hypervisor_model.public import sysctl as abi
 from hypervisor_model.public.errno import EINVAL
-from hypervisor_model.public.xen import DOMID_INVALID
+from hypervisor_model.public.xen import DOMID_INVALID, DOMID_XEN
 
 if TYPE_CHECKING:
     from hypervisor_model.hypervisor import Hypervisor
@@ -20,16 +20,21 @@ Action = Callable[["Hypervisor", int, int], tuple[int, int]]
 
 
 def _owner(hv: Hypervisor, mfn: int) -> int | None:
+    """The domain owning ``mfn``, DOMID_XEN for a xen-heap page (a domain's structure or
+    shared info), or None for a page nobody owns (a paging pool page, heap metadata)."""
     for d in hv.domain_list():
         with d.page_alloc_lock:
             if d.pages.find(mfn) is not None:
                 return d.domain_id
+            if mfn in (d.struct_page, d.shared_info):
+                return DOMID_XEN
     return None
 
 
 def offline_page(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
     """offline_page(): a free page is offlined now; a page in use becomes pending and is
-    reported with its owner (or as anonymous, which counts as a failure)."""
+    reported with its owner, as Xen's own (PGC_xen_heap), or as anonymous, which counts as
+    a failure."""
     if mfn >= hv.heap.max_page:
         return -EINVAL, status
     if hv.heap.mfn_to_nid(mfn) is None:
@@ -37,10 +42,12 @@ def offline_page(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
     if hv.heap.offline_page(mfn):
         return 0, abi.PG_OFFLINE_OFFLINED
     owner = _owner(hv, mfn)
+    shift = abi.PG_OFFLINE_OWNER_SHIFT
     if owner is None:
-        shift = abi.PG_OFFLINE_OWNER_SHIFT
         return 0, abi.PG_OFFLINE_ANONYMOUS | abi.PG_OFFLINE_FAILED | DOMID_INVALID << shift
-    return 0, abi.PG_OFFLINE_OWNED | abi.PG_OFFLINE_PENDING | owner << abi.PG_OFFLINE_OWNER_SHIFT
+    if owner == DOMID_XEN:
+        return 0, abi.PG_OFFLINE_XENPAGE | abi.PG_OFFLINE_PENDING | DOMID_XEN << shift
+    return 0, abi.PG_OFFLINE_OWNED | abi.PG_OFFLINE_PENDING | owner << shift
 
 
 def online_page(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:

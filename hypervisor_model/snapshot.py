@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import IO, Any
 
 from hypervisor_model.console import CONRING_SIZE
-from hypervisor_model.domain import Domain
+from hypervisor_model.domain import Domain, VnumaInfo
 from hypervisor_model.domctl import MAX_VIRT_CPUS
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, PAGE_SHIFT
 from hypervisor_model.host import (
@@ -28,6 +28,7 @@ from hypervisor_model.host import (
 )
 from hypervisor_model.hypervisor import Hypervisor
 from hypervisor_model.invariants import InvariantError
+from hypervisor_model.pagelist import PageList
 from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
 from hypervisor_model.runmap import Run, RunMap
 from hypervisor_model.schema import (
@@ -48,8 +49,12 @@ from hypervisor_model.schema import (
 )
 
 FORMAT = "xenemu-host"
-VERSION = 2  # 2: the host's Xen release ("xen"); a version 1 state runs master
-_RUNMAPS = ("pages", "p2m")
+# 2: the host's Xen release ("xen"); a version 1 state runs master. 3: Xen's own pages (heap
+# metadata; each domain's structure, shared info and paging pool), populate-on-demand and
+# vNUMA state; an older state has none of them and loads as it was.
+VERSION = 3
+_RUNMAPS = ("pages", "p2m", "pod_entries")
+_PAGELISTS = ("paging_pool", "pod_super", "pod_single")
 _SKIPPED = ("page_alloc_lock",)
 
 
@@ -69,6 +74,11 @@ def _domain_state(d: Domain) -> dict[str, Any]:
         value = getattr(d, f.name)
         if f.name in _RUNMAPS:
             value = _runs(value)
+        elif f.name in _PAGELISTS:
+            value = value.runs()
+        elif isinstance(value, VnumaInfo):
+            value = {k: getattr(value, k) for k in VnumaInfo.__dataclass_fields__}
+            value["vmemrange"] = [list(r) for r in value["vmemrange"]]
         elif isinstance(value, bytes):
             value = value.hex()
         elif isinstance(value, dict):
@@ -104,6 +114,7 @@ def save_state(hv: Hypervisor) -> dict[str, Any]:
                 "offlining": list(heap.offlining),
                 "outstanding_claims": heap.outstanding_claims,
                 "claimed_pages": list(heap.claimed_pages),
+                "metadata": [list(r) for r in heap.metadata],
             },
             "domains": [_domain_state(d) for d in domains],
             "domid_last": hv._domid_last,
@@ -125,6 +136,10 @@ def _domain_schema() -> Record:
         "bool": Bool(),
         "bytes": Str(64, "[0-9a-f]*"),
         "RunMap": List(_RUN, MAX_VALUES),
+        "PageList": List(_PAGE_RUN, MAX_VALUES),
+        "int | None": Optional(_MFN),
+        "list[int]": List(_MFN, MAX_VALUES),
+        "VnumaInfo | None": Optional(_VNUMA),
         "dict[int, int]": List(Row(Int(0, MAX_NUMNODES - 1), Int(0, U64)), MAX_NUMNODES),
     }
     exact: dict[str, Schema] = {
@@ -145,13 +160,24 @@ def _domain_schema() -> Record:
         if shape is None:  # caught by the first test that loads a state
             raise TypeError(f"Domain.{f.name}: no saved shape for {f.type}; add one here")
         shapes[f.name] = shape
-    required = {"domain_id", "handle", "claims", "node_pages", *_RUNMAPS}
+    required = {"domain_id", "handle", "claims", "node_pages", "pages", "p2m"}
     return Record(shapes, optional=frozenset(shapes.keys() - required))
 
 
 # [start, length, value or null, step]: a RunMap run (MFNs or guest frames)
 _RUN = Row(Int(0, U64), Int(1, U64), Optional(Int(0, U64)), Int(-U64, U64))
 _MFN = Int(0, (1 << (PADDR_BITS - PAGE_SHIFT)) - 1)
+# [first, count, step]: a run of a page list (step 0 is refused when it is read)
+_PAGE_RUN = Row(_MFN, Int(1, U64), Int(-U64, U64))
+_VNUMA = Record(
+    {
+        "nr_vnodes": Int(1, 32),
+        "vdistance": List(Int(0, U32), 32 * 32),
+        "vcpu_to_vnode": List(Int(0, U32), NR_CPUS),
+        "vnode_to_pnode": List(Int(0, 0xFF), 32),
+        "vmemrange": List(Row(Int(0, U64), Int(0, U64), Int(0, U32), Int(0, U32)), 170),
+    }
+)
 _NODE = Int(0, MAX_NUMNODES - 1)
 _PER_NODE = List(Int(0, U64), MAX_NUMNODES)
 SCHEMA = Record(
@@ -180,7 +206,9 @@ SCHEMA = Record(
                 "offlining": List(_MFN, MAX_VALUES),
                 "outstanding_claims": Int(0, U64),
                 "claimed_pages": _PER_NODE,
+                "metadata": List(Row(_MFN, _MFN), MAX_NUMNODES),
             },
+            optional=frozenset({"metadata"}),  # states before version 3 have none
         ),
         "domains": List(_domain_schema(), DOMID_FIRST_RESERVED),
         "domid_last": Int(0, DOMID_FIRST_RESERVED - 1),
@@ -200,9 +228,15 @@ def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
     kwargs = dict(state)
     for name in _RUNMAPS:
         runs = (
-            Run(start, length, value, step, None) for start, length, value, step in kwargs[name]
+            Run(start, length, value, step, None)
+            for start, length, value, step in kwargs.get(name, ())
         )
         kwargs[name] = RunMap.from_runs(runs, any_step=name == "pages")
+    for name in _PAGELISTS:
+        kwargs[name] = PageList.from_runs(kwargs.pop(name, ()))
+    if kwargs.get("vnuma") is not None:
+        v = kwargs["vnuma"]
+        kwargs["vnuma"] = VnumaInfo(**{**v, "vmemrange": [tuple(r) for r in v["vmemrange"]]})
     kwargs["handle"] = bytes.fromhex(kwargs["handle"])
     for name in ("claims", "node_pages"):
         if any(node >= nr_nodes for node, _ in kwargs[name]):
@@ -272,6 +306,7 @@ def _rebuild(doc: dict[str, Any]) -> Hypervisor:
     heap.offlining = sorted(doc["heap"]["offlining"])
     heap.outstanding_claims = doc["heap"]["outstanding_claims"]
     heap.claimed_pages = list(doc["heap"]["claimed_pages"])
+    heap.metadata = sorted((s, e) for s, e in doc["heap"].get("metadata", []))
     domids = [state["domain_id"] for state in doc["domains"]]
     if len(set(domids)) != len(domids):
         raise StateError("damaged state: domains: a domain id appears twice")

@@ -41,6 +41,7 @@ from xenctrl.domain import (
     xc_domain_decrease_reservation,
     xc_domain_decrease_reservation_exact,
     xc_domain_destroy,
+    xc_domain_get_pod_target,
     xc_domain_getinfo_single,
     xc_domain_getinfolist,
     xc_domain_increase_reservation,
@@ -56,7 +57,10 @@ from xenctrl.domain import (
     xc_domain_set_pod_target,
     xc_domain_setmaxmem,
     xc_domain_unpause,
+    xc_get_paging_mempool_size,
     xc_get_tot_pages,
+    xc_set_paging_mempool_size,
+    xc_shadow_control,
 )
 from xenctrl.errors import XenError
 from xenctrl.handle import Host, xc_interface, xc_interface_close, xc_interface_open

@@ -372,16 +372,12 @@ def xc_domain_decrease_reservation_exact(
     _exact(done, nr_extents, EINVAL)
 
 
-@traced
-def xc_domain_set_pod_target(
-    xch: xc_interface, domid: int, target_pages: int
-) -> tuple[int, int, int]:
-    """Set the populate-on-demand target; returns (tot_pages, pod_cache_pages, pod_entries)."""
+def _pod_target(xch: xc_interface, op: int, domid: int, target_pages: int) -> tuple[int, int, int]:
     rc, out = memory_op_struct(
         xch,
-        memory.XENMEM_set_pod_target,
+        op,
         memory.xen_pod_target,
-        target_pages=target_pages,
+        target_pages=target_pages & ((1 << 64) - 1),
         tot_pages=0,
         pod_cache_pages=0,
         pod_entries=0,
@@ -390,3 +386,71 @@ def xc_domain_set_pod_target(
     check(rc)
     assert out is not None
     return int(out.tot_pages), int(out.pod_cache_pages), int(out.pod_entries)
+
+
+@traced
+def xc_domain_set_pod_target(
+    xch: xc_interface, domid: int, target_pages: int
+) -> tuple[int, int, int]:
+    """Set the populate-on-demand target; returns (tot_pages, pod_cache_pages, pod_entries)."""
+    return _pod_target(xch, memory.XENMEM_set_pod_target, domid, target_pages)
+
+
+@traced
+def xc_domain_get_pod_target(xch: xc_interface, domid: int) -> tuple[int, int, int]:
+    """(tot_pages, pod_cache_pages, pod_entries) of an HVM guest; C passes a target of -1."""
+    return _pod_target(xch, memory.XENMEM_get_pod_target, domid, -1)
+
+
+# -- the paging pool -------------------------------------------------------------------------
+
+
+@traced
+def xc_shadow_control(
+    xch: xc_interface, domid: int, sop: int, mb: int | None = None, mode: int = 0
+) -> int | None:
+    """XEN_DOMCTL_shadow_op; returns ``mb`` as Xen left it (the pool in MiB for GET and
+    SET_ALLOCATION), or None when no ``mb`` was passed (C's NULL)."""
+    rc, reply = do_domctl(
+        xch,
+        domctl.XEN_DOMCTL_shadow_op,
+        domid,
+        domctl.xen_domctl_shadow_op,
+        op=sop & 0xFFFFFFFF,
+        mode=mode & 0xFFFFFFFF,
+        mb=(mb or 0) & 0xFFFFFFFF,
+        dirty_bitmap=0,
+        pages=0,
+        stats=dict(fault_count=0, dirty_count=0),
+    )
+    check(rc)
+    return None if mb is None else int(reply.payload.mb)
+
+
+@traced
+def xc_get_paging_mempool_size(xch: xc_interface, domid: int) -> int:
+    """The paging pool of an HVM/PVH guest, in bytes."""
+    rc, reply = do_domctl(
+        xch,
+        domctl.XEN_DOMCTL_get_paging_mempool_size,
+        domid,
+        domctl.xen_domctl_paging_mempool,
+        size=0,
+    )
+    check(rc)
+    return int(reply.payload.size)
+
+
+@traced
+def xc_set_paging_mempool_size(xch: xc_interface, domid: int, size: int) -> None:
+    """Resize the paging pool to ``size`` bytes (whole pages), as libxl does from
+    shadow_memkb."""
+    check(
+        do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_set_paging_mempool_size,
+            domid,
+            domctl.xen_domctl_paging_mempool,
+            size=size & ((1 << 64) - 1),
+        )[0]
+    )

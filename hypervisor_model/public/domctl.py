@@ -28,6 +28,7 @@ XEN_DOMCTL_destroydomain = 2
 XEN_DOMCTL_pausedomain = 3
 XEN_DOMCTL_unpausedomain = 4
 XEN_DOMCTL_getdomaininfo = 5
+XEN_DOMCTL_shadow_op = 10
 XEN_DOMCTL_max_mem = 11
 XEN_DOMCTL_setvcpucontext = 12
 XEN_DOMCTL_getvcpuinfo = 14
@@ -39,6 +40,8 @@ XEN_DOMCTL_get_address_size = 36
 XEN_DOMCTL_setnodeaffinity = 68
 XEN_DOMCTL_getnodeaffinity = 69
 XEN_DOMCTL_setvnumainfo = 74
+XEN_DOMCTL_get_paging_mempool_size = 85
+XEN_DOMCTL_set_paging_mempool_size = 86
 XEN_DOMCTL_get_domain_state = 90  # the one stable op: interface_version must be 0
 
 # createdomain ``flags`` (XEN_DOMCTL_CDF_*).
@@ -196,6 +199,33 @@ xen_domctl_vnuma: Construct = Struct(
     "vnode_to_pnode" / guest_handle,  # uint[nr_vnodes]
     "vmemrange" / guest_handle,  # xen_vmemrange[nr_vmemranges]
 )
+
+# XEN_DOMCTL_shadow_op ``op``: the paging pool accessors (deprecated in favour of the
+# paging_mempool_size domctls, still served) and the log-dirty operations.
+XEN_DOMCTL_SHADOW_OP_OFF = 0
+XEN_DOMCTL_SHADOW_OP_ENABLE_TEST = 1
+XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY = 2
+XEN_DOMCTL_SHADOW_OP_CLEAN = 11
+XEN_DOMCTL_SHADOW_OP_PEEK = 12
+XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION = 30
+XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION = 31
+XEN_DOMCTL_SHADOW_OP_ENABLE = 32
+XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY = 1 << 2
+XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL = 1 << 0
+
+# XEN_DOMCTL_shadow_op payload (40 bytes).
+xen_domctl_shadow_op: Construct = Struct(
+    "op" / uint32_t,
+    "mode" / uint32_t,
+    "mb" / uint32_t,  # GET/SET_ALLOCATION: the pool in MiB, rounded up on the way out
+    "pad" / Default(uint32_t, 0),
+    "dirty_bitmap" / guest_handle,
+    "pages" / uint64_aligned_t,
+    "stats" / Struct("fault_count" / uint32_t, "dirty_count" / uint32_t),
+)
+
+# XEN_DOMCTL_{get,set}_paging_mempool_size payload: the pool in bytes.
+xen_domctl_paging_mempool: Construct = Struct("size" / uint64_aligned_t)
 
 # XEN_DOMCTL_get_domain_state payload (16 bytes).
 xen_domctl_get_domain_state: Construct = Struct(

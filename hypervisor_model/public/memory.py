@@ -6,7 +6,7 @@ claiming pages, and reading a domain's reservation.
 
 from construct import Construct, Padding, Struct
 
-from .xen import domid_t, guest_handle, uint32_t, uint64_t, xen_ulong_t
+from .xen import domid_t, guest_handle, uint16_t, uint32_t, uint64_t, xen_ulong_t
 
 # memory_op commands.
 XENMEM_increase_reservation = 0
@@ -22,6 +22,7 @@ XENMEM_get_pod_target = 17
 XENMEM_get_sharing_freed_pages = 18  # pages saved by sharing; never fails
 XENMEM_get_sharing_shared_pages = 19  # pages shared; never fails
 XENMEM_claim_pages = 24
+XENMEM_get_vnumainfo = 26
 
 # memory_op's cmd carries the command in its low bits and, on a continuation, the
 # extent to resume from above them (Xen's internal xen/hypercall.h, in effect ABI).
@@ -85,6 +86,18 @@ xen_vmemrange: Construct = Struct(
     "end" / uint64_t,
     "flags" / uint32_t,
     "nid" / uint32_t,
+)
+
+# Argument of XENMEM_get_vnumainfo (40 bytes): counts in (capacity) and out, three arrays.
+xen_vnuma_topology_info: Construct = Struct(
+    "domid" / domid_t,
+    "pad" / uint16_t,  # must be 0
+    "nr_vnodes" / uint32_t,
+    "nr_vcpus" / uint32_t,
+    "nr_vmemranges" / uint32_t,
+    "vdistance" / guest_handle,  # uint[nr_vnodes * nr_vnodes]
+    "vcpu_to_vnode" / guest_handle,  # uint[nr_vcpus]
+    "vmemrange" / guest_handle,  # xen_vmemrange[nr_vmemranges]
 )
 
 # Argument of XENMEM_set_pod_target / XENMEM_get_pod_target (40 bytes).

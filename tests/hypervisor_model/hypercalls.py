@@ -89,7 +89,8 @@ class Guest:
 
     # -- packing helpers --------------------------------------------------------------------
 
-    def create(self, domid: int = DOMID_ANY, hvm: bool = True, max_mib: int | None = None) -> int:
+    def createdomain(self, domid: int = DOMID_ANY, hvm: bool = True) -> tuple[int, int]:
+        """XEN_DOMCTL_createdomain (HVM with HAP, or PV): the result and the domid."""
         flags = domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap if hvm else 0
         rc, after = self.domctl(
             domctl.XEN_DOMCTL_createdomain,
@@ -97,10 +98,14 @@ class Guest:
             self.release.xen_domctl_createdomain,
             createdomain_payload(flags, self.release),
         )
+        return rc, int(after.domain)
+
+    def create(self, domid: int = DOMID_ANY, hvm: bool = True, max_mib: int | None = None) -> int:
+        rc, domid = self.createdomain(domid, hvm)
         assert rc == 0, rc
         if max_mib is not None:
-            assert self.max_mem(after.domain, max_mib * 1024) == 0
-        return int(after.domain)
+            assert self.max_mem(domid, max_mib * 1024) == 0
+        return domid
 
     def destroy(self, domid: int) -> int:
         return self.domctl(domctl.XEN_DOMCTL_destroydomain, domid)[0]
@@ -116,6 +121,17 @@ class Guest:
         )
         assert rc == 0, rc
         return after.payload
+
+    def paging_pool(self, domid: int) -> int:
+        """The pages of a domain's paging pool (XEN_DOMCTL_get_paging_mempool_size); 0 for
+        a PV guest, which has none (EOPNOTSUPP)."""
+        rc, after = self.domctl(
+            domctl.XEN_DOMCTL_get_paging_mempool_size,
+            domid,
+            domctl.xen_domctl_paging_mempool,
+            dict(size=0),
+        )
+        return int(after.payload.size) >> 12 if rc == 0 else 0
 
     def node_free(self, node: int) -> int:
         """Free pages on a node: XEN_SYSCTL_availheap over every zone (bytes >> 12)."""

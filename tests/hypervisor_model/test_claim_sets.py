@@ -5,7 +5,10 @@ Rules: v7 notes §1 (claim_memory() checks in order, copy-back of nr_entries), �
 (domain_set_claim_entries: Phase 1 per entry, Phase 2 for the set, release, commit), §3
 (domain_get_claim_entries), §4 (redemption), §5 (node check) and §10 (scenarios T1, T2, T4,
 T5, T7, T9, T10); fact sheet §2.6. Small hosts put node n at MFN 0x1000 + 0x200 * n, so a
-node of p pages has exactly p free pages. Every expected number is worked out by hand.
+node of p pages has exactly p free pages (the fixture pays Xen's costs on top). The domains
+are PV: each costs Xen two pages of node 0 (its structure and shared-info page, allocated
+with no owner at createdomain), where an HVM guest's 256-page HAP pool would swamp a small
+node. Every expected number is worked out by hand.
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ if TYPE_CHECKING:
     SmallHost = Callable[..., hypervisor_model.Hypervisor]
 
 NODE_PAGES = 4096 * 256  # the `host` fixture: 2 nodes of 4096 MiB
-NODE0_FREE, NODE1_FREE = NODE_PAGES - 1, NODE_PAGES  # MFN 0 never reaches the heap
-FREE = NODE0_FREE + NODE1_FREE  # 2097151
+# Node 0: MFN 0 never reaches the heap, and dom0's structure and shared-info pages are taken
+# at boot; node 1: init_node_heap keeps its first 4 pages for its free lists.
+NODE0_FREE, NODE1_FREE = NODE_PAGES - 1 - 2, NODE_PAGES - 4
+FREE = NODE0_FREE + NODE1_FREE  # 2097145
+PV_DOMAIN_PAGES = 2  # what a PV domain costs Xen, from node 0 (structure, shared info)
 UNLIMITED_KB = (1 << 64) - 1  # max_pages 0xFFFFFFFF
 ENTRY = domctl.xen_memory_claim.sizeof()  # 16 bytes
 SENTINEL = b"\xaa" * ENTRY
@@ -105,7 +111,7 @@ def claims(g: Guest, domid: int) -> list[tuple[int, int]]:
 
 
 def new_domain(g: Guest, max_kb: int = UNLIMITED_KB) -> int:
-    d = g.create()
+    d = g.create(hvm=False)
     assert g.max_mem(d, max_kb) == 0
     return d
 
@@ -180,7 +186,7 @@ def test_65_entries_pass_the_handler(dom0: Guest) -> None:
 
 # -- domain_set_claim_entries: Phase 1 and Phase 2 (notes §2) -----------------------------
 
-# small_host(4, 4): 8 free pages; d1 has max_pages 16.
+# small_host(4, 4, domains=1): 8 free pages once d1 exists; d1 has max_pages 16.
 INSTALL_CASES: list[Any] = [
     # the reserved cmd field
     pytest.param([(HOST, 1, 1)], -EINVAL, id="cmd-1"),
@@ -238,7 +244,7 @@ def test_install_checks(
 ) -> None:
     """domain_set_claim_entries: per entry cmd, host/LEGACY, range and online (ENOENT),
     duplicate, node ENOMEM; then LEGACY rules, max_pages (EINVAL), host ENOMEM."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0, max_kb=16 * 4)
     assert claim_set(dom0, d, entries) == expected
     assert host_outstanding(dom0) == 0
@@ -262,7 +268,7 @@ def test_install_succeeds(
     guest_class: type[Guest],
 ) -> None:
     """Sets at the limits install, and GET lists them: HOST first, then nodes ascending."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0, max_kb=16 * 4)
     assert claim_set(dom0, d, entries) == 0
     assert claims(dom0, d) == expected_set
@@ -270,8 +276,9 @@ def test_install_succeeds(
 
 
 def test_offline_node_is_enoent(guest_class: type[Guest]) -> None:
-    """Phase 1: a node that exists but is offline is ENOENT, whatever the page count."""
-    hv = hypervisor_model.boot(ranges=[[[0x1000, 0x1004]], [[0x1200, 0x1204]]], offline=[1])
+    """Phase 1: a node that exists but is offline is ENOENT, whatever the page count. Node 0
+    has 8 pages, 2 of which pay for dom0 and 2 for d (structure and shared info)."""
+    hv = hypervisor_model.boot(ranges=[[[0x1000, 0x1008]], [[0x1200, 0x1204]]], offline=[1])
     hv.check_after_each_hypercall = True
     dom0 = guest_class(hv)
     d = new_domain(dom0)
@@ -284,7 +291,7 @@ def test_node_enomem_counts_the_domains_own_claim_as_available(
     small_host: SmallHost, guest_class: type[Guest]
 ) -> None:
     """Phase 1: pages <= node_avail - claimed_pages[n] + d->claims[n] (node 0 has 4 pages)."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d1, [(0, 3)]) == 0
     assert claim_set(dom0, d2, [(0, 2)]) == -ENOMEM  # 4 - 3 + 0 = 1 < 2
@@ -301,7 +308,7 @@ def test_other_domains_host_claims_count_only_at_host_level(
     """Phase 1 ignores host-wide claims of others; Phase 2 does not: d2 {HOST 4} leaves 4
     unclaimed, d1 takes node 0's 4, then d3's 1 page on node 1 passes the node check
     (4 - 0 >= 1) and fails the host check (1 > 8 - 8 + 0)."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=3))
     d1, d2, d3 = new_domain(dom0), new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d2, [(HOST, 4)]) == 0
     assert claim_set(dom0, d1, [(0, 4)]) == 0
@@ -312,7 +319,7 @@ def test_host_enomem_adds_back_the_domains_own_claims(
     small_host: SmallHost, guest_class: type[Guest]
 ) -> None:
     """Phase 2: node + host <= (free - outstanding_claims) + d->outstanding_pages."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d1, [(HOST, 6)]) == 0
     assert claim_set(dom0, d2, [(HOST, 2)]) == 0  # 8 of 8 claimed
@@ -443,7 +450,7 @@ def test_failing_set_leaves_the_old_claims(
     small_host: SmallHost, kwargs: dict[str, Any], expected: int, guest_class: type[Guest]
 ) -> None:
     """Both locks are held and every check precedes the commit: a failure changes nothing."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0)
     old = [(HOST, 1), (0, 2), (1, 1)]
     assert claim_set(dom0, d, old) == 0
@@ -468,7 +475,7 @@ def test_get_lists_online_nodes_with_claims_ascending(
 ) -> None:
     """Node entries follow HOST in ascending node order, whatever the SET order; nodes with
     a zero claim are left out."""
-    dom0 = guest_class(small_host(4, 4, 4))
+    dom0 = guest_class(small_host(4, 4, 4, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(2, 3), (1, 0), (0, 1)]) == 0
     assert dom0.claim_get(d, 3) == (0, 3, [(HOST, 0), (0, 1), (2, 3)])
@@ -565,7 +572,7 @@ def test_T1_alloc_redeems_claims(
 ) -> None:
     """T1 (N test_alloc_domheap_redeems_claims): UMA, one order-2 buddy of 4 pages;
     max_pages 16 for both domains."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=2))
     d1, d2 = new_domain(dom0, max_kb=16 * 4), new_domain(dom0, max_kb=16 * 4)
     assert _claim(dom0, d1, 3, legacy) == 0
     assert dom0.populate(d1, [0], order=1) == 1  # 3 - 2 = 1 left
@@ -586,7 +593,7 @@ def test_T2_claim_alloc_cancel(
     small_host: SmallHost, legacy: bool, guest_class: type[Guest]
 ) -> None:
     """T2 (N test_claim_alloc_cancel): UMA, one order-3 buddy of 8 pages; max_pages 16."""
-    dom0 = guest_class(small_host(8))
+    dom0 = guest_class(small_host(8, domains=2))
     d1, d2 = new_domain(dom0, max_kb=16 * 4), new_domain(dom0, max_kb=16 * 4)
     assert _claim(dom0, d1, 4, legacy) == 0
     assert dom0.populate(d1, [0], order=1) == 1
@@ -630,7 +637,7 @@ def _walk(
 
 def test_T4_numa_install_and_redeem(small_host: SmallHost, guest_class: type[Guest]) -> None:
     """T4 (N test_claims_numa_install): 4 + 4 pages, {HOST 2, n0 2, n1 2}."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(HOST, 2), (0, 2), (1, 2)]) == 0
     assert host_outstanding(dom0) == 6
@@ -654,7 +661,7 @@ def test_T4_numa_install_and_redeem(small_host: SmallHost, guest_class: type[Gue
 
 def test_T5_numa_get(small_host: SmallHost, guest_class: type[Guest]) -> None:
     """T5 (N test_claims_numa_get): size query, then the full set in order."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(HOST, 2), (0, 2), (1, 2)]) == 0
     assert dom0.claim_get(d, 0) == (-ERANGE, 3, [])
@@ -664,7 +671,7 @@ def test_T5_numa_get(small_host: SmallHost, guest_class: type[Guest]) -> None:
 def test_T7_numa_install_on_a_small_node(small_host: SmallHost, guest_class: type[Guest]) -> None:
     """T7 (F6 test_claims_numa_install, CNI0): node 0 has 2 pages, node 1 has 4; the set
     {HOST 2, n0 2, n1 2} fits exactly (n0: 2 <= 2; total 6 <= 6)."""
-    dom0 = guest_class(small_host(2, 4))
+    dom0 = guest_class(small_host(2, 4, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(HOST, 2), (0, 2), (1, 2)]) == 0
     x0, x1, n1 = XENMEMF_exact_node(0), XENMEMF_exact_node(1), XENMEMF_node(1)
@@ -712,7 +719,7 @@ def test_T9_legacy_claim_of_free_plus_one(dom0: Guest) -> None:
 
 def test_T10_move_a_claim_between_nodes(small_host: SmallHost, guest_class: type[Guest]) -> None:
     """T10 (S A1-5): node 0 has 64 pages, node 1 has 32; d2 populates exact-node extents."""
-    dom0 = guest_class(small_host(64, 32))
+    dom0 = guest_class(small_host(64, 32, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     x0, x1 = XENMEMF_exact_node(0), XENMEMF_exact_node(1)
     gfns = iter(range(1000))
@@ -737,8 +744,8 @@ def test_T10_move_a_claim_between_nodes(small_host: SmallHost, guest_class: type
 @pytest.mark.parametrize(
     "hog",
     [
-        pytest.param(lambda g, d: g.claim_pages(d, FREE - 200), id="legacy"),
-        pytest.param(lambda g, d: claim_set(g, d, [(HOST, FREE - 200)]), id="host-entry"),
+        pytest.param(lambda g, d, free: g.claim_pages(d, free - 200), id="legacy"),
+        pytest.param(lambda g, d, free: claim_set(g, d, [(HOST, free - 200)]), id="host-entry"),
     ],
 )
 @pytest.mark.parametrize(
@@ -752,19 +759,21 @@ def test_T10_move_a_claim_between_nodes(small_host: SmallHost, guest_class: type
 def test_T10_I2_host_claim_leaves_200_pages(dom0: Guest, hog: Any, ask: Any) -> None:
     """T10 (S I2-x): d1 claims all but 200 pages host-wide; d2 may claim 200, not 400."""
     d1, d2 = new_domain(dom0), new_domain(dom0)
-    assert hog(dom0, d1) == 0
+    free = FREE - 2 * PV_DOMAIN_PAGES  # both from node 0
+    assert hog(dom0, d1, free) == 0
     assert ask(dom0, d2, 400) == -ENOMEM
     assert ask(dom0, d2, 200) == 0
-    assert host_outstanding(dom0) == FREE
+    assert host_outstanding(dom0) == free
 
 
 def test_T10_I2_node_claim_leaves_200_pages(dom0: Guest) -> None:
     """T10 (S I2-x), node variant: all but 200 of node 0 claimed by d1."""
     d1, d2 = new_domain(dom0), new_domain(dom0)
-    assert claim_set(dom0, d1, [(0, NODE0_FREE - 200)]) == 0
+    node0_free = NODE0_FREE - 2 * PV_DOMAIN_PAGES
+    assert claim_set(dom0, d1, [(0, node0_free - 200)]) == 0
     assert claim_set(dom0, d2, [(0, 400)]) == -ENOMEM
     assert claim_set(dom0, d2, [(0, 200)]) == 0
-    assert host_outstanding(dom0) == NODE0_FREE
+    assert host_outstanding(dom0) == node0_free
 
 
 @pytest.mark.parametrize("target", [HOST, 0], ids=["host", "node0"])

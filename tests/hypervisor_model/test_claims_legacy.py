@@ -23,15 +23,19 @@ from hypervisor_model.public.xen import DOMID_ANY, DOMID_SELF, HYPERVISOR_memory
 if TYPE_CHECKING:
     from hypercalls import Guest
 
-# The `host` fixture: two nodes of 4096 MiB = 2 x 1048576 pages; MFN 0 never reaches the heap.
+# The `host` fixture: two nodes of 4096 MiB = 2 x 1048576 pages. Free at boot: all but MFN 0
+# (never the heap's), dom0's structure and shared-info pages and node 1's 4 pages of heap
+# metadata (init_node_heap). The domains are PV: each costs Xen two more pages.
 NODE_PAGES = 4096 * 256
-FREE = 2 * NODE_PAGES - 1  # 2097151 free pages at boot
+BOOT_FREE = 2 * NODE_PAGES - 1 - 2 - 4  # 2097145
+PV_DOMAIN_PAGES = 2
+FREE = BOOT_FREE - PV_DOMAIN_PAGES  # 2097143 free once a test's first domain exists
 UNLIMITED_KB = (1 << 64) - 1  # xc_domain_setmaxmem(-1): max_pages = min(2^62 - 1, UINT_MAX)
 UINT_MAX = 0xFFFFFFFF
 
 
 def new_domain(g: Guest, max_kb: int = UNLIMITED_KB) -> int:
-    domid = g.create()
+    domid = g.create(hvm=False)
     assert g.max_mem(domid, max_kb) == 0
     return domid
 
@@ -285,14 +289,15 @@ def test_enomem_check_uses_the_claim_after_subtracting_tot_pages(
 
 
 def test_other_domains_claims_are_not_available(dom0: Guest) -> None:
-    """Unclaimed memory is free minus every domain's claim: FREE - 1000 fits, one more not."""
+    """Unclaimed memory is free minus every domain's claim: free - 1000 fits, one more not."""
     d1, d2 = new_domain(dom0), new_domain(dom0)
+    free = FREE - PV_DOMAIN_PAGES  # d2 cost Xen two pages too
     assert dom0.claim_pages(d2, 1000) == 0
-    assert dom0.claim_pages(d1, FREE - 1000 + 1) == -ENOMEM
-    assert dom0.claim_pages(d1, FREE - 1000) == 0
-    assert host_outstanding(dom0) == FREE
+    assert dom0.claim_pages(d1, free - 1000 + 1) == -ENOMEM
+    assert dom0.claim_pages(d1, free - 1000) == 0
+    assert host_outstanding(dom0) == free
     assert dom0.claim_pages(d2, 0) == 0  # releasing d2's claim makes its 1000 pages unclaimed
-    assert host_outstanding(dom0) == FREE - 1000
+    assert host_outstanding(dom0) == free - 1000
 
 
 # -- redemption --------------------------------------------------------------------------
@@ -322,7 +327,7 @@ def test_physinfo_sums_the_getdomaininfo_claims(dom0: Guest) -> None:
     assert [outstanding(dom0, d) for d in (d1, d2, d3)] == [30, 7, 5]
     info = dom0.physinfo()
     assert info.outstanding_pages == 42
-    assert info.free_pages == FREE - 3
+    assert info.free_pages == FREE - 2 * PV_DOMAIN_PAGES - 3  # d2 and d3 cost Xen 2 each
 
 
 # -- Xen's own test ----------------------------------------------------------------------

@@ -5,8 +5,10 @@ v7 per-node check in get_free_buddy (notes §5), redemption (notes §4: the allo
 then host-wide, then other nodes ascending; min(outstanding_pages, 2^order) in all), a claim
 lost when assign_pages fails (fact sheet §2.4, gotcha 3), and allocations that are not
 reference-counted (MEMF_no_refcount or no domain), which never use claims.
-Small hosts put node n at MFN 0x1000 + 0x200 * n with exactly the pages asked for.
-Every expected number is worked out by hand.
+Small hosts put node n at MFN 0x1000 + 0x200 * n with exactly the pages asked for free
+(the fixture pays Xen's costs on top). The domains are PV: each costs Xen two pages of node 0
+at createdomain, where an HVM guest's HAP pool would swamp a small node. Every expected number
+is worked out by hand.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import hypervisor_model
 from hypervisor_model.heap import NR_ZONES
 from hypervisor_model.memflags import MEMF_exact_node, MEMF_no_refcount, MEMF_node
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST
-from hypervisor_model.public.memory import XENMEMF_exact_node, XENMEMF_node
+from hypervisor_model.public.memory import (
+    XENMEM_populate_physmap,
+    XENMEMF_exact_node,
+    XENMEMF_node,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -32,7 +38,7 @@ UNLIMITED_KB = (1 << 64) - 1  # max_pages 0xFFFFFFFF
 
 
 def new_domain(g: Guest, max_kb: int = UNLIMITED_KB) -> int:
-    d = g.create()
+    d = g.create(hvm=False)
     assert g.max_mem(d, max_kb) == 0
     return d
 
@@ -84,7 +90,7 @@ def test_host_check(
     """alloc_heap_pages fails when outstanding_claims + 2^order > free and the requester's
     own claim is below 2^order: partial coverage by the claim does not count (gotcha 4).
     One node of 16 pages (a single order-4 buddy); d1 holds a host-wide claim."""
-    dom0 = guest_class(small_host(16))
+    dom0 = guest_class(small_host(16, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d1, [(HOST, claim)]) == 0
     domid = d1 if who == "d1" else d2
@@ -99,7 +105,7 @@ def test_gotcha_4_order_9_with_511_claimed_pages_left(
     """One node of 1024 pages. d1 claims 1023 (1 page unclaimed); after one order-9 extent
     511 claimed pages are left, and 511 + 1 unclaimed = 512 free would cover another order-9
     extent, but the check wants the claim itself to cover 512 (v6 allowed this, v7 not)."""
-    dom0 = guest_class(small_host(1024))
+    dom0 = guest_class(small_host(1024, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert dom0.claim_pages(d1, 1023) == 0
     assert dom0.populate(d1, [0], 9) == 1  # 1023 + 512 > 1024, but 1023 >= 512
@@ -120,7 +126,7 @@ def test_host_check_counts_node_claims_as_cover(
     included: d1's claim on node 0 lets it allocate on node 1 while d2's host-wide claim
     leaves nothing unclaimed; redemption then takes the page from d1's node-0 claim (the
     other-nodes step), so the host stays fully covered: 7 claimed of 7 free."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d1, [(0, 4)]) == 0
     assert claim_set(dom0, d2, [(HOST, 4)]) == 0
@@ -139,7 +145,7 @@ def test_node_claim_of_another_domain_is_unavailable(
     """get_free_buddy skips a node whose free pages minus others' node claims are fewer
     than 2^order: exact-node requests fail, others fall back to the next node. d1 claims 3
     of node 0's 4 pages; d1 itself may still use them (its own claim adds back)."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d1, [(0, 3)]) == 0
     x0 = XENMEMF_exact_node(0)
@@ -159,7 +165,7 @@ def test_host_wide_claim_gives_no_node_allowance(
     """Only d->claims[node] raises a node's allowance: d2 claims all of node 0, d1 holds
     4 host-wide. d1 passes the host check (its 4 >= 1) but node 0 gives 4 - 4 + 0 = 0, so an
     exact node-0 request fails; node 1 serves it and the host-wide claim pays."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d2, [(0, 4)]) == 0
     assert claim_set(dom0, d1, [(HOST, 4)]) == 0
@@ -175,7 +181,7 @@ def test_own_claim_on_another_node_passes_host_check_but_not_node_check(
     """d1 claims node 0, d2 node 1 (8 of 8). d1's exact node-1 request passes the host check
     (d1 holds 4) and fails the node check (4 - 4 + 0); a preferred, non-exact node-1
     request falls back to node 0 and spends d1's node-0 claim."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d1, d2 = new_domain(dom0), new_domain(dom0)
     assert claim_set(dom0, d1, [(0, 4)]) == 0
     assert claim_set(dom0, d2, [(1, 4)]) == 0
@@ -192,7 +198,7 @@ def test_redemption_order(small_host: SmallHost, guest_class: type[Guest]) -> No
     """Notes §4: redeem min(outstanding, 2^order): first the allocation node's claim, then
     the host-wide claim, then other nodes in ascending order. Three nodes of 8 pages;
     d1 sets {n2 3, HOST 2, n1 3, n0 2} = 10."""
-    dom0 = guest_class(small_host(8, 8, 8))
+    dom0 = guest_class(small_host(8, 8, 8, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(2, 3), (HOST, 2), (1, 3), (0, 2)]) == 0
     steps = [
@@ -213,7 +219,7 @@ def test_node_less_allocation_spends_node_claims_elsewhere(
 ) -> None:
     """A fresh domain's first node-less extent goes to node 1 (round robin after
     last_alloc_node 0); with only a node-0 claim, redemption takes it from node 0."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(0, 2)]) == 0
     assert dom0.populate(d, [0]) == 1
@@ -230,7 +236,7 @@ def test_claim_redeemed_for_pages_that_fail_assignment_is_lost(
     """Fact sheet §2.4 / gotcha 3: 8 pages; d1 (max_pages 8) claims 4, then max_pages drops
     to 2. An order-2 extent is allocated, its 4 pages redeem the whole claim, assign_pages
     refuses them (4 > 2 - 0: E2BIG) and frees them: nothing populated, claim gone."""
-    dom0 = guest_class(small_host(8))
+    dom0 = guest_class(small_host(8, domains=1))
     d = new_domain(dom0, max_kb=8 * 4)
     assert claim_set(dom0, d, [(HOST, 4)]) == 0
     assert dom0.max_mem(d, 2 * 4) == 0
@@ -243,12 +249,14 @@ def test_claim_redeemed_for_pages_that_fail_assignment_is_lost(
 def test_freeing_pages_never_restores_a_claim(
     small_host: SmallHost, guest_class: type[Guest]
 ) -> None:
-    """Claim 4, populate 2 (claim 2), give both back: the claim stays 2, free is 8 again."""
-    dom0 = guest_class(small_host(8))
+    """Claim 4, populate 2 (claim 2), give both back (by MFN: the domain is PV): the claim
+    stays 2, free is 8 again."""
+    dom0 = guest_class(small_host(8, domains=1))
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(HOST, 4)]) == 0
-    assert dom0.populate(d, [0, 1]) == 2
-    assert dom0.decrease(d, [0, 1]) == 2
+    rc, mfns = dom0.reservation(XENMEM_populate_physmap, d, [0, 1])
+    assert rc == 2
+    assert dom0.decrease(d, mfns) == 2
     assert dom0.info(d).outstanding_pages == 2
     assert totals(dom0) == (2, 8)
 
@@ -263,7 +271,7 @@ def test_unreferenced_allocations_use_unclaimed_memory_only(
 ) -> None:
     """alloc_heap_pages with d = NULL or MEMF_no_refcount: the domain's claim neither lets
     the request into claimed memory nor gets redeemed. One node of 4 pages, d1 claims 3."""
-    hv = small_host(4)
+    hv = small_host(4, domains=1)
     dom0 = guest_class(hv)
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(HOST, 3)]) == 0
@@ -289,7 +297,7 @@ def test_unreferenced_allocations_get_no_node_allowance(
     """get_free_buddy adds d->claims[node] only for refcounted requests: d1 claims all of
     node 0, so an exact node-0 request fails without a refcount (4 - 4 + 0 = 0) even with d1
     as the domain, although the host check passes (4 + 1 <= 8); with one it succeeds."""
-    hv = small_host(4, 4)
+    hv = small_host(4, 4, domains=1)
     dom0 = guest_class(hv)
     d = new_domain(dom0)
     assert claim_set(dom0, d, [(0, 4)]) == 0

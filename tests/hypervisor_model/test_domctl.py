@@ -48,7 +48,10 @@ Hypervisor = hypervisor_model.Hypervisor
 Guest = Any  # the raw client of conftest.py, reached through the guest_class fixture
 
 MiB = 256  # pages
-FREE_2X4G = 2 * 4096 * MiB - 1  # free pages of the 2 x 4096 MiB host: all but MFN 0
+# Free pages of the 2 x 4096 MiB host: all but MFN 0, dom0's structure and shared-info pages
+# and node 1's 4 pages of heap metadata.
+FREE_2X4G = 2 * 4096 * MiB - 1 - 2 - 4
+HVM_XEN_PAGES = 2 + 256  # an HVM guest's structure, shared info and initial HAP pool
 SHUTDOWN_BITS = 0xFFFF0000  # shutdown_code ~0u << 16, truncated to 32 bits
 ALL_NODES = bytes([0xFF] * 8)  # NODE_MASK_ALL, MAX_NUMNODES = 64 bits
 
@@ -288,12 +291,13 @@ def test_destroying_self_is_einval(dom0: Guest) -> None:
 
 def test_destroy_returns_memory_and_releases_the_claim(dom0: Guest) -> None:
     """Claim 2048 pages, populate two 512-page extents (1024 redeemed), destroy: free goes
-    back to 2097151 and outstanding to 0 (domain_kill, test-mem-claim.c)."""
+    back to what it was before the domain, Xen's pages for it included, and outstanding to
+    0 (domain_kill, test-mem-claim.c)."""
     domid = dom0.create(max_mib=8)  # max_pages 2048
     assert dom0.claim_pages(domid, 2048) == 0
     assert dom0.populate(domid, [0, 512], order=9) == 2
     before = dom0.physinfo()
-    assert (before.free_pages, before.outstanding_pages) == (FREE_2X4G - 1024, 1024)
+    assert (before.free_pages, before.outstanding_pages) == (FREE_2X4G - HVM_XEN_PAGES - 1024, 1024)
     assert dom0.destroy(domid) == 0
     after = dom0.physinfo()
     assert (after.free_pages, after.outstanding_pages) == (FREE_2X4G, 0)

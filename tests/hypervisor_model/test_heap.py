@@ -7,6 +7,13 @@ get_free_buddy scans zones from high to low and, in a zone, orders from the requ
 alloc_heap_pages halves a bigger buddy keeping the UPPER half; free_heap_pages merges with
 an equal free buddy of the same node. Allocations go through hypercalls (dom0 populating a
 PV domain, whose extent list comes back holding MFNs) wherever that is possible.
+
+Xen's own pages come out of the same heap: dom0's structure and shared-info pages at boot
+and a PV domain's two at createdomain (alloc_domain_struct, arch_domain_create), all from
+the boot CPU's node (node 0), the topmost pages of its highest zone first; and every node
+after the first gives its first range's head (or tail) to its free lists (init_node_heap).
+Hosts below carry 4 spare pages at the top of node 0 for dom0 and the test's domain, or
+say where those pages go.
 """
 
 from __future__ import annotations
@@ -37,6 +44,13 @@ def boot(**kwargs: Any) -> hypervisor_model.Hypervisor:
 def free_blocks(hv: hypervisor_model.Hypervisor) -> set[tuple[int, int, int]]:
     """The free buddies as ``(head MFN, order, node)``."""
     return set(hv.heap.free_blocks())
+
+
+def without_top_two(head: int, order: int) -> set[tuple[int, int]]:
+    """What is left of a free block once its two topmost pages are allocated one by one
+    (dom0's structure and shared info at boot): each split gives back the lower half, from
+    order - 1 down to 1, and the order-0 half left by the last split is the second page."""
+    return {(head + (1 << order) - (2 << j), j) for j in range(1, order)}
 
 
 def pv_domain(dom0: Guest, max_mib: int = 64) -> int:
@@ -70,21 +84,24 @@ def set_node_affinity(dom0: Guest, domid: int, nodes: set[int]) -> None:
 BOOT_CASES = [
     pytest.param(
         [[[1, 100]]],
-        # 1 | 2-3 | 4-7 | 8-15 | 16-31 | 32-63 | 64-95 | 96-99
-        {(1, 0), (2, 1), (4, 2), (8, 3), (16, 4), (32, 5), (64, 5), (96, 2)},
+        # 1 | 2-3 | 4-7 | 8-15 | 16-31 | 32-63 | 64-95 | 96-99; dom0 takes 99 and 98 from
+        # zone 7's smallest block, 96 (order 2), leaving 96 (order 1).
+        {(1, 0), (2, 1), (4, 2), (8, 3), (16, 4), (32, 5), (64, 5), (96, 1)},
         id="1-100",
     ),
     pytest.param(
         [[[0, 0x5000]]],
-        # MFN 0 dropped: 2^k of order k for k = 0..12, then 0x2000 (order 13), 0x4000 (12).
-        {(1 << k, k) for k in range(13)} | {(0x2000, 13), (0x4000, 12)},
+        # MFN 0 dropped: 2^k of order k for k = 0..12, then 0x2000 (order 13), 0x4000 (12),
+        # which gives dom0 0x4FFF and 0x4FFE.
+        {(1 << k, k) for k in range(13)} | {(0x2000, 13)} | without_top_two(0x4000, 12),
         id="0-0x5000",
     ),
     pytest.param(
         [[[0x123, 0x456]]],
         # The head's lowest set bit limits the order on the way up, the remaining size on
         # the way down: 0x123 o0, 0x124 o2, 0x128 o3, 0x130 o4, 0x140 o6, 0x180 o7,
-        # 0x200 o9 | 0x400 o6, 0x440 o4, 0x450 o2, 0x454 o1 (819 pages in all).
+        # 0x200 o9 | 0x400 o6, 0x440 o4, 0x450 o2, 0x454 o1 (819 pages in all); dom0
+        # takes zone 11's smallest block, 0x454 (order 1), whole.
         {
             (0x123, 0),
             (0x124, 2),
@@ -96,21 +113,24 @@ BOOT_CASES = [
             (0x400, 6),
             (0x440, 4),
             (0x450, 2),
-            (0x454, 1),
         },
         id="0x123-0x456",
     ),
     pytest.param(
         [[[0, 0x100000]]],
         # 4 GiB: 2^k of order k for k = 0..17, then three order-18 (MAX_ORDER) chunks
-        # where the alignment would allow order 19.
-        {(1 << k, k) for k in range(18)} | {(0x40000, 18), (0x80000, 18), (0xC0000, 18)},
+        # where the alignment would allow order 19; the last one freed, 0xC0000, heads
+        # zone 20's list and gives dom0 0xFFFFF and 0xFFFFE.
+        {(1 << k, k) for k in range(18)}
+        | {(0x40000, 18), (0x80000, 18)}
+        | without_top_two(0xC0000, 18),
         id="4GiB-capped-at-MAX_ORDER",
     ),
     pytest.param(
         [[[0x100, 0x180], [0x180, 0x200]]],
-        # Two order-7 chunks of one node are buddies: freeing the second merges them.
-        {(0x100, 8)},
+        # Two order-7 chunks of one node are buddies: freeing the second merges them into
+        # 0x100 (order 8), which dom0's two pages then split from the top.
+        without_top_two(0x100, 8),
         id="adjacent-ranges-merge",
     ),
 ]
@@ -120,25 +140,34 @@ BOOT_CASES = [
 def test_boot_cuts_ram_into_maximal_aligned_chunks(
     ranges: list[Any], expected: set[tuple[int, int]]
 ) -> None:
-    """_init_heap_pages / init_heap_pages; free_heap_pages merges as the chunks arrive."""
+    """_init_heap_pages / init_heap_pages; free_heap_pages merges as the chunks arrive;
+    then dom0 takes its two pages."""
     hv = boot(ranges=ranges)
     assert free_blocks(hv) == {(head, order, 0) for head, order in expected}
     assert hv.heap.total_avail_pages == sum(1 << order for _, order in expected)
 
 
+# Two nodes meeting at 0x180, which is not aligned to their order-7 chunks. Node 0's extra
+# range [0x800, 0x804) pays for dom0 and one PV domain (it is node 0's highest zone); node 1's
+# extra range [0x1000, 0x1004) is the first of node 1 to reach the heap (end_boot_allocator
+# goes through the other regions from the top) and all of it becomes node 1's free lists.
+SPLIT_AT_0x180 = [[[1, 0x180], [0x800, 0x804]], [[0x180, 0x400], [0x1000, 0x1004]]]
+
+
 def test_boot_does_not_merge_across_a_non_aligned_node_boundary() -> None:
     """free_heap_pages merges only with a buddy on the same node: node 0's 0x100 (order 7)
     and node 1's 0x180 (order 7) are buddies by address but stay apart."""
-    hv = boot(ranges=[[[1, 0x180]], [[0x180, 0x400]]])
-    node0 = {(1 << k, k, 0) for k in range(8)} | {(0x100, 7, 0)}
+    hv = boot(ranges=SPLIT_AT_0x180)
+    node0 = {(1 << k, k, 0) for k in range(8)} | {(0x100, 7, 0), (0x800, 1, 0)}
     node1 = {(0x180, 7, 1), (0x200, 9, 1)}
     assert free_blocks(hv) == node0 | node1
-    assert hv.heap.node_avail_pages == [0x17F, 0x280]
+    assert hv.heap.node_avail_pages == [0x17F + 2, 0x280]
+    assert hv.heap.metadata == [(0x1000, 0x1004)]
 
 
 def test_freeing_does_not_merge_across_a_non_aligned_node_boundary() -> None:
     """Give node 1's 0x180 (order 7) to a domain and take it back: it must come back alone."""
-    hv = boot(ranges=[[[1, 0x180]], [[0x180, 0x400]]])
+    hv = boot(ranges=SPLIT_AT_0x180)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     # Node 1's zone 10 holds 0x200 (order 9): the order-9 request takes it whole; the
@@ -153,7 +182,7 @@ def test_freeing_does_not_merge_across_a_non_aligned_node_boundary() -> None:
 
 def test_heap_api_free_does_not_merge_across_nodes() -> None:
     """The same rule on the Heap itself: alloc_heap_pages then free_heap_pages."""
-    hv = boot(ranges=[[[1, 0x180]], [[0x180, 0x400]]])
+    hv = boot(ranges=SPLIT_AT_0x180)
     heap = hv.heap
     zone = page_to_zone(0x180)  # 9
     found = heap.alloc_heap_pages(zone, zone, 7, MEMF_node(1) | MEMF_exact_node, None)
@@ -182,20 +211,21 @@ def test_bits_to_zone(bits: int, zone: int) -> None:
 
 
 def test_boot_counts_free_pages_per_zone() -> None:
-    """avail[node][zone] after booting [1, 100): zone z holds MFNs [2^(z-1), 2^z)."""
+    """avail[node][zone] after booting [1, 100): zone z holds MFNs [2^(z-1), 2^z), less
+    dom0's two pages in zone 7 (99 and 98)."""
     hv = boot(ranges=[[[1, 100]]])
-    assert hv.heap.avail[0][:8] == [0, 1, 2, 4, 8, 16, 32, 100 - 64]
+    assert hv.heap.avail[0][:8] == [0, 1, 2, 4, 8, 16, 32, 100 - 64 - 2]
     assert sum(hv.heap.avail[0][8:]) == 0
 
 
 @pytest.mark.parametrize(
     ("min_bits", "max_bits", "pages"),
     [
-        pytest.param(0, 0, 99, id="everything"),
+        pytest.param(0, 0, 99 - 2, id="everything"),  # dom0 holds 99 and 98
         # 18 address bits: MFNs below 2^6 = zones 1..6 = MFNs 1..63.
         pytest.param(0, 18, 63, id="below-2^18"),
-        # Zone 7 alone: MFNs 64..99.
-        pytest.param(19, 19, 36, id="zone-7"),
+        # Zone 7 alone: MFNs 64..97.
+        pytest.param(19, 19, 34, id="zone-7"),
         # Zones 3..4: MFNs 4..15.
         pytest.param(15, 16, 12, id="zones-3-4"),
     ],
@@ -214,13 +244,17 @@ def test_availheap_reports_free_memory_by_zone(min_bits: int, max_bits: int, pag
 
 # -- allocation: smallest order, upper half ------------------------------------------------------
 
+# [1, 100) plus 100..103, which pay for dom0's and the test domain's Xen pages (103, 102;
+# 101, 100): after them the heap holds exactly [1, 100)'s boot blocks, 96 (order 2) on top.
+RAM_1_100 = [[[1, 104]]]
+
 
 def test_order0_allocations_come_top_down() -> None:
     """On [1, 100): zone 7 is scanned first; its smallest block is 96 (order 2), halved
     twice keeping the upper half (99; 98 and 96 go back), then 98, 97, 96; then the order-5
     block at 64 is halved down to 95; 94 is the order-0 half left from that, and the
     order-1 half 92 is halved to 93."""
-    hv = boot(ranges=[[[1, 100]]])
+    hv = boot(ranges=RAM_1_100)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     assert populate(dom0, d, 7) == [99, 98, 97, 96, 95, 94, 93]
@@ -229,7 +263,7 @@ def test_order0_allocations_come_top_down() -> None:
 def test_split_gives_back_the_lower_halves() -> None:
     """After one order-0 extent from 64 (order 5) is split down to 95: 64 o4, 80 o3, 88 o2,
     92 o1 and 94 o0 are free."""
-    hv = boot(ranges=[[[1, 100]]])
+    hv = boot(ranges=RAM_1_100)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     populate(dom0, d, 1, 2)  # the whole of 96 (order 2)
@@ -255,7 +289,7 @@ def test_split_gives_back_the_lower_halves() -> None:
 def test_allocation_takes_the_smallest_sufficient_order(
     order: int, nr: int, mfns: list[int]
 ) -> None:
-    hv = boot(ranges=[[[1, 100]]])
+    hv = boot(ranges=RAM_1_100)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     rc, got = dom0.reservation(XENMEM_populate_physmap, d, list(range(nr)), order)
@@ -266,7 +300,7 @@ def test_allocation_takes_the_smallest_sufficient_order(
 def test_highest_zone_first_even_when_a_lower_zone_has_an_exact_fit() -> None:
     """[1, 100): MFN 1 is a free order-0 block in zone 1, yet an order-0 request splits
     zone 7's order-2 block: zones go from zone_hi down, orders only within a zone."""
-    hv = boot(ranges=[[[1, 100]]])
+    hv = boot(ranges=RAM_1_100)
     dom0 = Guest(hv)
     assert populate(dom0, pv_domain(dom0), 1) == [99]
     assert (1, 0, 0) in free_blocks(hv)
@@ -276,22 +310,22 @@ def test_highest_zone_first_even_when_a_lower_zone_has_an_exact_fit() -> None:
 
 
 def test_freeing_merges_buddies_back_into_the_boot_blocks() -> None:
-    hv = boot(ranges=[[[1, 100]]])
+    hv = boot(ranges=RAM_1_100)
     dom0 = Guest(hv)
-    booted = free_blocks(hv)
     d = pv_domain(dom0)
+    booted = free_blocks(hv)
     assert populate(dom0, d, 4) == [99, 98, 97, 96]
     assert dom0.decrease(d, [99]) == 1
     assert (99, 0, 0) in free_blocks(hv)  # buddy 98 still in use
     assert dom0.decrease(d, [98]) == 1
     assert (98, 1, 0) in free_blocks(hv)  # 98+99; buddy 96 (order 1) still in use
     assert dom0.decrease(d, [97, 96]) == 2
-    assert free_blocks(hv) == booted  # 96 o2 again; its buddy 100 is not RAM
+    assert free_blocks(hv) == booted  # 96 o2 again; its buddy 100 holds Xen's pages
 
 
 def test_freeing_an_extent_from_a_split_block_merges_all_the_way_up() -> None:
     """Take 95 out of 64 (order 5), give it back: 94+95, 92..95, 88..95, 80..95, 64..95."""
-    hv = boot(ranges=[[[1, 100]]])
+    hv = boot(ranges=RAM_1_100)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     populate(dom0, d, 1, 2)  # 96 (order 2) whole
@@ -306,7 +340,7 @@ def test_freeing_an_extent_from_a_split_block_merges_all_the_way_up() -> None:
 
 def test_allocation_and_free_move_every_free_counter() -> None:
     """avail[node][zone], node_avail_pages, total_avail_pages and physinfo free_pages."""
-    hv = boot(ranges=[[[1, 0x180]], [[0x180, 0x400]]])
+    hv = boot(ranges=SPLIT_AT_0x180)
     dom0 = Guest(hv)
     heap = hv.heap
     d = pv_domain(dom0)
@@ -368,17 +402,20 @@ def test_allocations_try_above_the_dma_zone_on_every_node_first() -> None:
     """alloc_domheap_pages: zones above the DMA zone on all nodes first, then all zones.
 
     2 x 1 GiB: dma_bitsize 28, DMA zone 16 = MFNs below 0x10000. Node 0 is [0, 0x40000),
-    node 1 is [0x40000, 0x80000) (one order-18 block).
+    node 1 is [0x40000, 0x80000) (one order-18 block). Node 0 has no CPUs, so node 1 is the
+    boot CPU's node: it reaches the heap first and pays for dom0's and the domain's Xen
+    pages (0x7FFFF..0x7FFFC), while node 0 gives its head, MFNs 1-4, to its free lists.
     """
-    hv = boot(nodes=[1024, 1024])
+    hv = boot(nodes=[1024, 1024], cpus_per_node=[0, 4])
     dom0 = Guest(hv)
     d = pv_domain(dom0, max_mib=2048)
+    assert hv.heap.metadata == [(1, 5)]
     # Fill node 0 above the DMA zone: 0x20000 (o17) halves to 0x30000 then 0x20000,
     # then zone 17's 0x10000 (o16).
     flags = XENMEMF_exact_node(0)
     assert populate(dom0, d, 3, 16, flags) == [0x30000, 0x20000, 0x10000]
     # Node 0 prefers itself but has only DMA memory left: the first pass moves on to node 1.
-    assert populate(dom0, d, 1, 0, XENMEMF_node(0)) == [0x7FFFF]
+    assert populate(dom0, d, 1, 0, XENMEMF_node(0)) == [0x7FFFB]
     # Exactly node 0: the first pass fails, the second takes DMA memory from the top of
     # zone 16 (0x8000, order 15).
     assert populate(dom0, d, 1, 0, flags) == [0xFFFF]
@@ -390,8 +427,9 @@ def test_allocations_try_above_the_dma_zone_on_every_node_first() -> None:
 @pytest.mark.parametrize(
     ("bits", "order", "nr", "mfns"),
     [
-        # Host [0, 0x5000): max_page 0x5000, get_order_from_pages 15, so widths below
-        # 15 + 12 = 27 bits limit the allocation; 27 and above are no limit.
+        # Host [0, 0x5000) and 0x5000..0x5003 for dom0's and the domain's Xen pages:
+        # max_page 0x5004, get_order_from_pages 15, so widths below 15 + 12 = 27 bits limit
+        # the allocation; 27 and above are no limit.
         pytest.param(0, 0, 1, [0x4FFF], id="no-limit"),
         pytest.param(27, 0, 1, [0x4FFF], id="27-bits-is-no-limit"),
         pytest.param(40, 0, 1, [0x4FFF], id="40-bits"),
@@ -413,7 +451,7 @@ def test_allocations_try_above_the_dma_zone_on_every_node_first() -> None:
 )
 def test_address_bits_confine_allocations(bits: int, order: int, nr: int, mfns: list[int]) -> None:
     """MEMF_bits(address_bits) caps zone_hi at bits_to_zone(bits) (alloc_domheap_pages)."""
-    hv = boot(ranges=[[[0, 0x5000]]])
+    hv = boot(ranges=[[[0, 0x5004]]])
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     flags = XENMEMF_address_bits(bits)
@@ -434,14 +472,18 @@ def test_address_bits_below_the_dma_zone_skip_the_first_pass() -> None:
 
 # -- node choice (get_free_buddy) ------------------------------------------------------------
 #
-# Host [1024, 16, 16] MiB: node 0 = [0, 0x40000), node 1 = [0x40000, 0x41000) (one order-12
-# block), node 2 = [0x41000, 0x42000) (one order-12 block). dma_bitsize 28 (DMA zone 16), so
-# all of nodes 1 and 2 and node 0 from 0x10000 up are above it. Top free MFN: node 0 0x3FFFF
-# (zone 18's 0x20000, o17), node 1 0x40FFF, node 2 0x41FFF.
+# Node 0 = [0, 0x40000) and 0x40000..0x40003 (its highest zone, where dom0's and the
+# domain's Xen pages come from); node 1 = [0x80000, 0x81000) (one order-12 block) and
+# 0x81000..0x81003 (its range starts 1 GiB-aligned and ends less aligned, so init_node_heap
+# takes its tail for the free lists); node 2 = [0x82000, 0x83000) (one order-12 block) after
+# 0x81FFC..0x81FFF (its head, for the free lists). dma_bitsize 29 (node 0 spans 0x40004:
+# flsl(0x10000) + 12), DMA zone 17, so all of nodes 1 and 2 and node 0 from 0x20000 up are
+# above it. Top free MFN: node 0 0x3FFFF (zone 18's 0x20000, o17), node 1 0x80FFF, node 2
+# 0x82FFF.
 
-NODES = [1024, 16, 16]
-TOP = {0: 0x3FFFF, 1: 0x40FFF, 2: 0x41FFF}
-NODE_BLOCK = {1: 0x40000, 2: 0x41000}  # the single order-12 block of nodes 1 and 2
+NODES = [[[0, 0x40004]], [[0x80000, 0x81004]], [[0x81FFC, 0x83000]]]
+TOP = {0: 0x3FFFF, 1: 0x80FFF, 2: 0x82FFF}
+NODE_BLOCK = {1: 0x80000, 2: 0x82000}  # the single order-12 block of nodes 1 and 2
 
 
 def fill(dom0: Guest, domid: int, node: int) -> None:
@@ -451,13 +493,13 @@ def fill(dom0: Guest, domid: int, node: int) -> None:
 
 @pytest.mark.parametrize("node", [0, 1, 2])
 def test_requested_node_is_tried_first(node: int) -> None:
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     assert populate(dom0, pv_domain(dom0), 1, 0, XENMEMF_node(node)) == [TOP[node]]
 
 
 def test_exact_node_request_fails_when_the_node_is_full() -> None:
     """MEMF_exact_node: no other node is tried, the extent fails, the count stops."""
-    hv = boot(nodes=NODES)
+    hv = boot(ranges=NODES)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     fill(dom0, d, 1)
@@ -470,7 +512,7 @@ def test_non_exact_request_falls_back_to_the_next_node_by_id_not_distance() -> N
     """Node 1 full: next_node in the mask is node 2, though node 0 is nearer (SLIT 11 vs 40).
     NUMA distance plays no part in get_free_buddy."""
     distances = [[10, 11, 40], [11, 10, 40], [40, 40, 10]]
-    dom0 = Guest(boot(nodes=NODES, distances=distances))
+    dom0 = Guest(boot(ranges=NODES, distances=distances))
     d = pv_domain(dom0)
     fill(dom0, d, 1)
     assert populate(dom0, d, 1, 0, XENMEMF_node(1)) == [TOP[2]]
@@ -478,7 +520,7 @@ def test_non_exact_request_falls_back_to_the_next_node_by_id_not_distance() -> N
 
 def test_non_exact_request_wraps_to_the_first_node() -> None:
     """Node 2 full: next_node after 2 wraps to first_node, node 0."""
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     d = pv_domain(dom0)
     fill(dom0, d, 2)
     assert populate(dom0, d, 1, 0, XENMEMF_node(2)) == [TOP[0]]
@@ -486,22 +528,22 @@ def test_non_exact_request_wraps_to_the_first_node() -> None:
 
 def test_node_less_extents_round_robin_after_last_alloc_node() -> None:
     """cycle_node(d->last_alloc_node): a fresh domain (last 0) starts at node 1, then 2, 0,
-    1 again (0x40FFE: the order-0 half left below 0x40FFF)."""
-    dom0 = Guest(boot(nodes=NODES))
-    assert populate(dom0, pv_domain(dom0), 4) == [TOP[1], TOP[2], TOP[0], 0x40FFE]
+    1 again (0x80FFE: the order-0 half left below 0x40FFF)."""
+    dom0 = Guest(boot(ranges=NODES))
+    assert populate(dom0, pv_domain(dom0), 4) == [TOP[1], TOP[2], TOP[0], 0x80FFE]
 
 
 def test_last_alloc_node_is_per_domain() -> None:
     """A second fresh domain starts at node 1 too, whatever the first one did."""
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     assert populate(dom0, pv_domain(dom0), 2) == [TOP[1], TOP[2]]
-    assert populate(dom0, pv_domain(dom0), 1) == [0x40FFE]
+    assert populate(dom0, pv_domain(dom0), 1) == [0x80FFE]
 
 
 def test_a_node_request_moves_the_round_robin() -> None:
     """last_alloc_node is set by every allocation: after one on node 2, the next node-less
     extent goes to node 0."""
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     d = pv_domain(dom0)
     assert populate(dom0, d, 1, 0, XENMEMF_node(2)) == [TOP[2]]
     assert populate(dom0, d, 1) == [TOP[0]]
@@ -509,17 +551,17 @@ def test_a_node_request_moves_the_round_robin() -> None:
 
 def test_round_robin_stays_within_node_affinity() -> None:
     """nodemask = online & node_affinity {0, 2}: cycle_node(0) = 2, then 0, then 2."""
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     d = pv_domain(dom0)
     set_node_affinity(dom0, d, {0, 2})
-    assert populate(dom0, d, 3) == [TOP[2], TOP[0], 0x41FFE]
+    assert populate(dom0, d, 3) == [TOP[2], TOP[0], 0x82FFE]
 
 
 def test_affinity_exhausted_falls_back_to_other_online_nodes_by_id() -> None:
     """Affinity {2}, node 2 full: after a full cycle of the mask, online & ~mask = {0, 1}
     is tried from its first node, 0, though node 1 is nearer node 2 (SLIT 11 vs 40)."""
     distances = [[10, 40, 40], [40, 10, 11], [40, 11, 10]]
-    dom0 = Guest(boot(nodes=NODES, distances=distances))
+    dom0 = Guest(boot(ranges=NODES, distances=distances))
     d = pv_domain(dom0)
     set_node_affinity(dom0, d, {2})
     fill(dom0, d, 2)
@@ -527,7 +569,7 @@ def test_affinity_exhausted_falls_back_to_other_online_nodes_by_id() -> None:
 
 
 def test_affinity_exhausted_exact_request_fails() -> None:
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     d = pv_domain(dom0)
     set_node_affinity(dom0, d, {2})
     fill(dom0, d, 2)
@@ -537,7 +579,7 @@ def test_affinity_exhausted_exact_request_fails() -> None:
 def test_requested_node_outside_affinity_is_still_tried_first() -> None:
     """The first node may be requested from outside the mask {0, 2}; when it is full, the
     search jumps to the first node of the mask (node 0), not to the next one (node 2)."""
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     d = pv_domain(dom0)
     set_node_affinity(dom0, d, {0, 2})
     assert populate(dom0, d, 1, 12, XENMEMF_node(1)) == [NODE_BLOCK[1]]
@@ -547,7 +589,7 @@ def test_requested_node_outside_affinity_is_still_tried_first() -> None:
 def test_request_for_a_node_without_memory_starts_at_the_first_node_of_the_mask() -> None:
     """XENMEMF_node(10) on a 3-node host: node 10 has no heap, is not in the mask, so the
     search restarts at first_node(mask) = 0 (not the round-robin's node 1)."""
-    dom0 = Guest(boot(nodes=NODES))
+    dom0 = Guest(boot(ranges=NODES))
     d = pv_domain(dom0)
     assert populate(dom0, d, 1, 0, XENMEMF_node(10)) == [TOP[0]]
     assert dom0.populate(d, [0], 0, XENMEMF_exact_node(10)) == 0
@@ -556,7 +598,7 @@ def test_request_for_a_node_without_memory_starts_at_the_first_node_of_the_mask(
 def test_unprivileged_node_hint_is_ignored() -> None:
     """propagate_node: a domU's XENMEMF_node is dropped silently (its exact request would be
     refused), so a fresh domU populating itself with node 2 gets node 1, the round-robin's."""
-    hv = boot(nodes=NODES)
+    hv = boot(ranges=NODES)
     dom0 = Guest(hv)
     d = pv_domain(dom0)
     rc, mfns = Guest(hv, d).reservation(XENMEM_populate_physmap, d, [0], 0, XENMEMF_node(2))
@@ -566,9 +608,9 @@ def test_unprivileged_node_hint_is_ignored() -> None:
 def test_heap_api_get_free_buddy_node_order() -> None:
     """A pure-allocator view of the same rule: with no domain, exact node 1 from a full
     node fails; the non-exact request moves on to node 2."""
-    hv = boot(nodes=NODES)
+    hv = boot(ranges=NODES)
     heap = hv.heap
-    assert heap.alloc_heap_pages(1, 40, 12, MEMF_node(1) | MEMF_exact_node, None) == (0x40000, 1)
+    assert heap.alloc_heap_pages(1, 40, 12, MEMF_node(1) | MEMF_exact_node, None) == (0x80000, 1)
     assert heap.alloc_heap_pages(1, 40, 0, MEMF_node(1) | MEMF_exact_node, None) is None
     assert heap.alloc_heap_pages(1, 40, 0, MEMF_node(1), None) == (TOP[2], 2)
     assert heap.alloc_heap_pages(1, 40, MAX_ORDER + 1, 0, None) is None

@@ -181,9 +181,10 @@ def test_boot_rejects_a_multi_node_host_without_memory_below_4gib() -> None:
 
 
 def test_a_single_node_above_4gib_boots() -> None:
-    """With one online node there is no DMA zone to place, so no node below 4 GiB is needed."""
+    """With one online node there is no DMA zone to place, so no node below 4 GiB is needed.
+    Its RAM is free but for dom0's structure and shared-info pages."""
     hv = hypervisor_model.boot(ranges=[[[0x100000, 0x110000]]])
-    assert Guest(hv).physinfo().free_pages == 0x10000
+    assert Guest(hv).physinfo().free_pages == 0x10000 - 2
 
 
 def test_make_host_accepts_adjacent_ranges_and_memoryless_nodes() -> None:
@@ -308,9 +309,10 @@ def test_boot_from_toml_boots_the_described_host(tmp_path: Path) -> None:
     )
     info = Guest(hypervisor_model.boot_from_toml(path)).physinfo()
     assert info.nr_nodes == 2
-    # Online RAM: 2 x 64 MiB = 32768 pages; minus MFN 0 and dom0's 8 MiB (2048 pages).
+    # Online RAM: 2 x 64 MiB = 32768 pages; minus MFN 0, dom0's 8 MiB (2048 pages), dom0's
+    # structure and shared-info pages, and the second online node's 4 of heap metadata.
     assert info.total_pages == 32768
-    assert info.free_pages == 32768 - 1 - 2048
+    assert info.free_pages == 32768 - 1 - 2048 - 2 - 4
 
 
 # -- what physinfo shows ----------------------------------------------------------------------
@@ -319,27 +321,29 @@ def test_boot_from_toml_boots_the_described_host(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "total", "free", "nr_nodes"),
     [
-        # 2 x 4096 MiB = 2097152 pages; MFN 0 never free.
-        pytest.param(dict(nodes=[4096, 4096]), 2097152, 2097151, 2, id="2x4GiB"),
+        # 2 x 4096 MiB = 2097152 pages; MFN 0 never free; dom0's structure and shared-info
+        # pages (2) and node 1's heap metadata (4) are Xen's: 2097151 - 6.
+        pytest.param(dict(nodes=[4096, 4096]), 2097152, 2097145, 2, id="2x4GiB"),
         # dom0's 512 MiB = 131072 pages come out of the heap.
         pytest.param(
-            dict(nodes=[4096, 4096], dom0_memory=512), 2097152, 1966079, 2, id="2x4GiB-dom0"
+            dict(nodes=[4096, 4096], dom0_memory=512), 2097152, 1966073, 2, id="2x4GiB-dom0"
         ),
-        # 16 MiB = 4096 pages; dom0 15 MiB = 3840 pages leaves 4095 - 3840.
-        pytest.param(dict(nodes=[16], dom0_memory=15), 4096, 255, 1, id="dom0-nearly-all"),
-        # RAM not starting at MFN 0 loses no page.
-        pytest.param(dict(ranges=[[[0x100, 0x200]]]), 256, 256, 1, id="ram-above-mfn0"),
-        # Holes do not count: 99 + 256 + 4096 pages.
+        # 16 MiB = 4096 pages; dom0 15 MiB = 3840 pages leaves 4095 - 3840 - 2.
+        pytest.param(dict(nodes=[16], dom0_memory=15), 4096, 253, 1, id="dom0-nearly-all"),
+        # RAM not starting at MFN 0 loses no page (but dom0's 2).
+        pytest.param(dict(ranges=[[[0x100, 0x200]]]), 256, 254, 1, id="ram-above-mfn0"),
+        # Holes do not count: 99 + 256 + 4096 pages, less dom0's 2 and node 1's 4.
         pytest.param(
             dict(ranges=[[[1, 100], [0x200, 0x300]], [[0x1000, 0x2000]]]),
             4451,
-            4451,
+            4445,
             2,
             id="holes",
         ),
-        # A memoryless node is still an online node.
-        pytest.param(dict(nodes=[16, 0]), 4096, 4095, 2, id="memoryless-node"),
-        pytest.param(dict(nodes=[16] * 64), 64 * 4096, 64 * 4096 - 1, 64, id="64-nodes"),
+        # A memoryless node is still an online node (and keeps no heap metadata).
+        pytest.param(dict(nodes=[16, 0]), 4096, 4093, 2, id="memoryless-node"),
+        # 63 nodes after the first keep 4 pages each: 262143 - 2 - 252.
+        pytest.param(dict(nodes=[16] * 64), 64 * 4096, 261889, 64, id="64-nodes"),
     ],
 )
 def test_physinfo_of_a_booted_host(
@@ -351,10 +355,11 @@ def test_physinfo_of_a_booted_host(
 
 
 def test_offline_node_memory_is_not_free_and_the_node_not_counted() -> None:
-    """Three 64 MiB nodes, node 1 offline: its 16384 pages never reach the heap."""
+    """Three 64 MiB nodes, node 1 offline: its 16384 pages never reach the heap (nor pay
+    for heap metadata, which node 2 does)."""
     info = Guest(hypervisor_model.boot(nodes=[64, 64, 64], offline=[1])).physinfo()
     assert info.nr_nodes == 2
-    assert info.free_pages == 2 * 16384 - 1
+    assert info.free_pages == 2 * 16384 - 1 - 2 - 4
 
 
 def test_dom0_owns_its_boot_memory() -> None:

@@ -92,9 +92,10 @@ def test_one_memory_op_entry_gets_the_full_result_and_nothing_else_changes(
 
 
 def test_a_result_beyond_32_bits_survives_in_the_entry() -> None:
-    """Why libxenctrl uses multicall: a host whose only RAM sits at MFN 2^32 answers
-    maximum_ram_page 2^32 + 0x100, more than privcmd's int return could carry."""
-    hv = hypervisor_model.boot(ranges=[[[1 << 32, (1 << 32) + 0x100]]])
+    """Why libxenctrl uses multicall: a host whose RAM reaches MFN 2^32 answers
+    maximum_ram_page 2^32 + 0x100, more than privcmd's int return could carry. (It needs
+    some RAM inside the direct map too, where Xen keeps its own pages, dom0's included.)"""
+    hv = hypervisor_model.boot(ranges=[[[0x1000, 0x2000], [1 << 32, (1 << 32) + 0x100]]])
     batch = Batch(hv, [(HYPERVISOR_memory_op, memory.XENMEM_maximum_ram_page, 0)])
     assert batch.issue() == 0
     assert batch.result(0) == (1 << 32) + 0x100

@@ -9,6 +9,8 @@ only the excess) and §10 scenarios T3, T6, T8.
 
 Small hosts put node n at MFN 0x1000 + 0x200 * n. A node's pages start as one buddy, and
 allocation keeps the upper half at each split, so a fresh 4-page node hands out 0x..03 first.
+The domains are PV (each costs Xen two pages of node 0, which the fixture adds on top of the
+node's pages), so populate hands back MFNs and decrease takes them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hypervisor_model.public.sysctl import (
     PG_OFFLINE_PENDING,
     PG_OFFLINE_STATUS_OFFLINE_PENDING,
     PG_OFFLINE_STATUS_OFFLINED,
+    PG_OFFLINE_XENPAGE,
     PG_ONLINE_ONLINED,
     sysctl_page_offline,
     sysctl_page_online,
@@ -46,7 +49,10 @@ OFFLINE, ONLINE, QUERY = sysctl_page_offline, sysctl_page_online, sysctl_query_p
 UNTOUCHED = 0x01010101  # memset(status, PG_OFFLINE_INVALID, ...) fills every byte with 1
 NODE_PAGES = 4096 * 256  # the `host` fixture: 2 nodes of 4096 MiB
 TOTAL_PAGES = 2 * NODE_PAGES
-FREE = TOTAL_PAGES - 1  # MFN 0 never reaches the heap
+# Node 0: MFN 0 never reaches the heap, dom0's structure and shared info are taken at boot;
+# node 1: init_node_heap keeps its first 4 pages (0x100000-0x100003) for its free lists.
+NODE0_FREE, NODE1_FREE = NODE_PAGES - 1 - 2, NODE_PAGES - 4
+FREE = NODE0_FREE + NODE1_FREE
 MAX_PAGE = TOTAL_PAGES  # highest RAM MFN + 1 = 0x200000
 NOT_RAM = PG_OFFLINE_FAILED | PG_OFFLINE_NOT_CONV_RAM  # 0x808
 ANONYMOUS = PG_OFFLINE_ANONYMOUS | PG_OFFLINE_FAILED | 0x7FF4 << 16  # DOMID_INVALID owner
@@ -59,7 +65,7 @@ def owned(domid: int) -> int:
 
 
 def new_domain(g: Guest, domid: int | None = None) -> int:
-    d = g.create() if domid is None else g.create(domid)
+    d = g.create(hvm=False) if domid is None else g.create(domid, hvm=False)
     assert g.max_mem(d, UNLIMITED_KB) == 0
     return d
 
@@ -89,15 +95,16 @@ def test_offline_free_page(dom0: Guest) -> None:
     assert dom0.page_offline(OFFLINE, 5, 5) == (0, [PG_OFFLINE_OFFLINED])
     info = dom0.physinfo()
     assert (info.free_pages, info.total_pages) == (FREE - 1, TOTAL_PAGES)
-    assert dom0.node_free(0) == NODE_PAGES - 1 - 1
+    assert dom0.node_free(0) == NODE0_FREE - 1
 
 
 def test_counters_drop_by_one_per_offlined_page(dom0: Guest) -> None:
-    """3 pages of node 0 and 2 of node 1: node counters -3 and -2, free -5; offlining them
-    again reports OFFLINED and changes nothing."""
+    """3 pages of node 0 and 2 of node 1 (past its 4 metadata pages): node counters -3
+    and -2, free -5; offlining them again reports OFFLINED and changes nothing."""
     assert dom0.page_offline(OFFLINE, 5, 7) == (0, [PG_OFFLINE_OFFLINED] * 3)
-    assert dom0.page_offline(OFFLINE, NODE_PAGES, NODE_PAGES + 1) == (0, [PG_OFFLINE_OFFLINED] * 2)
-    expected = (NODE_PAGES - 1 - 3, NODE_PAGES - 2, FREE - 5)
+    first = NODE_PAGES + 4
+    assert dom0.page_offline(OFFLINE, first, first + 1) == (0, [PG_OFFLINE_OFFLINED] * 2)
+    expected = (NODE0_FREE - 3, NODE1_FREE - 2, FREE - 5)
     assert (dom0.node_free(0), dom0.node_free(1), free_pages(dom0)) == expected
     assert dom0.page_offline(OFFLINE, 5, 7) == (0, [PG_OFFLINE_OFFLINED] * 3)
     assert (dom0.node_free(0), dom0.node_free(1), free_pages(dom0)) == expected
@@ -108,7 +115,7 @@ def test_owned_page_is_pending_with_its_owner(
 ) -> None:
     """One node of 4 pages; d's single page is 0x1003 (upper half kept at each split).
     Offlining all four: three free pages OFFLINED, d's page OWNED | PENDING | d << 16."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=1))
     d = new_domain(dom0)
     assert dom0.populate(d, [0]) == 1
     assert dom0.page_offline(OFFLINE, 0x1000, 0x1003) == (
@@ -162,6 +169,22 @@ def test_hole_below_max_page_is_not_conventional_ram(
     assert dom0.page_offline(QUERY, 0x1100, 0x1100) == (-EINVAL, [UNTOUCHED])
 
 
+def test_xens_own_pages_are_pending_as_xen_or_anonymous(
+    small_host: SmallHost, guest_class: type[Guest]
+) -> None:
+    """offline_page on pages Xen uses: node 1's heap metadata (0x11FC, init_node_heap) and
+    nothing else own it: ANONYMOUS | FAILED; dom0's structure page (0x1005, the topmost of
+    node 0, taken first) is a xen-heap page: XENPAGE | PENDING | DOMID_XEN << 16. Both are
+    marked offlining all the same."""
+    dom0 = guest_class(small_host(4, 4))
+    xenpage = PG_OFFLINE_XENPAGE | PG_OFFLINE_PENDING | 0x7FF2 << 16
+    assert dom0.page_offline(OFFLINE, 0x11FC, 0x11FC) == (0, [ANONYMOUS])
+    assert dom0.page_offline(OFFLINE, 0x1005, 0x1005) == (0, [xenpage])
+    pending = PG_OFFLINE_STATUS_OFFLINE_PENDING
+    assert dom0.page_offline(QUERY, 0x1005, 0x1005) == (0, [pending])
+    assert free_pages(dom0) == 8
+
+
 def test_end_before_start_is_einval(dom0: Guest) -> None:
     """end < start: EINVAL before any status word is written (the buffer stays zeroed)."""
     assert dom0.page_offline(OFFLINE, 7, 6) == (-EINVAL, [0])
@@ -180,7 +203,7 @@ def test_non_control_caller_is_eperm(
     """xsm_sysctl(XSM_PRIV): only the control domain may offline pages."""
     d = new_domain(dom0)
     assert guest_class(host, d).page_offline(OFFLINE, 5, 5)[0] == -EPERM
-    assert free_pages(dom0) == FREE
+    assert free_pages(dom0) == FREE - 2  # d's structure and shared-info pages
 
 
 # -- pending pages and onlining ----------------------------------------------------------
@@ -192,32 +215,34 @@ def test_pending_page_leaves_the_heap_when_freed(
 ) -> None:
     """free_heap_pages takes a page pending offline out as it is freed: free stays 3 of 4;
     the page is then OFFLINED, and onlining it gives it back (free 4)."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=1))
     d = new_domain(dom0)
     assert dom0.populate(d, [0]) == 1  # MFN 0x1003
     assert dom0.page_offline(OFFLINE, 0x1003, 0x1003) == (0, [owned(d)])
     assert free_pages(dom0) == 3
+    xens = 0
     if how == "decrease":
-        assert dom0.decrease(d, [0]) == 1
+        assert dom0.decrease(d, [0x1003]) == 1
     else:
         assert dom0.destroy(d) == 0
-    assert free_pages(dom0) == 3
+        xens = 2  # d's structure and shared-info pages came back too
+    assert free_pages(dom0) == 3 + xens
     assert dom0.page_offline(QUERY, 0x1003, 0x1003) == (0, [PG_OFFLINE_STATUS_OFFLINED])
     assert dom0.page_offline(ONLINE, 0x1003, 0x1003) == (0, [PG_ONLINE_ONLINED])
-    assert free_pages(dom0) == 4
+    assert free_pages(dom0) == 4 + xens
     assert dom0.page_offline(QUERY, 0x1003, 0x1003) == (0, [0])
 
 
 def test_online_puts_pages_back(small_host: SmallHost, guest_class: type[Guest]) -> None:
     """Offline all 4 pages (free 0), online them (free 4): the buddies merge again, so an
     order-2 extent fits; onlining a page that was never offline reports 0."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=1))
+    d = new_domain(dom0)
     assert dom0.page_offline(OFFLINE, 0x1000, 0x1003) == (0, [PG_OFFLINE_OFFLINED] * 4)
     assert free_pages(dom0) == 0
     assert dom0.page_offline(ONLINE, 0x1000, 0x1003) == (0, [PG_ONLINE_ONLINED] * 4)
     assert free_pages(dom0) == 4
     assert dom0.page_offline(ONLINE, 0x1000, 0x1000) == (0, [0])
-    d = new_domain(dom0)
     assert dom0.populate(d, [0], 2) == 1
     assert free_pages(dom0) == 0
 
@@ -225,13 +250,13 @@ def test_online_puts_pages_back(small_host: SmallHost, guest_class: type[Guest])
 def test_online_cancels_a_pending_offline(small_host: SmallHost, guest_class: type[Guest]) -> None:
     """online_page on a pending page: ONLINED, no longer pending, and freeing it later
     returns it to the heap (free 3 -> 4)."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=1))
     d = new_domain(dom0)
     assert dom0.populate(d, [0]) == 1  # MFN 0x1003
     assert dom0.page_offline(OFFLINE, 0x1003, 0x1003) == (0, [owned(d)])
     assert dom0.page_offline(ONLINE, 0x1003, 0x1003) == (0, [PG_ONLINE_ONLINED])
     assert dom0.page_offline(QUERY, 0x1003, 0x1003) == (0, [0])
-    assert dom0.decrease(d, [0]) == 1
+    assert dom0.decrease(d, [0x1003]) == 1
     assert free_pages(dom0) == 4
 
 
@@ -251,7 +276,7 @@ def test_T3_T8_recall_only_the_excess(
     """T3 (N OHCH) / T8 (F6 OWGC, OWNC): 4 pages, d claims 3. Offlining page 3 leaves 3
     free for 3 claimed: nothing to recall. Offlining page 1 leaves 2: 1 page of excess is
     recalled (the host step for a host-wide claim, the node step for a node-0 claim)."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=1))
     d = new_domain(dom0)
     rc = dom0.claim_pages(d, 3) if claim == "legacy" else dom0.claim_set(d, claim)
     assert rc == 0
@@ -268,7 +293,7 @@ def test_T6_node_claims_host_step_then_node_step(
     """T6 (N ONCS): 4 + 4 pages, {HOST 2, n0 3, n1 3} claims all 8. Node 0's page 3: node 0
     has 3 free for 3 claimed, but the host has 7 for 8: 1 host-wide page goes. Node 0's
     page 1: node 0 has 2 for 3: the node step takes 1 of d's node-0 claim; 6 for 6 after."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0)
     assert dom0.claim_set(d, [(HOST, 2), (0, 3), (1, 3)]) == 0
     assert dom0.page_offline(OFFLINE, 0x1003, 0x1003) == (0, [PG_OFFLINE_OFFLINED])
@@ -284,7 +309,7 @@ def test_host_step_walks_domains_in_domid_order(
 ) -> None:
     """4 pages; domain 7 (created first) and domain 3 claim 2 each. Each offlined page is
     one page of excess, taken from the lowest domid that still has a host-wide claim."""
-    dom0 = guest_class(small_host(4))
+    dom0 = guest_class(small_host(4, domains=2))
     d7, d3 = new_domain(dom0, 7), new_domain(dom0, 3)
     assert dom0.claim_set(d7, [(HOST, 2)]) == 0
     assert dom0.claim_set(d3, [(HOST, 2)]) == 0
@@ -300,7 +325,7 @@ def test_node_step_walks_domains_in_domid_order(
     """4 + 4 pages; domains 7 and 3 claim 2 pages of node 0 each. Each node-0 page offlined
     is one page of node excess, taken from the lowest domid with a node-0 claim; the host
     has room throughout (claims 3, 2, 1 against 7, 6, 5 free)."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d7, d3 = new_domain(dom0, 7), new_domain(dom0, 3)
     assert dom0.claim_set(d7, [(0, 2)]) == 0
     assert dom0.claim_set(d3, [(0, 2)]) == 0
@@ -317,7 +342,7 @@ def test_host_step_is_re_evaluated_after_the_node_step(
 ) -> None:
     """{HOST 4, n0 4} claims all 8 pages. Offlining a node-0 page: the node step releases 1
     of node 0, which already brings claims to 7 for 7 free, so the host-wide 4 stay."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=1))
     d = new_domain(dom0)
     assert dom0.claim_set(d, [(HOST, 4), (0, 4)]) == 0
     assert dom0.page_offline(OFFLINE, 0x1000, 0x1000) == (0, [PG_OFFLINE_OFFLINED])
@@ -339,7 +364,7 @@ def test_host_step_releases_host_wide_claims_only(
     node-0 page needs no node step (node 0 keeps 3 free for at most 2 claimed) but a host
     step of 1: domain 3 comes first with no host-wide claim, so domain 7 gives 1 and
     domain 3's node claim stays whole."""
-    dom0 = guest_class(small_host(4, 4))
+    dom0 = guest_class(small_host(4, 4, domains=2))
     d3, d7 = new_domain(dom0, 3), new_domain(dom0, 7)
     assert dom0.claim_set(d3, [(node, node_claim)]) == 0
     assert dom0.claim_set(d7, [(HOST, host_claim)]) == 0

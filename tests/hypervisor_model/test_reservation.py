@@ -3,7 +3,9 @@
 All three return the number of extents completed, never a negative errno (fact sheet 2.5,
 gotcha 6.1): early failures give 0, a failing extent stops the loop. The host is the
 ``host`` fixture, 2 x 4096 MiB: node 0 = MFNs [0, 0x100000), node 1 = [0x100000, 0x200000),
-2097152 pages of RAM of which 2097151 are free (MFN 0 never is).
+2097152 pages of RAM of which 2097145 are free at boot: MFN 0 never is, dom0's structure and
+shared-info pages and node 1's 4 pages of heap metadata are Xen's. Each domain a test creates
+costs Xen 2 pages more (PV) or 2 + 256 (HVM, with its initial HAP pool).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from hypervisor_model.public.memory import (
 )
 from hypervisor_model.public.xen import DOMID_SELF, HYPERVISOR_memory_op
 
-BOOT_FREE = 2 * 4096 * 256 - 1  # 2097151
+BOOT_FREE = 2 * 4096 * 256 - 1 - 2 - 4  # 2097145
+PV_XEN, HVM_XEN = 2, 2 + 256  # what a new PV / HVM domain costs Xen
 NODE1 = range(0x100000, 0x200000)
 
 
@@ -127,7 +130,7 @@ def test_populate_returns_extents_done_and_0_for_early_failures(
     )
     assert rc == done
     assert tot_pages(dom0, target) == done << order
-    assert free_pages(dom0) == BOOT_FREE - (done << order)
+    assert free_pages(dom0) == BOOT_FREE - 2 * HVM_XEN - (done << order)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +160,7 @@ def test_extent_list_outside_the_guest_address_space_gives_0(
     d = dom0.create(hvm=True, max_mib=16)
     rc = raw_memory_op(host, op, domid=d, extent_start=1 << 47, nr_extents=1)
     assert rc == 0
-    assert free_pages(dom0) == BOOT_FREE
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN
 
 
 # -- max_pages ---------------------------------------------------------------------------------
@@ -168,7 +171,7 @@ def test_new_domain_has_max_pages_0_so_populate_gives_0(dom0: Guest) -> None:
     d = dom0.create(hvm=True)
     assert dom0.info(d).max_pages == 0
     assert dom0.populate(d, [0]) == 0
-    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE)
+    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE - HVM_XEN)
 
 
 def test_an_extent_crossing_max_pages_stops_the_loop(dom0: Guest) -> None:
@@ -179,7 +182,7 @@ def test_an_extent_crossing_max_pages_stops_the_loop(dom0: Guest) -> None:
     assert tot_pages(dom0, d) == 1536
     assert dom0.populate(d, list(range(0x1000, 0x1000 + 300))) == 256
     assert tot_pages(dom0, d) == 1792
-    assert free_pages(dom0) == BOOT_FREE - 1792
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN - 1792
 
 
 def test_lowering_max_pages_below_tot_pages_stops_allocation(dom0: Guest) -> None:
@@ -214,7 +217,7 @@ def test_pv_domains_get_the_mfns_written_back(
     assert out[1] < NODE1.start
     # The frames are the domain's: decreasing them (PV names MFNs) frees both.
     assert dom0.decrease(d, out) == 2
-    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE)
+    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE - PV_XEN)
 
 
 def test_hvm_domains_keep_their_gfns_in_the_list(
@@ -238,11 +241,11 @@ def test_hvm_populate_over_a_mapped_gfn_keeps_the_old_page_allocated(
     second = mapped(host, d, 5)
     assert second not in (first, None)
     assert tot_pages(dom0, d) == 2
-    assert free_pages(dom0) == BOOT_FREE - 2
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN - 2
     # Decreasing gfn 5 frees only the page mapped there now.
     assert dom0.decrease(d, [5]) == 1
     assert tot_pages(dom0, d) == 1
-    assert free_pages(dom0) == BOOT_FREE - 1
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN - 1
 
 
 def test_remapping_a_descending_run_unmaps_exactly_its_old_frames(
@@ -270,9 +273,9 @@ def test_remapping_a_descending_run_unmaps_exactly_its_old_frames(
 def test_decrease_frees_pages_back_to_the_heap(dom0: Guest) -> None:
     d = dom0.create(hvm=True, max_mib=16)
     assert dom0.populate(d, [0, 0x200], 9) == 2
-    assert free_pages(dom0) == BOOT_FREE - 1024
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN - 1024
     assert dom0.decrease(d, [0x200, 0], 9) == 2
-    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE)
+    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE - HVM_XEN)
 
 
 def test_decrease_stops_at_the_first_unmapped_page_of_an_extent(
@@ -284,7 +287,7 @@ def test_decrease_stops_at_the_first_unmapped_page_of_an_extent(
     assert dom0.populate(d, [0, 1, 2, 4, 5, 6, 7]) == 7
     assert dom0.decrease(d, [4, 0, 8], 2) == 1
     assert tot_pages(dom0, d) == 0  # 7 - 4 - 3
-    assert free_pages(dom0) == BOOT_FREE
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN
     assert [mapped(host, d, g) for g in range(8)] == [None] * 8
 
 
@@ -303,7 +306,7 @@ def test_decrease_on_pv_takes_mfns(dom0: Guest) -> None:
     assert rc == 2
     assert dom0.decrease(d, [1]) == 0
     assert dom0.decrease(d, [*mfns, 1]) == 2
-    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE)
+    assert (tot_pages(dom0, d), free_pages(dom0)) == (0, BOOT_FREE - PV_XEN)
 
 
 def test_decrease_order_is_limited_by_the_callers_max_order(
@@ -339,7 +342,7 @@ def test_increase_with_a_null_list_allocates_unmapped_pages(
     rc = raw_memory_op(host, XENMEM_increase_reservation, domid=d, extent_start=0, nr_extents=3)
     assert rc == 3
     assert tot_pages(dom0, d) == 3
-    assert free_pages(dom0) == BOOT_FREE - 3
+    assert free_pages(dom0) == BOOT_FREE - HVM_XEN - 3
     assert [mapped(host, d, g) for g in range(3)] == [None] * 3
     assert dom0.decrease(d, [0]) == 0  # nothing is mapped to take back
 
@@ -383,7 +386,7 @@ def test_pv_increase_stops_when_the_mfn_cannot_be_written_back(dom0: Guest) -> N
     rc, _ = dom0.reservation(XENMEM_increase_reservation, d, [0, 0], nr_extents=5)
     assert rc == 2
     assert tot_pages(dom0, d) == 3
-    assert free_pages(dom0) == BOOT_FREE - 3
+    assert free_pages(dom0) == BOOT_FREE - PV_XEN - 3
 
 
 # -- scale -----------------------------------------------------------------------------------------
@@ -394,25 +397,33 @@ def test_a_1tib_guest_on_a_2tib_host() -> None:
     order-18 extents. State stays proportional to extents, not pages.
 
     At boot each node is 256 order-18 blocks, except node 0, whose first block loses MFN 0
-    and is cut into orders 0..17: 8 * 256 - 1 + 18 = 2065 free blocks. Every extent takes
-    one whole order-18 block (above the DMA zone; round-robin, 128 per node), so
-    2065 - 1024 = 1041 blocks are left.
+    and is cut into orders 0..17: 8 * 256 - 1 + 18 = 2065 blocks. Nodes 1-7 each give 4
+    pages of one order-18 block (its head or tail) to their free lists: 16 blocks of orders
+    2..17 replace it, 7 * 15 more. dom0's two pages split node 0's top order-18 block into
+    orders 17..1: 16 more. 2065 + 105 + 16 = 2186 at boot.
+
+    The domain's structure and shared info take node 0's order-1 remnant (-1 block); its
+    256-page HAP pool takes 32 order-0 pages from each node round-robin, each time from the
+    node's smallest block: the orders 2, 3 and 4 blocks (28 pages) and 4 pages of the
+    order-5 one, which leaves orders 4, 3, 2: -1 block per node. Every extent then takes one
+    whole order-18 block (above the DMA zone; round-robin, 128 per node): 2186 - 1 - 8 -
+    1024 = 1153 blocks are left.
     """
     hv = hypervisor_model.boot(nodes=[262144] * 8)
     dom0 = Guest(hv)
     boot_free = free_pages(dom0)
-    assert boot_free == (1 << 29) - 1
-    assert hv.heap.free_block_count() == 2065
+    assert boot_free == (1 << 29) - 1 - 2 - 7 * 4
+    assert hv.heap.free_block_count() == 2186
     d = dom0.create(hvm=True, max_mib=1 << 20)  # 1 TiB = 2^28 pages
     assert dom0.populate(d, [i << 18 for i in range(1024)], 18) == 1024
     assert tot_pages(dom0, d) == 1 << 28
-    assert free_pages(dom0) == boot_free - (1 << 28)
-    assert hv.heap.free_block_count() == 1041
+    assert free_pages(dom0) == boot_free - HVM_XEN - (1 << 28)
+    assert hv.heap.free_block_count() == 1153
     assert hv.heap.free_block_count() < 10_000
     hv.check_invariants()
     assert dom0.destroy(d) == 0
     assert free_pages(dom0) == boot_free
-    assert hv.heap.free_block_count() == 2065
+    assert hv.heap.free_block_count() == 2186
     hv.check_invariants()
 
 

@@ -34,6 +34,12 @@ Guest = Any  # the raw client of conftest.py, reached through the guest_class fi
 
 MiB = 256  # pages
 NODE_PAGES = 4096 * MiB  # 1048576 = 2^20 pages per node of the default host
+# Free after boot: node 0 lacks MFN 0 and dom0's structure and shared-info pages (0xFFFFF and
+# 0xFFFFE, the top of its highest zone); node 1 gives its head, 0x100000-0x100003, to its
+# free lists (init_node_heap).
+NODE0_FREE, NODE1_FREE = NODE_PAGES - 1 - 2, NODE_PAGES - 4
+FREE = NODE0_FREE + NODE1_FREE  # 2097145
+PV_DOMAIN_PAGES = 2  # a PV domain's structure and shared info, taken from node 0
 INV = XEN_INVALID_NODE_DIST
 MEMINFO_SIZE, INFO_SIZE = 16, 112  # xen_sysctl_meminfo, xen_domctl_getdomaininfo
 
@@ -61,8 +67,8 @@ def dom0_512(guest_class: type[Guest]) -> Iterator[Guest]:
 
 
 def claimed_domain(g: Guest, pages: int) -> int:
-    """A domain holding a legacy claim of ``pages`` (max_mem just large enough)."""
-    domid = g.create()
+    """A PV domain holding a legacy claim of ``pages`` (max_mem just large enough)."""
+    domid = g.create(hvm=False)
     assert g.max_mem(domid, pages * 4) == 0
     assert g.claim_pages(domid, pages) == 0
     return int(domid)
@@ -94,7 +100,7 @@ def test_physinfo_of_a_2x4096_mib_host(dom0: Guest) -> None:
         capabilities=PHYSCAPS,
         arch_capabilities=0,
         total_pages=2 * NODE_PAGES,  # 2097152
-        free_pages=2 * NODE_PAGES - 1,  # all but MFN 0
+        free_pages=FREE,  # all but MFN 0, dom0's two pages and node 1's heap metadata
         scrub_pages=0,
         outstanding_pages=0,
         max_mfn=2 * NODE_PAGES - 1,  # min(max_page 0x200000, 2^32) - 1
@@ -106,14 +112,14 @@ def test_physinfo_of_a_2x4096_mib_host(dom0: Guest) -> None:
 def test_physinfo_with_dom0_memory(dom0_512: Guest) -> None:
     """dom0's 512 MiB (131072 pages) are no longer free; total and max_mfn do not move."""
     pi = dom0_512.physinfo()
-    assert (pi.total_pages, pi.free_pages) == (2097152, 2097151 - 131072)
+    assert (pi.total_pages, pi.free_pages) == (2097152, FREE - 131072)
     assert (pi.outstanding_pages, pi.max_mfn) == (0, 0x1FFFFF)
 
 
 def test_physinfo_free_pages_include_claimed_pages(dom0: Guest) -> None:
     claimed_domain(dom0, 2048)
     pi = dom0.physinfo()
-    assert (pi.free_pages, pi.outstanding_pages) == (2 * NODE_PAGES - 1, 2048)
+    assert (pi.free_pages, pi.outstanding_pages) == (FREE - PV_DOMAIN_PAGES, 2048)
 
 
 @pytest.mark.parametrize(
@@ -209,22 +215,24 @@ def test_numainfo_count_is_last_online_node_plus_1(
 
 
 def test_numainfo_of_the_2x4096_host(dom0: Guest) -> None:
-    """4 GiB spanned per node; node 0's free memory lacks MFN 0; no SLIT: 10 / 20."""
+    """4 GiB spanned per node, free as booted (NODE0_FREE, NODE1_FREE); no SLIT: 10 / 20."""
     rc, count, rows, dist = numainfo(dom0, 2, 2, 4)
     assert (rc, count) == (0, 2)
-    assert rows == [(4 << 30, (4 << 30) - 4096), (4 << 30, 4 << 30)]
+    assert rows == [(4 << 30, NODE0_FREE << 12), (4 << 30, NODE1_FREE << 12)]
     assert dist == [10, 20, 20, 10]
 
 
 def test_numainfo_rows_and_distances(holey: Guest) -> None:
-    """Node 0 spans 0x30000 pages (its hole included) and has 0x20000 - 1 free; node 1 is
-    offline; distances are row-major, 0xFF and values <= 9 become XEN_INVALID_NODE_DIST."""
+    """Node 0 spans 0x30000 pages (its hole included) and has 0x20000 - 3 free (no MFN 0,
+    nor dom0's 0x2FFFF and 0x2FFFE); node 1 is offline; node 2's range starts 1 GiB-aligned
+    and ends less aligned, so its tail (0x4FFFC-0x4FFFF) holds its free lists; distances are
+    row-major, 0xFF and values <= 9 become XEN_INVALID_NODE_DIST."""
     rc, count, rows, dist = numainfo(holey, 3, 3, 9)
     assert (rc, count) == (0, 3)
     assert rows == [
-        (0x30000 << 12, (0x20000 - 1) << 12),  # 805306368, 536866816
+        (0x30000 << 12, (0x20000 - 3) << 12),  # 805306368, 536858624
         (XEN_INVALID_MEM_SZ, XEN_INVALID_MEM_SZ),  # 0x00000000FFFFFFFF
-        (0x10000 << 12, 0x10000 << 12),  # 268435456
+        (0x10000 << 12, (0x10000 - 4) << 12),  # 268435456, 268419072
     ]
     assert dist == [10, 21, INV, 22, 10, INV, 30, INV, 10]
 
@@ -234,7 +242,7 @@ def test_numainfo_with_a_smaller_buffer_writes_fewer_rows(holey: Guest) -> None:
     clamped count); num_nodes keeps the caller's 2, not the 3 needed."""
     rc, count, rows, dist = numainfo(holey, 2, 3, 9)
     assert (rc, count) == (0, 2)
-    assert rows[:2] == [(0x30000 << 12, (0x20000 - 1) << 12), (XEN_INVALID_MEM_SZ,) * 2]
+    assert rows[:2] == [(0x30000 << 12, (0x20000 - 3) << 12), (XEN_INVALID_MEM_SZ,) * 2]
     assert rows[2] == UNTOUCHED_ROW
     assert dist == [10, 21, 22, 10] + [UNTOUCHED] * 5
 
@@ -252,7 +260,7 @@ def test_numainfo_distance_only(holey: Guest) -> None:
 def test_numainfo_memfree_includes_claimed_pages(dom0: Guest) -> None:
     claimed_domain(dom0, 2048)
     rows = numainfo(dom0, 2, 2, None)[2]
-    assert [free for _, free in rows] == [(4 << 30) - 4096, 4 << 30]
+    assert [free for _, free in rows] == [(NODE0_FREE - PV_DOMAIN_PAGES) << 12, NODE1_FREE << 12]
 
 
 def test_numainfo_with_a_short_meminfo_buffer_is_efault(dom0: Guest) -> None:
@@ -260,7 +268,7 @@ def test_numainfo_with_a_short_meminfo_buffer_is_efault(dom0: Guest) -> None:
     copied back, so num_nodes keeps the caller's 5."""
     rc, count, rows, dist = numainfo(dom0, 5, 1, 4)
     assert (rc, count) == (-EFAULT, 5)
-    assert rows == [(4 << 30, (4 << 30) - 4096)]
+    assert rows == [(4 << 30, NODE0_FREE << 12)]
     assert dist == [10, 20, UNTOUCHED, UNTOUCHED]
 
 
@@ -350,22 +358,22 @@ def test_getdomaininfolist_with_a_short_buffer_is_efault(four_domains: Guest) ->
 
 # -- availheap ------------------------------------------------------------------------------
 
-# Node 0 holds MFNs 1..2^20-1: zone 1 one page (MFN 1), zone z in 2..20 2^(z-1) pages.
-# Node 1 holds MFNs 2^20..2^21-1, all of zone 21.
+# Node 0 holds MFNs 1..2^20-1: zone 1 one page (MFN 1), zone z in 2..20 2^(z-1) pages, less
+# dom0's two in zone 20. Node 1 holds MFNs 2^20+4..2^21-1, all of zone 21.
 AVAILHEAP = {
-    "all": (0, 0, -1, 2 * NODE_PAGES - 1),
-    "node-0": (0, 0, 0, NODE_PAGES - 1),
-    "node-1": (0, 0, 1, NODE_PAGES),
-    "below-4G": (0, 32, -1, NODE_PAGES - 1),  # zones 1..20
-    "from-4G": (33, 0, -1, NODE_PAGES),  # zones 21..40
+    "all": (0, 0, -1, FREE),
+    "node-0": (0, 0, 0, NODE0_FREE),
+    "node-1": (0, 0, 1, NODE1_FREE),
+    "below-4G": (0, 32, -1, NODE0_FREE),  # zones 1..20
+    "from-4G": (33, 0, -1, NODE1_FREE),  # zones 21..40
     "below-1M": (0, 20, -1, 255),  # zones 1..8: MFNs 1..255
     "zone-1": (13, 13, -1, 1),
     "zone-2": (14, 14, -1, 2),  # MFNs 2, 3
     "width-12-is-zone-1": (12, 12, -1, 1),  # bits_to_zone(b < 13) = 1
     "width-1-is-zone-1": (1, 1, -1, 1),
-    "max-60-clamps-to-40": (0, 60, -1, 2 * NODE_PAGES - 1),
+    "max-60-clamps-to-40": (0, 60, -1, FREE),
     "max-ffffffff-is-zone-1": (0, 0xFFFFFFFF, -1, 1),  # (int)(0xFFFFFFFF - 12) < 1
-    "min-ffffffff-is-zone-1": (0xFFFFFFFF, 0, -1, 2 * NODE_PAGES - 1),
+    "min-ffffffff-is-zone-1": (0xFFFFFFFF, 0, -1, FREE),
     "min-above-max": (40, 20, -1, 0),  # zones 28..8: none
     "node-2-does-not-exist": (0, 0, 2, 0),
     "node-63": (0, 0, 63, 0),
@@ -388,17 +396,19 @@ def test_availheap_does_not_subtract_claims(dom0: Guest) -> None:
     claimed_domain(dom0, 2048)
     payload = dict(min_bitwidth=0, max_bitwidth=0, node=-1, avail_bytes=0)
     rc, ah = dom0.sysctl(sysctl.XEN_SYSCTL_availheap, sysctl.xen_sysctl_availheap, payload)
-    assert (rc, ah.avail_bytes) == (0, (2 * NODE_PAGES - 1) << 12)
+    assert (rc, ah.avail_bytes) == (0, (FREE - PV_DOMAIN_PAGES) << 12)
 
 
 def test_availheap_of_an_offline_node_is_0(guest_class: type[Guest]) -> None:
-    """for_each_online_node: nodes 0 and 2 online (64 MiB each, node 0 without MFN 0)."""
+    """for_each_online_node: nodes 0 and 2 online (64 MiB each, node 0 without MFN 0 and
+    dom0's two pages, node 2 without its 4 pages of heap metadata)."""
     g = guest_class(hypervisor_model.boot(nodes=[64, 64, 64], offline=[1]), 0)
     got = []
     for node in (1, -1):
         payload = dict(min_bitwidth=0, max_bitwidth=0, node=node, avail_bytes=0)
         got.append(g.sysctl(sysctl.XEN_SYSCTL_availheap, sysctl.xen_sysctl_availheap, payload))
-    assert [(rc, ah.avail_bytes) for rc, ah in got] == [(0, 0), (0, (2 * 64 * MiB - 1) << 12)]
+    free = 2 * 64 * MiB - 1 - 2 - 4
+    assert [(rc, ah.avail_bytes) for rc, ah in got] == [(0, 0), (0, free << 12)]
 
 
 # -- privilege ------------------------------------------------------------------------------

@@ -43,15 +43,16 @@ def domid(ctl: Xenctrl) -> int:
 
 
 def test_physinfo_of_two_4096_mib_nodes(ctl: Xenctrl) -> None:
-    """total = 2 x 4096 MiB x 256 = 2097152 pages; MFN 0 is never given to the allocator, so
-    free = 2097151; max_mfn = max_page - 1 = 2^21 - 1; max_node_id = MAX_NUMNODES - 1."""
+    """total = 2 x 4096 MiB x 256 = 2097152 pages; MFN 0 is never given to the allocator,
+    dom0's structure and shared-info pages and node 1's 4 pages of heap metadata are Xen's,
+    so free = 2097145; max_mfn = max_page - 1 = 2^21 - 1; max_node_id = MAX_NUMNODES - 1."""
     assert ctl.physinfo() == Physinfo(
         nr_cpus=8,
         nr_nodes=2,
         max_node_id=63,
         cpu_khz=2_000_000,
         total_pages=2097152,
-        free_pages=2097151,
+        free_pages=2097145,
         scrub_pages=0,
         outstanding_pages=0,
         max_mfn=2097151,
@@ -59,32 +60,36 @@ def test_physinfo_of_two_4096_mib_nodes(ctl: Xenctrl) -> None:
 
 
 def test_numainfo_in_bytes_with_the_distance_matrix(ctl: Xenctrl) -> None:
-    """Node 0 holds MFN 0, so its free memory is one page (4096 bytes) short of 4 GiB."""
+    """Node 0 holds MFN 0 and dom0's two pages, so its free memory is 3 pages short of
+    4 GiB; node 1 keeps 4 pages for its free lists."""
     assert ctl.numainfo() == Numainfo(
-        nodes=[NodeMemory(4 * GiB, 4 * GiB - 4096), NodeMemory(4 * GiB, 4 * GiB)],
+        nodes=[NodeMemory(4 * GiB, 4 * GiB - 3 * 4096), NodeMemory(4 * GiB, 4 * GiB - 4 * 4096)],
         distances=[[10, 20], [20, 10]],
     )
 
 
 def test_numainfo_shows_an_offline_node_as_none() -> None:
-    """An offline node reads XEN_INVALID_MEM_SZ in both fields, which becomes None."""
+    """An offline node reads XEN_INVALID_MEM_SZ in both fields, which becomes None. (Node 0
+    lacks MFN 0 and dom0's two pages; node 2, the second node to boot, 4 of heap metadata.)"""
     hv = hypervisor_model.boot(nodes=[64, 64, 64], offline=[1])
     with Xenctrl(hv) as ctl:
         nodes = ctl.numainfo().nodes
     assert nodes == [
-        NodeMemory(64 << 20, (64 << 20) - 4096),
+        NodeMemory(64 << 20, (64 << 20) - 3 * 4096),
         NodeMemory(None, None),
-        NodeMemory(64 << 20, 64 << 20),
+        NodeMemory(64 << 20, (64 << 20) - 4 * 4096),
     ]
 
 
 def test_free_memory_includes_claims(ctl: Xenctrl, domid: int) -> None:
-    """physinfo free_pages and availheap do not subtract claims (fact sheet §6.9)."""
+    """physinfo free_pages and availheap do not subtract claims (fact sheet §6.9). Free:
+    2097145 at boot, less the HVM domain's structure, shared info and 256-page HAP pool
+    (128 pages of it on each node, round-robin)."""
     ctl.domain_claim_pages(domid, 1000)
     info = ctl.physinfo()
-    assert (info.free_pages, info.outstanding_pages) == (2097151, 1000)
-    assert ctl.availheap() == 2097151 * 4096
-    assert ctl.availheap(node=1) == NODE_PAGES * 4096
+    assert (info.free_pages, info.outstanding_pages) == (2097145 - 258, 1000)
+    assert ctl.availheap() == (2097145 - 258) * 4096
+    assert ctl.availheap(node=1) == (NODE_PAGES - 4 - 128) * 4096
 
 
 def test_maximum_ram_page_is_the_highest_frame_plus_one(ctl: Xenctrl) -> None:
@@ -272,25 +277,28 @@ def test_get_claims_passes_other_errors_through(ctl: Xenctrl) -> None:
 
 
 def test_populate_returns_mfns_for_a_pv_guest(ctl: Xenctrl) -> None:
-    """Node 1 is MFNs [2^20, 2^21), freed at boot as four order-18 buddies, the last freed
-    (3 x 2^18 + 2^20 = 1835008) at the list head. An order-0 request splits it, keeping
-    the upper half each time: the top page 2097151; the next takes the order-0 lower half
-    left by the last split, 2097150; the third splits the order-1 block 2097148-9 and keeps
-    2097149."""
+    """Node 1 is MFNs [2^20, 2^21), whose first 4 pages hold its free lists: the heap gets
+    [2^20 + 4, 2^21) as blocks of orders 2, 3, ..., 17 at 2^20 + 2^k, then order-18 ones.
+    An order-0 request takes the smallest, the order-2 block at 1048580, and splits it
+    keeping the upper half each time: 1048583; the next takes the order-0 lower half left
+    by the last split, 1048582; the third splits the order-1 block 1048580-1 and keeps
+    1048581."""
     d = ctl.domain_create(hvm=False)
     ctl.domain_setmaxmem(d, 1024)
     mfns = ctl.domain_populate_physmap(d, [0, 1, 2], mem_flags=xenctrl.XENMEMF_exact_node(1))
-    assert mfns == [2097151, 2097150, 2097149]
+    assert mfns == [1048583, 1048582, 1048581]
     assert ctl.domain_getinfo(d).tot_pages == 3
 
 
 def test_populate_round_robins_nodes_for_a_fresh_domain(ctl: Xenctrl) -> None:
-    """Node-less extents start after last_alloc_node 0, i.e. on node 1 (top page 2097151),
+    """Node-less extents start after last_alloc_node 0, i.e. on node 1 (1048583, see above),
     then node 0, whose highest zone holds the order-18 buddy at 3 x 2^18 = 786432 (freed
-    after 2^19): its top page is 1048575; then node 1 again: 2097150."""
+    after 2^19), split at its top by dom0 (1048575, 1048574) and by this domain's structure
+    and shared info (1048573, 1048572): the order-2 block left at 1048568 gives 1048571;
+    then node 1 again: 1048582."""
     d = ctl.domain_create(hvm=False)
     ctl.domain_setmaxmem(d, 1024)
-    assert ctl.domain_populate_physmap(d, [0, 1, 2]) == [2097151, 1048575, 2097150]
+    assert ctl.domain_populate_physmap(d, [0, 1, 2]) == [1048583, 1048571, 1048582]
 
 
 def test_populate_returns_the_gfns_for_an_hvm_guest(ctl: Xenctrl, domid: int) -> None:
@@ -316,7 +324,7 @@ def test_decrease_reservation_gives_pv_frames_back(ctl: Xenctrl) -> None:
     mfns = ctl.domain_populate_physmap(d, [0, 1, 2])
     ctl.domain_decrease_reservation(d, mfns)
     assert ctl.domain_getinfo(d).tot_pages == 0
-    assert ctl.physinfo().free_pages == 2097151
+    assert ctl.physinfo().free_pages == 2097145 - 2  # the domain's two pages stay Xen's
 
 
 # -- built on the xc_* calls -----------------------------------------------------------------

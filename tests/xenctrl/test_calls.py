@@ -95,8 +95,14 @@ SET, GET = XEN_DOMCTL_CLAIM_MEMORY_SET, XEN_DOMCTL_CLAIM_MEMORY_GET
 
 NODE_PAGES = 4096 * 256  # 1048576 pages per node
 TOTAL_PAGES = 2 * NODE_PAGES  # 2097152
-FREE_PAGES = TOTAL_PAGES - 1  # 2097151: MFN 0 is never free
-NODE0_FREE = NODE_PAGES - 1  # 1048575
+# Free at boot: node 0 lacks MFN 0 (never free) and dom0's structure and shared-info pages;
+# node 1 keeps its first 4 pages for its free lists (init_node_heap).
+NODE0_FREE = NODE_PAGES - 1 - 2  # 1048573
+NODE1_FREE = NODE_PAGES - 4  # 1048572
+FREE_PAGES = NODE0_FREE + NODE1_FREE  # 2097145
+# A new HVM domain costs Xen its structure and shared info (node 0) and a 256-page HAP pool
+# taken round-robin from node 1 and node 0: 130 pages of node 0, 128 of node 1.
+HVM_XEN, HVM_XEN_NODE0 = 2 + 256, 2 + 128
 ABSENT = 4242  # a domid no test creates
 UNLIMITED = -1  # xc_domain_setmaxmem(-1): max_pages 0xFFFFFFFF
 
@@ -228,9 +234,10 @@ def above_max(xch: xc_interface) -> int:
         pytest.param(fresh, 1, EINVAL, id="new-domain-max-pages-0"),
         pytest.param(absent, 1, EINVAL, id="unknown-domain-is-einval"),
         pytest.param(lambda x: DOMID_SELF, 1, EINVAL, id="domid-self-not-translated"),
-        pytest.param(unlimited, FREE_PAGES + 1, ENOMEM, id="2097152-above-free-2097151"),
+        pytest.param(unlimited, FREE_PAGES - HVM_XEN + 1, ENOMEM, id="one-above-free"),
         pytest.param(
-            after_other(with_claim(FREE_PAGES - 100), unlimited),
+            # the other domain's claim leaves 100 pages once this one has paid Xen its 258
+            after_other(with_claim(FREE_PAGES - 2 * HVM_XEN - 100), unlimited),
             101,
             ENOMEM,
             id="101-above-unclaimed-100",
@@ -249,7 +256,7 @@ def test_claim_pages_errno(xch: xc_interface, prepare: Prepare, nr_pages: int, e
         pytest.param(with_pages(4), 5, 1, id="target-5-minus-tot-4"),
         pytest.param(lambda x: domain(x, 1024), 256, 256, id="exactly-max-256"),
         pytest.param(
-            after_other(with_claim(FREE_PAGES - 100), unlimited),
+            after_other(with_claim(FREE_PAGES - 2 * HVM_XEN - 100), unlimited),
             100,
             100,
             id="exactly-unclaimed-100",
@@ -325,26 +332,32 @@ ZERO_ENTRIES_66 = [(0, 0)] * 66
         pytest.param(unlimited, SET, 1, [(0xFFFFFFFF, 1)], ENOENT, id="target-~0"),
         pytest.param(unlimited, SET, 2, [(5, 1), (0, 1, 1)], ENOENT, id="enoent-before-cmd"),
         pytest.param(
-            unlimited, SET, 1, [(0, NODE0_FREE + 1)], ENOMEM, id="node0-1048576-above-free"
+            unlimited, SET, 1, [(0, NODE0_FREE - HVM_XEN_NODE0 + 1)], ENOMEM, id="node0-above-free"
         ),
         # Phase 1's node check comes before Phase 2's max_pages check (S test I1-4)
         pytest.param(fresh, SET, 1, [(0, 2**31)], ENOMEM, id="node-2^31-max-0"),
         pytest.param(
-            after_other(with_set((0, NODE0_FREE)), unlimited),
+            # the other domain claims what is left of node 0 after its own Xen pages; this
+            # domain's Xen pages then all come from node 1
+            after_other(with_set((0, NODE0_FREE - HVM_XEN_NODE0)), unlimited),
             SET,
             1,
             [(0, 1)],
             ENOMEM,
             id="node0-fully-claimed-by-other",
         ),
-        pytest.param(unlimited, SET, 1, [(HOST, FREE_PAGES + 1)], ENOMEM, id="host-above"),
         pytest.param(
-            after_other(with_set((1, NODE_PAGES)), unlimited),
+            unlimited, SET, 1, [(HOST, FREE_PAGES - HVM_XEN + 1)], ENOMEM, id="host-above"
+        ),
+        pytest.param(
+            # node 1 fully claimed by the other domain: this one's Xen pages all come from
+            # node 0, whose free pages are then all the unclaimed memory there is
+            after_other(with_set((1, NODE1_FREE - (HVM_XEN - HVM_XEN_NODE0))), unlimited),
             SET,
             1,
-            [(HOST, NODE0_FREE + 1)],
+            [(HOST, NODE0_FREE - HVM_XEN_NODE0 - HVM_XEN + 1)],
             ENOMEM,
-            id="host-1048576-above-unclaimed-1048575",
+            id="host-one-above-unclaimed",
         ),
         pytest.param(unlimited, 2, 1, [(HOST, 1)], EOPNOTSUPP, id="mode-2"),
         pytest.param(unlimited, SET, 1, None, EFAULT, id="set-1-null-buffer"),
@@ -827,7 +840,7 @@ def test_pv_populate_writes_mfns_back(xch: xc_interface, kind: str) -> None:
     check_pv_frames(frames)
     assert xc_domain_decrease_reservation(xch, domid, 2, 0, extents) == 2
     assert xc_get_tot_pages(xch, domid) == 0
-    assert xc_physinfo(xch).free_pages == FREE_PAGES
+    assert xc_physinfo(xch).free_pages == FREE_PAGES - 2  # the PV domain's two Xen pages
 
 
 @pytest.mark.parametrize("kind", ["ctypes-array", "list"])
@@ -884,10 +897,10 @@ def test_claims_show_in_outstanding_not_in_free(xch: xc_interface) -> None:
     domid = domain(xch)
     claim_set(xch, domid, (HOST, 100), (0, 50))
     info = xc_physinfo(xch)
-    assert (info.free_pages, info.outstanding_pages) == (FREE_PAGES, 150)
+    assert (info.free_pages, info.outstanding_pages) == (FREE_PAGES - HVM_XEN, 150)
     meminfo, _ = xc_numainfo(xch)
-    assert meminfo[0].memfree == NODE0_FREE << 12
-    assert xc_availheap(xch, 0, 0, -1) == FREE_PAGES << 12
+    assert meminfo[0].memfree == (NODE0_FREE - HVM_XEN_NODE0) << 12
+    assert xc_availheap(xch, 0, 0, -1) == (FREE_PAGES - HVM_XEN) << 12
 
 
 def test_numainfo_of_the_two_node_host(xch: xc_interface) -> None:
@@ -895,8 +908,8 @@ def test_numainfo_of_the_two_node_host(xch: xc_interface) -> None:
     distances are 10 local, 20 remote, row-major."""
     meminfo, distance = xc_numainfo(xch)
     assert [(m.memsize, m.memfree) for m in meminfo] == [
-        (4 << 30, (4 << 30) - 4096),  # MFN 0 is not free
-        (4 << 30, 4 << 30),
+        (4 << 30, NODE0_FREE << 12),  # MFN 0 and dom0's two pages are not free
+        (4 << 30, NODE1_FREE << 12),  # nor node 1's heap metadata
     ]
     assert distance == [10, 20, 20, 10]
 
@@ -921,9 +934,9 @@ def test_numainfo_offline_node_reads_invalid(xch: xc_interface) -> None:
     """Rows run to the last online node; an offline node reads XEN_INVALID_MEM_SZ (~0U)."""
     meminfo, distance = xc_numainfo(xch)
     assert [(m.memsize, m.memfree) for m in meminfo] == [
-        (64 << 20, (64 << 20) - 4096),
+        (64 << 20, (64 << 20) - 3 * 4096),
         (0xFFFFFFFF, 0xFFFFFFFF),
-        (64 << 20, 64 << 20),
+        (64 << 20, (64 << 20) - 4 * 4096),
     ]
     assert distance == [10, 20, 20, 20, 10, 20, 20, 20, 10]
 
@@ -933,13 +946,13 @@ def test_numainfo_offline_node_reads_invalid(xch: xc_interface) -> None:
     [
         pytest.param(0, 0, -1, FREE_PAGES, id="all"),
         pytest.param(0, 0, 0, NODE0_FREE, id="node-0"),
-        pytest.param(0, 0, 1, NODE_PAGES, id="node-1"),
+        pytest.param(0, 0, 1, NODE1_FREE, id="node-1"),
         pytest.param(0, 0, 2, 0, id="absent-node-2"),
         pytest.param(0, 0, 64, 0, id="node-64"),
         # 32 bits: zones 1..20, MFNs below 2^20: exactly node 0
         pytest.param(0, 32, -1, NODE0_FREE, id="below-4g"),
         # 33 bits up: zone 21 on, MFNs from 2^20: exactly node 1
-        pytest.param(33, 0, -1, NODE_PAGES, id="from-4g"),
+        pytest.param(33, 0, -1, NODE1_FREE, id="from-4g"),
         pytest.param(33, 0, 0, 0, id="node-0-from-4g"),
     ],
 )
@@ -972,8 +985,9 @@ def test_sharing_counters_are_0(xch: xc_interface) -> None:
 
 def test_a_memory_op_result_beyond_32_bits_comes_back_whole() -> None:
     """The reason xc_memory_op sends a one-entry multicall (xc_private.c): a host whose RAM
-    starts at MFN 2^32 has maximum_ram_page 2^32 + 16, which an int could not carry."""
-    hv = hypervisor_model.boot(ranges=[[[1 << 32, (1 << 32) + 16]]])
+    reaches MFN 2^32 has maximum_ram_page 2^32 + 16, which an int could not carry. (It needs
+    RAM inside the direct map too, where Xen keeps its own pages, dom0's included.)"""
+    hv = hypervisor_model.boot(ranges=[[[0x1000, 0x2000], [1 << 32, (1 << 32) + 16]]])
     with xc_interface_open(hv) as xch:
         assert xc_maximum_ram_page(xch) == (1 << 32) + 16
     assert hv.arena.live_buffers() == 0  # both bounces, the argument's and the list's, freed

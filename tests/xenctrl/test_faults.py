@@ -4,9 +4,12 @@ Each test below is a worked example for people testing a domain builder: arm a f
 host, run the builder through libxenctrl, and check what it reports and what it left behind.
 The plugin's teardown verifies every accounting invariant after each test.
 
-Host: one node of 64 MiB (16384 pages, MFNs [0, 16384)); MFN 0 is never free, so 16383 pages
-are. At boot the heap holds the aligned blocks 1, 2-3, 4-7, ..., 8192-16383: the frames from
-512 up make exactly 31 order-9 (2 MiB) blocks; the 511 frames below 512 make none.
+Host: one node of 64 MiB (16384 pages, MFNs [0, 16384)) and 6 pages above it, 16384-16389,
+which pay for what dom0 and the (at most two, PV) domains of a test cost Xen: each its
+structure and shared-info page, the topmost free pages of the highest zone. MFN 0 is never
+free. Once two domains exist the heap holds exactly the aligned blocks 1, 2-3, 4-7, ...,
+8192-16383, 16383 free pages: the frames from 512 up make exactly 31 order-9 (2 MiB) blocks;
+the 511 frames below 512 make none.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import xenctrl
 from xenctrl import XenError, xc_interface
 from xenctrl.api import HOST, Xenctrl
 
-pytestmark = pytest.mark.xen_host(nodes=[64])
+pytestmark = pytest.mark.xen_host(ranges=[[[0, 16384 + 6]]])
 
-FREE = 16383  # pages free on the 64 MiB host
+FREE = 16383  # pages free once dom0 and two domains have had their Xen pages
 ORDER_9_BLOCKS = 31  # (16384 - 512) / 512
 EXTENT = 512  # pages in an order-9 extent
 
 
 def new_domain(xch: xc_interface, max_pages: int = 32768) -> int:
-    d = xenctrl.xc_domain_create(xch)
+    """A PV domain: it costs Xen two pages (an HVM guest's HAP pool would cost 256 more)."""
+    d = xenctrl.xc_domain_create(xch, config=xenctrl.default_createdomain(hvm=False))
     xenctrl.xc_domain_setmaxmem(xch, d, max_pages * 4)
     return d
 
@@ -141,20 +145,20 @@ def test_offline_now_takes_free_pages_at_once_and_used_pages_when_freed(
 ) -> None:
     """Offline machine frames as a machine-check handler would.
 
-    A fresh PV domain's first order-0 page is the top frame 16383 (the order-13 block at 8192
-    is split, keeping the upper half each time), leaving 16382 free. Offlining both: the
-    free one leaves the heap at once (free 16383 - 1 - 1 = 16381); the used one is only
-    marked pending, and when the guest gives it back it goes offline instead of returning
-    to the heap, so free stays 16381.
+    dom0's and this PV domain's Xen pages took 16389-16386, so 16385 pages are free and the
+    domain's first order-0 page is the top of the order-1 block left at 16384: 16385,
+    leaving 16384 free. Offlining both: the free one leaves the heap at once (free
+    16385 - 1 - 1 = 16383); the used one is only marked pending, and when the guest gives it
+    back it goes offline instead of returning to the heap, so free stays 16383.
     """
     ctl = Xenctrl(xen_host)
     d = ctl.domain_create(hvm=False)
     ctl.domain_setmaxmem(d, 4)
-    assert ctl.domain_populate_physmap(d, [0]) == [16383]
-    xen_host.faults.offline_now([16382, 16383])
-    assert ctl.physinfo().free_pages == FREE - 2
-    ctl.domain_decrease_reservation(d, [16383])
-    assert (ctl.domain_getinfo(d).tot_pages, ctl.physinfo().free_pages) == (0, FREE - 2)
+    assert ctl.domain_populate_physmap(d, [0]) == [16385]
+    xen_host.faults.offline_now([16384, 16385])
+    assert ctl.physinfo().free_pages == 16383
+    ctl.domain_decrease_reservation(d, [16385])
+    assert (ctl.domain_getinfo(d).tot_pages, ctl.physinfo().free_pages) == (0, 16383)
 
 
 @pytest.mark.xen_host(nodes=[64, 64])
@@ -163,27 +167,28 @@ def test_offline_at_populate_recalls_node_claims_that_no_longer_fit(
 ) -> None:
     """Take pages offline at a chosen moment of a build: the recall of v7 claim sets.
 
-    Two 64 MiB nodes: node 0 = MFNs [0, 16384) with 16383 free, node 1 = [16384, 32768) with
-    16384 free; 32767 in all. d claims {0: 8192, 1: 16384} (node 1 entirely) and populates
-    8 order-9 extents exactly on node 0. Just before the fifth (gfn 2048), 1024 free node-1
-    frames go offline:
+    Two 64 MiB nodes: node 0 = MFNs [0, 16384) with 16379 free (MFN 0 and the Xen pages of
+    dom0 and of the PV domain d are not), node 1 = [16384, 32768) with 16380 free (its
+    first 4 pages hold its free lists); 32759 in all. d claims {0: 8192, 1: 16380} (node 1
+    entirely) and populates 8 order-9 extents exactly on node 0. Just before the fifth (gfn
+    2048), 1024 free node-1 frames go offline:
 
-    - 4 extents done: claim on node 0 = 8192 - 2048 = 6144; free = 32767 - 2048 = 30719.
-    - offline: node 1 free 16384 - 1024 = 15360 < its claim 16384, so the node-1 claim is
-      cut by the excess to 15360; outstanding 6144 + 15360 = 21504 <= free 29695, so no
+    - 4 extents done: claim on node 0 = 8192 - 2048 = 6144; free = 32759 - 2048 = 30711.
+    - offline: node 1 free 16380 - 1024 = 15356 < its claim 16380, so the node-1 claim is
+      cut by the excess to 15356; outstanding 6144 + 15356 = 21500 <= free 29687, so no
       host-wide recall is needed.
-    - 4 more extents: node-0 claim 4096; free 29695 - 2048 = 27647; outstanding 19456.
+    - 4 more extents: node-0 claim 4096; free 29687 - 2048 = 27639; outstanding 19452.
     """
     ctl = xenctrl_api
-    d = ctl.domain_create()
+    d = ctl.domain_create(hvm=False)
     ctl.domain_setmaxmem(d, 32768 * 4)
-    ctl.domain_claim_memory(d, {0: 8192, 1: 16384})
-    xen_host.faults.offline_at_populate(d, 2048, range(16384, 16384 + 1024))
+    ctl.domain_claim_memory(d, {0: 8192, 1: 16380})
+    xen_host.faults.offline_at_populate(d, 2048, range(16388, 16388 + 1024))
     ctl.domain_populate_physmap(d, gfns(8), order=9, mem_flags=xenctrl.XENMEMF_exact_node(0))
-    assert ctl.domain_get_claims(d) == {HOST: 0, 0: 4096, 1: 15360}
+    assert ctl.domain_get_claims(d) == {HOST: 0, 0: 4096, 1: 15356}
     info = ctl.physinfo()
-    assert (info.free_pages, info.outstanding_pages) == (27647, 19456)
-    assert [n.free for n in ctl.numainfo().nodes] == [12287 * 4096, 15360 * 4096]
+    assert (info.free_pages, info.outstanding_pages) == (27639, 19452)
+    assert [n.free for n in ctl.numainfo().nodes] == [12283 * 4096, 15356 * 4096]
     xen_host.check_invariants()
 
 
@@ -194,22 +199,23 @@ def test_offlining_recalls_host_wide_claims_first_then_node_claims(
     """v7 reserve_offlined_page: after pages leave a node, release only the excess, node
     claims of that node first, then host-wide claims (v7 notes §7).
 
-    d claims every free page: {HOST: 767, 0: 16000, 1: 16000} = 32767.
-    - Offline 100 node-1 frames: node 1 free 16284 still covers its 16000, but the host
-      has 32667 free < 32767 claimed: 100 host-wide pages are released (HOST 667).
-    - Offline 300 more: node 1 free 15984 < 16000, so 16 node-1 pages go (15984); then the
-      host has 32367 free < 667 + 16000 + 15984 = 32651: 284 host-wide pages go (HOST 383).
+    d (PV) claims every free page: {HOST: 759, 0: 16000, 1: 16000} = 32759 (16379 on node
+    0, 16380 on node 1 past its 4 pages of heap metadata, 16384-16387).
+    - Offline 100 node-1 frames: node 1 free 16280 still covers its 16000, but the host
+      has 32659 free < 32759 claimed: 100 host-wide pages are released (HOST 659).
+    - Offline 300 more: node 1 free 15980 < 16000, so 20 node-1 pages go (15980); then the
+      host has 32359 free < 659 + 16000 + 15980 = 32639: 280 host-wide pages go (HOST 379).
     """
     ctl = xenctrl_api
-    d = ctl.domain_create()
+    d = ctl.domain_create(hvm=False)
     ctl.domain_setmaxmem(d, 32767 * 4)
-    ctl.domain_claim_memory(d, {HOST: 767, 0: 16000, 1: 16000})
-    xen_host.faults.offline_now(range(16384, 16484))
-    assert ctl.domain_get_claims(d) == {HOST: 667, 0: 16000, 1: 16000}
-    xen_host.faults.offline_now(range(16484, 16784))
-    assert ctl.domain_get_claims(d) == {HOST: 383, 0: 16000, 1: 15984}
+    ctl.domain_claim_memory(d, {HOST: 759, 0: 16000, 1: 16000})
+    xen_host.faults.offline_now(range(16388, 16488))
+    assert ctl.domain_get_claims(d) == {HOST: 659, 0: 16000, 1: 16000}
+    xen_host.faults.offline_now(range(16488, 16788))
+    assert ctl.domain_get_claims(d) == {HOST: 379, 0: 16000, 1: 15980}
     info = ctl.physinfo()
-    assert (info.free_pages, info.outstanding_pages) == (32367, 32367)
+    assert (info.free_pages, info.outstanding_pages) == (32359, 32359)
     xen_host.check_invariants()
 
 
@@ -248,7 +254,7 @@ def test_a_competing_builder_makes_an_unprotected_populate_come_up_short(
     takes 24 order-9 extents (12288 pages) of the 31 there are; our 16 extents find only
     the 7 left: EBUSY, with 7 x 512 = 3584 pages allocated to clean up.
     """
-    d = xenctrl.xc_domain_create(xch)
+    d = new_domain(xch)
     other, got, take_memory = competitor(xch, 24)
     xen_host.faults.before_hypercall(take_memory, caller=0, skip=1)
     with pytest.raises(XenError) as e:
@@ -264,7 +270,7 @@ def test_a_competing_builder_makes_a_late_claim_fail_with_enomem(
     """If the competitor gets in before the claim, the claim itself fails, cleanly: 12288
     pages taken leave 16383 - 12288 = 4095 free, less than the 8192 claimed: ENOMEM, and
     nothing was allocated or claimed for our domain."""
-    d = xenctrl.xc_domain_create(xch)
+    d = new_domain(xch)
     _, got, take_memory = competitor(xch, 24)
     xen_host.faults.before_hypercall(take_memory, caller=0, skip=1)
     with pytest.raises(XenError) as e:
@@ -286,7 +292,7 @@ def test_a_claim_staked_first_protects_the_populate(
     31 - 15 = 16 order-9 blocks left: the build succeeds, the claim is used up, 511 pages
     stay free.
     """
-    d = xenctrl.xc_domain_create(xch)
+    d = new_domain(xch)
     other, got, take_memory = competitor(xch, 24)
     xen_host.faults.before_hypercall(take_memory, caller=0, skip=2)
     toy_builder(xch, d, 16 * EXTENT, claim=True)

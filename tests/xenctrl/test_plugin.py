@@ -2,7 +2,9 @@
 with ``pytester``: host presets, the marker, indirect parametrization, the teardown
 invariant check, and the ``xch`` / ``xenctrl_api`` fixtures.
 
-Page arithmetic: 1 MiB = 256 pages; MFN 0 is never free, so free = total - 1 - dom0's pages.
+Page arithmetic: 1 MiB = 256 pages; MFN 0 is never free, dom0's structure and shared-info
+pages are Xen's, and so are 4 pages of every node but the first (init_node_heap), so
+free = total - 1 - 2 - 4 * (nodes - 1) - dom0's pages.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def test_default_host_is_two_4096_mib_nodes(pytester: pytest.Pytester) -> None:
             info = xenctrl_api.physinfo()
             assert info.nr_nodes == 2
             assert info.total_pages == 2 * 4096 * 256  # 2097152
-            assert info.free_pages == 2097151
+            assert info.free_pages == 2097152 - 1 - 2 - 4
         """,
     )
     result.assert_outcomes(passed=1)
@@ -53,7 +55,8 @@ def test_marker_selects_a_preset(pytester: pytest.Pytester) -> None:
 
 
 def test_marker_boot_keywords_describe_the_host(pytester: pytest.Pytester) -> None:
-    """3 x 2048 MiB = 1572864 pages; dom0 512 MiB = 131072 pages; free 1572864 - 1 - 131072."""
+    """3 x 2048 MiB = 1572864 pages; dom0 512 MiB = 131072 pages;
+    free 1572864 - 1 - 2 - 2 * 4 - 131072 = 1441781."""
     result = run(
         pytester,
         """
@@ -63,7 +66,7 @@ def test_marker_boot_keywords_describe_the_host(pytester: pytest.Pytester) -> No
         def test_host(xenctrl_api):
             info = xenctrl_api.physinfo()
             assert (info.nr_nodes, info.total_pages) == (3, 1572864)
-            assert info.free_pages == 1441791
+            assert info.free_pages == 1441781
             assert xenctrl_api.domain_getinfo(0).tot_pages == 131072
         """,
     )
@@ -81,7 +84,7 @@ def test_marker_keywords_refine_a_preset(pytester: pytest.Pytester) -> None:
         def test_host(xenctrl_api):
             info = xenctrl_api.physinfo()
             assert (info.nr_nodes, info.total_pages) == (1, 2097152)
-            assert info.free_pages == 2097152 - 1 - 262144
+            assert info.free_pages == 2097152 - 1 - 2 - 262144
         """,
     )
     result.assert_outcomes(passed=1)
@@ -100,7 +103,7 @@ def test_marker_keywords_without_a_topology_refine_the_default_preset(
         def test_host(xenctrl_api):
             info = xenctrl_api.physinfo()
             assert (info.nr_nodes, info.total_pages) == (2, 2097152)
-            assert info.free_pages == 2097152 - 1 - 256 * 256
+            assert info.free_pages == 2097152 - 1 - 2 - 4 - 256 * 256
         """,
     )
     result.assert_outcomes(passed=1)
@@ -210,19 +213,21 @@ def test_each_test_gets_a_fresh_host(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.xen_host("four-nodes-1tib")
 def test_four_nodes_1tib_preset_boots(xenctrl_api: Xenctrl) -> None:
-    """4 x 262144 MiB = 1 TiB = 4 x 67108864 = 268435456 pages, one page (MFN 0) not free."""
+    """4 x 262144 MiB = 1 TiB = 4 x 67108864 = 268435456 pages; not free: MFN 0 and dom0's
+    structure and shared info (node 0), 4 pages of heap metadata on each other node."""
     info = xenctrl_api.physinfo()
-    assert (info.nr_nodes, info.total_pages, info.free_pages) == (4, 268435456, 268435455)
+    free = 268435456 - 1 - 2 - 3 * 4
+    assert (info.nr_nodes, info.total_pages, info.free_pages) == (4, 268435456, free)
     node = 262144 << 20  # bytes
     assert xenctrl_api.numainfo().nodes == [
-        NodeMemory(node, node - 4096),
-        NodeMemory(node, node),
-        NodeMemory(node, node),
-        NodeMemory(node, node),
+        NodeMemory(node, node - 3 * 4096),
+        NodeMemory(node, node - 4 * 4096),
+        NodeMemory(node, node - 4 * 4096),
+        NodeMemory(node, node - 4 * 4096),
     ]
 
 
 @pytest.mark.xen_host("one-node")
 def test_one_node_preset_boots(xenctrl_api: Xenctrl) -> None:
     info = xenctrl_api.physinfo()
-    assert (info.nr_nodes, info.total_pages, info.free_pages) == (1, 2097152, 2097151)
+    assert (info.nr_nodes, info.total_pages, info.free_pages) == (1, 2097152, 2097152 - 1 - 2)

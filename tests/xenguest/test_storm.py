@@ -1,9 +1,12 @@
 """Boot storms (xenguest/storm.py): many builders in parallel threads against one host, and
 what each claim mode promises about the outcome.
 
-Host: two nodes of 16384 MiB; node 0 has 4194303 free pages (MFN 0 is never free), node 1
-4194304, 8388607 in all. A 4 GiB HVM guest populates (4096 - 8) MiB * 256 - 32 (VGA hole) =
-1046496 pages: 1046336 in its ranges plus 160 of low memory.
+Host: two nodes of 16384 MiB; node 0 has 4194301 free pages (MFN 0 is never free, dom0's
+structure and shared-info pages are Xen's), node 1 4194300 (its first 4 pages hold its free
+lists), 8388601 in all. A 4 GiB HVM guest populates (4096 - 8) MiB * 256 - 32 (VGA hole) =
+1046496 pages: 1046336 in its ranges plus 160 of low memory. Creating it costs Xen 258 pages
+of unclaimed memory: its structure and shared info on node 0, its 256-page HAP pool
+round-robin, 128 on each node.
 
 The scenarios are sized so that the outcome cannot depend on thread timing (the arguments
 are in each test's docstring).
@@ -15,7 +18,7 @@ import pytest
 
 import hypervisor_model
 from xenctrl.api import Xenctrl
-from xenctrl.domain import xc_domain_getinfolist
+from xenctrl.domain import xc_domain_getinfolist, xc_get_paging_mempool_size
 from xenguest.storm import BuildRequest, StormReport, boot_storm
 
 pytestmark = pytest.mark.xen_host(nodes=[16384, 16384])
@@ -27,7 +30,8 @@ ONE_NODE_EACH = [BuildRequest(f"g{i}", 4096, vnuma=((0 if i < 7 else 1, 4096),))
 
 def storm(hv: hypervisor_model.Hypervisor, requests: list[BuildRequest], mode: str) -> StormReport:
     """Run a storm and check what every storm must leave behind: consistent accounting, only
-    the admitted domains alive, and their pages exactly the memory that left the heap."""
+    the admitted domains alive, and their pages and what they cost Xen exactly the memory
+    that left the heap."""
     with Xenctrl(hv) as ctl:
         free_before = ctl.physinfo().free_pages
         report = boot_storm(hv, requests, mode)  # type: ignore[arg-type]
@@ -35,7 +39,8 @@ def storm(hv: hypervisor_model.Hypervisor, requests: list[BuildRequest], mode: s
         admitted = [r for r in report.results if r.outcome == "admitted"]
         alive = {int(i.domain): int(i.tot_pages) for i in xc_domain_getinfolist(ctl.xch, 1, 64)}
         assert alive.keys() == {r.domid for r in admitted}
-        assert sum(alive.values()) == free_before - ctl.physinfo().free_pages
+        xens = sum(2 + (xc_get_paging_mempool_size(ctl.xch, d) >> 12) for d in alive)
+        assert sum(alive.values()) + xens == free_before - ctl.physinfo().free_pages
         assert ctl.physinfo().outstanding_pages == 0
     assert all(r.populated_pages == 0 for r in report.results if r.outcome == "refused")
     return report
@@ -45,9 +50,10 @@ def test_numa_claims_admit_exactly_what_fits_on_each_node(
     xen_host: hypervisor_model.Hypervisor,
 ) -> None:
     """numa mode claims {pnode: 1046496} (low memory included). Node 0 holds 4 such claims
-    (4185984 <= 4194303 < 5232480), node 1 all 3. A node-0 claim is refused only while 4
-    others hold node 0, and claimed builds always finish, so exactly 4 + 3 are admitted, the
-    other 3 refused before populating, none fails part-way, and locality is 1.0."""
+    (4185984 <= 4194301 - 10 * 130 of Xen's pages < 5232480), node 1 all 3. A node-0 claim
+    is refused only while 4 others hold node 0, and claimed builds always finish, so exactly
+    4 + 3 are admitted, the other 3 refused before populating, none fails part-way, and
+    locality is 1.0."""
     report = storm(xen_host, ONE_NODE_EACH, "numa")
     outcomes = [r.outcome for r in report.results]
     assert (outcomes[:7].count("admitted"), outcomes[7:]) == (4, ["admitted"] * 3)
@@ -57,13 +63,15 @@ def test_numa_claims_admit_exactly_what_fits_on_each_node(
 
 def test_numa_claims_with_two_vnode_guests(xen_host: hypervisor_model.Hypervisor) -> None:
     """Ten guests of vnodes (0, 2048 MiB) + (1, 2048 MiB) claim {0: 522240 - 32 = 522208,
-    1: 524288}. Node 1 holds exactly 8 (8 * 524288 = 4194304) and node 0 too (8 * 522208 =
-    4177664 <= 4194303 < 9 * 522208): 8 admitted, 2 refused, locality 1.0."""
+    1: 524288}. Node 1 holds 7, not 8: 8 * 524288 = 4194304 > 4194300, its free pages before
+    any HAP pool takes a share, and 7 * 524288 fit beside ten pools (4194300 - 10 * 128);
+    node 0 holds 8 (8 * 522208 = 4177664 <= 4194301 - 10 * 130): 7 admitted, 3 refused,
+    locality 1.0."""
     requests = [BuildRequest(f"v{i}", 4096, vnuma=((0, 2048), (1, 2048))) for i in range(10)]
     report = storm(xen_host, requests, "numa")
     assert (report.count("admitted"), report.count("refused"), report.count("part-way")) == (
-        8,
-        2,
+        7,
+        3,
         0,
     )
     assert {r.locality for r in report.results if r.outcome == "admitted"} == {1.0}
@@ -71,7 +79,7 @@ def test_numa_claims_with_two_vnode_guests(xen_host: hypervisor_model.Hypervisor
 
 def test_without_claims_node_0_overflows_part_way(xen_host: hypervisor_model.Hypervisor) -> None:
     """off mode: node 0 can take the ranges of at most 4 of its 7 guests (5 * 1046336 >
-    4194303), so at least 3 fail; each had already populated its low memory (node-less,
+    4194301), so at least 3 fail; each had already populated its low memory (node-less,
     always satisfiable), so they fail part-way. Low memory of a fresh domain starts on node 1
     (round-robin after last_alloc_node 0), so every admitted node-0 guest has locality < 1."""
     report = storm(xen_host, ONE_NODE_EACH, "off")
@@ -85,7 +93,8 @@ def test_without_claims_node_0_overflows_part_way(xen_host: hypervisor_model.Hyp
 
 def test_legacy_claims_do_not_protect_a_node(xen_host: hypervisor_model.Hypervisor) -> None:
     """legacy mode claims 1046496 host-wide. At most 4 + 3 = 7 builds can finish (node 0's
-    limit), and 7 claim holders leave 8388607 - 7 * 1046496 = 1063135 >= 1046496, so a claim
+    limit), and 7 claim holders leave 8388601 - 10 * 258 (Xen's pages for the ten domains at
+    most) - 7 * 1046496 = 1060549 >= 1046496, so a claim
     can only be refused while some doomed build holds memory; either way at least one build
     passes the claim and then fails part-way on node 0."""
     report = storm(xen_host, ONE_NODE_EACH, "legacy")

@@ -73,7 +73,8 @@ def test_a_numa_claim_set_through_xencall1(served: Served, c_program: Callable) 
 def test_c_and_python_clients_at_once(served: Served, c_program: Callable) -> None:
     """Four C programs stake claim sets on four domains while two Python processes build
     four domains each on node 1: every C domain holds its 300 + 200 pages outstanding (2000
-    in all), every Python domain its 1024 pages, node 1 lost exactly 8192."""
+    in all), every Python domain its 1024 pages, node 1 lost exactly 8192 to them and 128
+    to each of the 12 domains' HAP pools (beside the 4 pages of its heap metadata)."""
     with xc.xc_interface_open(server=served.socket) as xch:
         domids = [xc.xc_domain_create(xch) for _ in range(4)]
         for domid in domids:
@@ -99,7 +100,7 @@ def test_c_and_python_clients_at_once(served: Served, c_program: Callable) -> No
     with xc.xc_interface_open(server=served.socket) as xch:
         assert [xc.xc_domain_getinfo_single(xch, d).outstanding_pages for d in domids] == [500] * 4
         assert xc.xc_physinfo(xch).outstanding_pages == 2000
-        assert xc.xc_availheap(xch, 0, 0, 1) == (1048576 - 8192) * 4096
+        assert xc.xc_availheap(xch, 0, 0, 1) == (1048576 - 4 - 12 * 128 - 8192) * 4096
     built = [d for d in served.hv.domain_list() if d.domain_id not in (0, *domids)]
     assert [d.tot_pages for d in built] == [1024] * 8
     served.hv.check_invariants()
@@ -139,12 +140,16 @@ def test_debians_libxenctrl_builds_a_domain_under_exec(
     short_dir: Path, c_program: Callable
 ) -> None:
     """xenctrl_calls.c through ``xlemu exec`` on ``host init --xen 4.17 --nodes 2
-    --node-memory 4096 --dom0-memory 0``: 2 x 1048576 pages, MFN 0 kept, so 2097151 free
-    (node 0 1048575, node 1 1048576), 8 CPUs (4 per node), distances 10 local / 20 remote.
-    Domain 1 (4.17 picks a free domid for 0), 1 GiB = 262144 pages max: 262145 is EINVAL,
-    1024 is claimed, a second claim while one stands is EINVAL, 0 cancels; at 16 GiB max
-    (4194304 pages) 3000000 pages is ENOMEM (more than 2097151 free). Claim 1024, populate
-    512 pages on node 1: node 1 has 1048576 - 512 left, 512 stay claimed. Destroyed, all
+    --node-memory 4096 --dom0-memory 0``: 2 x 1048576 pages; node 0 keeps MFN 0 and gives
+    dom0's structure and shared-info page (2), node 1 gives 4 to its heap metadata
+    (init_node_heap), so 2097152 - 1 - 2 - 4 = 2097145 free (node 0 1048573, node 1
+    1048572); 8 CPUs (4 per node), distances 10 local / 20 remote. Domain 1 (4.17 picks a
+    free domid for 0) costs Xen its structure and shared info (node 0) and the 256-page HAP
+    pool, allocated a page at a time alternating between the nodes (128 each): 2097145 -
+    258 = 2096887 free. 1 GiB = 262144 pages max: 262145 is EINVAL, 1024 is claimed, a
+    second claim while one stands is EINVAL, 0 cancels; at 16 GiB max (4194304 pages)
+    3000000 pages is ENOMEM. Claim 1024, populate 512 pages on node 1: node 0 has 1048573 -
+    130 = 1048443, node 1 1048572 - 128 - 512 = 1047932, 512 stay claimed. Destroyed, all
     comes back."""
     state = short_dir / "host.json"
     env = environment(short_dir, state)
@@ -154,10 +159,10 @@ def test_debians_libxenctrl_builds_a_domain_under_exec(
     assert (run.returncode, run.stderr) == (0, "")
     page = 4096
     assert run.stdout.splitlines() == [
-        "physinfo 2 8 2097152 2097151 0",  # nodes, cpus, total, free, outstanding
-        f"numainfo node0 {1048576 * page} {1048575 * page} 10 20",
-        f"numainfo node1 {1048576 * page} {1048576 * page} 20 10",
-        f"availheap_host {2097151 * page}",
+        "physinfo 2 8 2097152 2097145 0",  # nodes, cpus, total, free, outstanding
+        f"numainfo node0 {1048576 * page} {1048573 * page} 10 20",
+        f"numainfo node1 {1048576 * page} {1048572 * page} 20 10",
+        f"availheap_host {2097145 * page}",
         "create 0",
         "domid 1",
         "max_vcpus 0",
@@ -165,21 +170,21 @@ def test_debians_libxenctrl_builds_a_domain_under_exec(
         "claim_above_max EINVAL",
         "claim 0",
         "claim_again EINVAL",
-        "physinfo_claimed 2 8 2097152 2097151 1024",
+        "physinfo_claimed 2 8 2097152 2096887 1024",
         "claim_cancel 0",
         "setmaxmem_16g 0",
         "claim_too_much ENOMEM",
-        "physinfo_refused 2 8 2097152 2097151 0",
+        "physinfo_refused 2 8 2097152 2096887 0",
         "claim_for_build 0",
         "populate 0",
-        f"availheap_node0 {1048575 * page}",
-        f"availheap_node1 {(1048576 - 512) * page}",
-        "physinfo_built 2 8 2097152 2096639 512",
+        f"availheap_node0 {1048443 * page}",
+        f"availheap_node1 {1047932 * page}",
+        "physinfo_built 2 8 2097152 2096375 512",
         "getinfolist 2",
         "  d0 tot 0 max 0 outstanding 0 vcpus 8",
         "  d1 tot 512 max 4194304 outstanding 512 vcpus 2",
         "destroy 0",
         "getinfolist_after 1",
         "  d0 tot 0 max 0 outstanding 0 vcpus 8",
-        "physinfo_after 2 8 2097152 2097151 0",
+        "physinfo_after 2 8 2097152 2097145 0",
     ]

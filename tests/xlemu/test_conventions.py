@@ -278,16 +278,17 @@ def test_vm_list(two: Xl) -> None:
 
 def test_sharing(two: Xl) -> None:
     """sharing (xl_mem.c): Mem as in list (allocated + claimed), Shared from shr_pages.
-    web: (1024 - 8) MiB - 32 pages + 16 = 260080 pages -> 1015; db: (512 - 8) MiB = 129024
-    - 32 + 16 = 129008 pages -> 503."""
+    web: the build's (1024 - 8) MiB - 32 pages + 16 = 260080 pages and the device model's
+    8 MiB of video RAM, 2048 pages: 262128 * 4 // 1024 = 1023; db: (512 - 8) MiB = 129024
+    - 32 + 16 = 129008, + 2048 = 131056 pages -> 511."""
     assert two.ok("sharing").splitlines() == [
         "Name                                        ID   Mem Shared",
         "Domain-0                                     0  1024      0",
-        "web                                          1  1015      0",
-        "db                                           2   503      0",
+        "web                                          1  1023      0",
+        "db                                           2   511      0",
     ]
     assert two.ok("sharing", "db").splitlines()[1:] == [
-        "db                                           2   503      0"
+        "db                                           2   511      0"
     ]
 
 

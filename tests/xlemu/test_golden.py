@@ -13,22 +13,33 @@ xl.conf ``claim_mode = 1`` (legacy claims, released at the end of every build). 
 
 Pages, by hand (4 KiB pages, 256 per MiB; nodes back to back from MFN 0):
 
-* node 0: 8192 MiB = 2097152 pages, MFN 0 never free -> 2097151 free at boot.
-* node 1: 2097152 pages - dom0 512 MiB (131072 pages; dom0's first node-less extent goes to
-  node 1) -> 1966080 free.
-* web: (2048 - 8 video) MiB = 522240 pages - 32 (VGA hole) + 8 special + 8 ioreq pages
-  = 522224, all on node 0 (node affinity 0) -> node 0: 2097151 - 522224 = 1574927.
-* db: 1024 MiB = 262144 pages on node 1 -> node 1: 1966080 - 262144 = 1703936.
-* batch (meminit_hvm, xg_dom_x86.c): vnode 0 = (1024 - 8 video) MiB = 260096 pages at pfns
-  0..260095 on pnode 0, of which pfns 0..0x9F (160) are populated first without a node and
-  0xA0..0xBF (32) are the VGA hole: 260096 - 160 - 32 = 259904 exact on node 0; vnode 1 =
-  262144 exact on node 1. The node-less pages alternate between the nodes (get_free_buddy
-  cycles from last_alloc_node): the 160 low pages 80 + 80, the 16 special/ioreq pages after
-  meminit 8 + 8. Node 0: 259904 + 80 + 8 = 259992; node 1: 262144 + 80 + 8 = 262232;
-  total 522224 (as web). Node 0: 1574927 - 259992 = 1314935; node 1: 1703936 - 262232
-  = 1441704. free_pages = 1314935 + 1441704 = 2756639.
+* node 0: 8192 MiB = 2097152 pages, MFN 0 never free, dom0's structure and shared-info pages
+  taken at boot (alloc_domain_struct, arch_domain_create) -> 2097149 free.
+* node 1: 2097152 pages - 4 for its free lists (init_node_heap takes the head of a node's
+  first range unless it starts 1 GiB-aligned and ends no less aligned) - dom0 512 MiB
+  (131072 pages; dom0's first node-less extent goes to node 1) -> 1966076 free.
+* Creating an HVM guest costs Xen 2 pages of node 0 (structure, shared info) and a 256-page
+  HAP pool taken before any node affinity is set, round-robin from node 1: 128 + 128. libxl
+  then grows the pool to shadow_memkb = 4 * (256 * 2 vCPUs + 2048 MiB) = 10240 KiB = 2560
+  pages (2304 more), a PV guest costs the 2 pages only. After the build QEMU backs the
+  8 MiB of video RAM: 2048 pages more for the guest.
+* web: placed on node 0 (node 0: 2097149 - 130 = 2097019 free > node 1: 1965948), so its
+  2304 pool pages come from node 0; (2048 - 8 video) MiB = 522240 pages - 32 (VGA hole) +
+  8 special + 8 ioreq pages + 2048 video = 524272, all on node 0 -> node 0: 2097019 - 2304
+  - 524272 = 1570443; node 1: 1965948.
+* db: 2 pages of node 0 (1570441); 1024 MiB = 262144 pages on node 1 -> 1703804.
+* batch (meminit_hvm, xg_dom_x86.c): 2 pages of node 0 and 128 + 128 of HAP pool; no
+  node affinity (vNUMA), so its 2304 more pool pages alternate, 1152 + 1152. vnode 0 =
+  (1024 - 8 video) MiB = 260096 pages at pfns 0..260095 on pnode 0, of which pfns 0..0x9F
+  (160) are populated first without a node and 0xA0..0xBF (32) are the VGA hole:
+  260096 - 160 - 32 = 259904 exact on node 0; vnode 1 = 262144 exact on node 1. The
+  node-less pages alternate between the nodes (get_free_buddy cycles from
+  last_alloc_node): the 160 low pages 80 + 80, the 16 special/ioreq pages 8 + 8, the 2048
+  video pages 1024 + 1024. Node 0: 259904 + 80 + 8 + 1024 = 261016; node 1: 262144 + 80 +
+  8 + 1024 = 263256; total 524272 (as web). Node 0: 1570441 - 130 - 1152 - 261016 =
+  1308143; node 1: 1703804 - 128 - 1152 - 263256 = 1439268. free_pages = 2747411.
 * batch's claim: node 1 512 MiB = 131072 pages + host 256 MiB = 65536 pages = 196608 pages
-  (max_pages (3072+1) MiB = 786688 >= 196608 + tot_pages 522224 = 718832: accepted).
+  (max_pages (3072+1) MiB = 786688 >= 196608 + tot_pages 524272 = 720880: accepted).
 """
 
 from __future__ import annotations
@@ -69,12 +80,12 @@ hw_caps                : 00000000:00000000:00000000:00000000:00000000:00000000:0
 virt_caps              : pv hvm hap shadow gnttab-v1 gnttab-v2
 """
 # total_memory 4194304 pages // 256 = 16384
-# free_memory (free_pages - outstanding) // 256 = (2756639 - 196608) // 256 = 2560031 // 256
-#             = 10000 (10000 * 256 = 2560000, 31 pages left over)
+# free_memory (free_pages - outstanding) // 256 = (2747411 - 196608) // 256 = 2550803 // 256
+#             = 9964 (9964 * 256 = 2550784, 19 pages left over)
 # outstanding_claims 196608 // 256 = 768; free_cpus: every CPU is in Pool-0 -> 0
 MEMORY_LINES = """\
 total_memory           : 16384
-free_memory            : 10000
+free_memory            : 9964
 sharing_freed_memory   : 0
 sharing_used_memory    : 0
 outstanding_claims     : 768
@@ -103,8 +114,8 @@ xend_config_format     : 4
 """
 # cpu rows "%3d:    %4d     %4d     %4d": CPU i is core i % 4 of socket (= node) i // 4.
 # numa rows "%4d:    %6lu     %6lu      %d" + ",%d": memsize 2097152 pages >> 8 = 8192;
-# memfree (claims not subtracted) node 0: 1314935 >> 8 = 5136 (5136 * 256 = 1314816),
-# node 1: 1441704 >> 8 = 5631 (5631 * 256 = 1441536); distances 10 local, 20 remote.
+# memfree (claims not subtracted) node 0: 1308143 >> 8 = 5109 (5109 * 256 = 1307904),
+# node 1: 1439268 >> 8 = 5622 (5622 * 256 = 1439232); distances 10 local, 20 remote.
 NUMA_LINES = """\
 cpu_topology           :
 cpu:    core    socket     node
@@ -121,40 +132,40 @@ device           node
 No device topology data available
 numa_info              :
 node:    memsize    memfree    distances
-   0:      8192       5136      10,20
-   1:      8192       5631      20,10
+   0:      8192       5109      10,20
+   1:      8192       5622      20,10
 """
 
 # Rows "%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f"; Mem = (tot + outstanding) * 4 // 1024:
 #   Domain-0 131072 * 4 // 1024 = 512, 8 vCPUs, running the toolstack: r-----
-#   web      522224 * 4 // 1024 = 2088896 // 1024 = 2039 (2039 * 1024 = 2087936), -b----
+#   web      524272 * 4 // 1024 = 2097088 // 1024 = 2047 (2047 * 1024 = 2096128), -b----
 #   db       262144 * 4 // 1024 = 1024, -b----
-#   batch    (522224 + 196608) * 4 // 1024 = 2875328 // 1024 = 2807, paused: --p---;
+#   batch    (524272 + 196608) * 4 // 1024 = 2883520 // 1024 = 2815, paused: --p---;
 #            VCPUs 1: the build's vcpu_hvm brought vCPU 0 up (its CPU record); never
 #            unpaused, it has not run, so it is neither running nor blocked
 LIST = """\
 Name                                        ID   Mem VCPUs\tState\tTime(s)
 Domain-0                                     0   512     8     r-----       0.0
-web                                          1  2039     2     -b----       0.0
+web                                          1  2047     2     -b----       0.0
 db                                           2  1024     2     -b----       0.0
-batch                                        3  2807     1     --p---       0.0
+batch                                        3  2815     1     --p---       0.0
 """
 # " NODE Affinity": print_bitmap of each node affinity over nr_nodes 2: dom0 and the vNUMA
 # guest (no nodemap: every node) "all", web placed on node 0 "0", db pinned to node 1 "1".
 LIST_NUMA = """\
 Name                                        ID   Mem VCPUs\tState\tTime(s) NODE Affinity
 Domain-0                                     0   512     8     r-----       0.0 all
-web                                          1  2039     2     -b----       0.0 0
+web                                          1  2047     2     -b----       0.0 0
 db                                           2  1024     2     -b----       0.0 1
-batch                                        3  2807     1     --p---       0.0 all
+batch                                        3  2815     1     --p---       0.0 all
 """
 # "  Claimed" and " %5lu" of outstanding_memkb / 1024: batch 196608 * 4 // 1024 = 768.
 CLAIMS = """\
 Name                                        ID   Mem VCPUs\tState\tTime(s)  Claimed
 Domain-0                                     0   512     8     r-----       0.0     0
-web                                          1  2039     2     -b----       0.0     0
+web                                          1  2047     2     -b----       0.0     0
 db                                           2  1024     2     -b----       0.0     0
-batch                                        3  2807     1     --p---       0.0   768
+batch                                        3  2815     1     --p---       0.0   768
 """
 # Each domain's claim set (XEN_DOMCTL_claim_memory GET) in MiB, "%-40s %5s %7s" + " %7s":
 # batch host-wide 65536 >> 8 = 256, node 1 131072 >> 8 = 512.
@@ -220,10 +231,10 @@ def test_info_numa(golden: Xl) -> None:
 @pytest.mark.parametrize(
     ("field", "expected"),
     [
-        ("free_memory", "10000\n"),
+        ("free_memory", "9964\n"),
         ("total_memory", "16384\n"),
         ("outstanding_claims", "768\n"),
-        ("free", "10000\n0\n"),  # a prefix: free_memory and free_cpus (strncmp in maybe_printf)
+        ("free", "9964\n0\n"),  # a prefix: free_memory and free_cpus (strncmp in maybe_printf)
         ("xen_version", "4.23-unstable\n"),
         ("nr_", "8\n2\n"),  # nr_cpus, nr_nodes
         ("nosuchfield", ""),  # nothing matches: nothing printed, still exit 0
@@ -288,21 +299,23 @@ def test_read_only_commands_leave_the_state_file_untouched(golden: Xl) -> None:
 
 
 def test_destroy_returns_the_memory_and_the_claim(golden: Xl) -> None:
-    """destroy drops batch's pages and its claim (domain_kill releases claims)."""
+    """destroy drops batch's pages, what it cost Xen, and its claim (domain_kill releases
+    claims)."""
     assert golden.ok("destroy", "batch") == ""
     header, *rows = LIST.splitlines(keepends=True)
     assert golden.ok("list") == header + "".join(rows[:3])
-    # free_pages 2756639 + 522224 = 3278863, no claims: 3278863 // 256 = 12808 (12808 * 256
-    # = 3278848); outstanding 0
-    assert golden.ok("info", "free_memory") == "12808\n"
+    # free_pages 2747411 + 524272 + 2 + 2560 (structure, shared info, paging pool) =
+    # 3274245, no claims: 3274245 // 256 = 12790 (12790 * 256 = 3274240); outstanding 0
+    assert golden.ok("info", "free_memory") == "12790\n"
     assert golden.ok("info", "outstanding_claims") == "0\n"
-    # numa memfree: node 0 (1314935 + 259992) >> 8 = 1574927 >> 8 = 6152 (6152 * 256 =
-    # 1574912); node 1 (1441704 + 262232) >> 8 = 1703936 >> 8 = 6656 exactly
+    # numa memfree: node 0 (1308143 + 261016 + 130 + 1152) >> 8 = 1570441 >> 8 = 6134
+    # (6134 * 256 = 1570304); node 1 (1439268 + 263256 + 128 + 1152) >> 8 = 1703804 >> 8
+    # = 6655 (6655 * 256 = 1703680)
     numa = golden.ok("info", "-n").split("numa_info              :\n")[1]
     assert numa.startswith(
         "node:    memsize    memfree    distances\n"
-        "   0:      8192       6152      10,20\n"
-        "   1:      8192       6656      20,10\n"
+        "   0:      8192       6134      10,20\n"
+        "   1:      8192       6655      20,10\n"
     )
 
 
@@ -310,7 +323,7 @@ def test_paused_domain_has_vcpu0_online(golden: Xl) -> None:
     """A domain built and left paused has vCPU 0 online (getdomaininfo in domctl.c counts
     vCPUs without VPF_down; the boot context cleared it for vCPU 0)."""
     row = golden.ok("list", "batch").splitlines()[1]
-    assert row == "batch                                        3  2807     1     --p---       0.0"
+    assert row == "batch                                        3  2815     1     --p---       0.0"
 
 
 # -- the same sequence on a Xen 4.17 host (Debian 12's) --------------------------------------

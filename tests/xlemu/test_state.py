@@ -191,7 +191,7 @@ DIGITS = "@5000 digits@"  # stands for a 5000-digit number, which json.dumps ref
 DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
     "newer-version": (_set("version", 99), "expected state version 2 or older, got 99"),
     "version-a-string": (_set("version", "1"), "expected state version 2 or older, got '1'"),
-    "newer-host-version": (_set("host.version", 99), "expected state version 2 or older, got 99"),
+    "newer-host-version": (_set("host.version", 99), "expected state version 3 or older, got 99"),
     "other-format": (_set("format", "something-else"), "expected an xlemu-state file"),
     "not-an-object": (lambda doc: [1, 2], "expected an xlemu-state file"),
     "unknown-top-key": (_set("colour", 1), "damaged state: unexpected key 'colour'"),

@@ -61,8 +61,9 @@ def test_first_session(tmp_path: Path) -> None:
         f"in {state}\n"
     )
     assert (info.returncode, info.stderr) == (0, notice)
-    # total 2 * 4194304 pages // 256 = 32768; free (8388608 - 262144 dom0 - 1 MFN 0) // 256
-    # = 8126463 // 256 = 31743
+    # total 2 * 4194304 pages // 256 = 32768; free (8388608 - 262144 dom0 - 1 MFN 0 - 2
+    # dom0's structure and shared info - 4 node 1's heap metadata) // 256 = 8126457 // 256
+    # = 31743
     assert "total_memory           : 32768\n" in info.stdout
     assert "free_memory            : 31743\n" in info.stdout
     assert state.exists()
@@ -72,8 +73,9 @@ def test_first_session(tmp_path: Path) -> None:
     run = xlemu(env, "create", "vm1.cfg", cwd=tmp_path)
     assert (run.returncode, run.stdout, run.stderr) == (0, "", "Parsing config from vm1.cfg\n")
 
-    # vm1: (4096 - 8) MiB = 1046528 pages - 32 VGA hole + 16 special = 1046512 -> 4087 MiB
-    vm1 = "vm1                                          1  4087     2     -b----       0.0"
+    # vm1: (4096 - 8) MiB = 1046528 pages - 32 VGA hole + 16 special + 2048 video RAM
+    # (QEMU's) = 1048560 -> 4095 MiB
+    vm1 = "vm1                                          1  4095     2     -b----       0.0"
     run = xlemu(env, "list")
     assert (run.returncode, run.stdout, run.stderr) == (0, f"{HEADER}\n{DOM0_DEFAULT}\n{vm1}\n", "")
     run = xlemu(env, "claims")  # legacy claims are released at the end of the build

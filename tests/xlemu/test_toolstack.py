@@ -17,6 +17,7 @@ from xenhost.xenstore import XsHandle
 from xl_helpers import Xl
 from xlemu import picture
 from xlemu.create import create_domain, read_xl_conf
+from xlemu.devicemodel import video_ram_gfn
 from xlemu.state import new_xenstore
 from xlemu.toolstack import (
     Toolstack,
@@ -29,6 +30,8 @@ from xlemu.toolstack import (
 
 from hypervisor_model import Hypervisor, make_host
 from hypervisor_model.counters import Change
+from xenctrl import XenError
+from xenctrl import domain as xcd
 from xenctrl.trace import CallRecord, HypercallRecord, Trace
 
 GiB_KB = 1 << 20
@@ -156,21 +159,22 @@ def test_need_memory_kb(memory_mib: int, maxmem_mib: int, vcpus: int, hvm: bool,
 @pytest.fixture
 def three_nodes() -> Toolstack:
     """3 x 4096 MiB, 4 CPUs each (dom0: 12 vCPUs, affinity all: 12 on every node).
-    Free KiB: node 0 (1048576 - 1) * 4 = 4194300, node 1 (1048576 - 131072) * 4 = 3670016,
-    node 2 1048576 * 4 = 4194304."""
+    Free KiB: node 0 (1048576 - 1 - 2) * 4 = 4194292 (MFN 0; dom0's structure and shared
+    info), node 1 (1048576 - 4 - 131072) * 4 = 3670000 (its heap metadata; dom0's 512 MiB),
+    node 2 (1048576 - 4) * 4 = 4194288."""
     return toolstack((4096, 4096, 4096))
 
 
 @pytest.mark.parametrize(
     ("memkb", "vcpus", "nodes"),
     [
-        (GiB_KB, 1, [2]),  # all fit, 12 vCPUs each: most free memory, node 2 (+4 KiB)
-        (4194304, 1, [2]),  # only node 2 has 4194304 KiB
-        # no single node: pairs {0,1} 7864316, {0,2} 8388604, {1,2} 7864320; 24 vCPUs each
-        (4194305, 1, [0, 2]),
+        (GiB_KB, 1, [0]),  # all fit, 12 vCPUs each: most free memory, node 0 (+4 KiB)
+        (4194292, 1, [0]),  # only node 0 has 4194292 KiB
+        # no single node: pairs {0,1} 7864292, {0,2} 8388580, {1,2} 7864288; 24 vCPUs each
+        (4194293, 1, [0, 2]),
         (GiB_KB, 5, [0, 2]),  # 5 vCPUs > 4 CPUs per node: at least ceil(5 / 4) = 2 nodes
-        (12058620, 1, [0, 1, 2]),  # 4194300 + 3670016 + 4194304 = everything free
-        (12058621, 1, None),  # one KiB more than the host has free: no candidate
+        (12058580, 1, [0, 1, 2]),  # 4194292 + 3670000 + 4194288 = everything free
+        (12058581, 1, None),  # one KiB more than the host has free: no candidate
         (GiB_KB, 13, None),  # 13 vCPUs > 12 CPUs
     ],
 )
@@ -196,15 +200,16 @@ def test_placement_prefers_fewer_vcpus_over_more_free_memory() -> None:
 
 def test_placement_counts_node_claims_as_taken() -> None:
     """Placement looks for unclaimed free memory. Host 2 x 4096 MiB; c (PV 64 MiB, node 1,
-    1 vCPU) claims 1 GiB on node 0. Node 0: 4194300 - 1048576 = 3145724 KiB unclaimed,
-    8 vCPUs; node 1: (1048576 - 131072 - 16384) * 4 = 3604480 KiB, 8 + 1 = 9 vCPUs."""
+    1 vCPU) claims 1 GiB on node 0. Node 0: (1048576 - 1 - 2 - 2) * 4 - 1048576 = 3145708
+    KiB unclaimed (MFN 0; dom0's and c's structure and shared info), 8 vCPUs; node 1:
+    (1048576 - 4 - 131072 - 16384) * 4 = 3604464 KiB, 8 + 1 = 9 vCPUs."""
     ts = toolstack()
     c = create(ts, 'name="c"', "memory=64", 'cpus="nodes:1"')
     ts.mem_max("c", "4096")
     ts.claim_set("c", ["node0=1G"])
-    assert ts.place(3145724, 1) == [0]  # fits node 0 exactly; fewer vCPUs there
-    assert ts.place(3145725, 1) == [1]  # one KiB more: only node 1
-    assert ts.place(3604481, 1) == [0, 1]  # neither alone
+    assert ts.place(3145708, 1) == [0]  # fits node 0 exactly; fewer vCPUs there
+    assert ts.place(3145709, 1) == [1]  # one KiB more: only node 1
+    assert ts.place(3604465, 1) == [0, 1]  # neither alone
     assert c == 1
 
 
@@ -223,11 +228,17 @@ def test_placement_skips_a_domain_destroyed_while_it_looks() -> None:
 
 
 def test_create_places_by_libxl_memory_estimate(three_nodes: Toolstack) -> None:
-    """HVM 4077 MiB, 1 vCPU needs 4194304 KiB (see test_need_memory_kb): only node 2 holds it,
-    so the guest lands on node 2 alone: (4077 - 8) MiB = 1041664 pages - 32 + 16 = 1041648."""
-    domid = create(three_nodes, 'name="big"', 'type="hvm"', "memory=4077")
+    """HVM 4075 MiB, 1 vCPU needs 4075 * 1024 + 4 * (256 + 4075) + 2048 = 4192172 KiB, in
+    2 MiB steps 4192256 (libxl__domain_need_memory_calculate). When placement runs, the new
+    domain has cost Xen its structure and shared info (node 0) and its 256-page HAP pool,
+    round-robin from node 1: 86 + 85 + 85. Free KiB: node 0 (1048573 - 2 - 85) * 4 =
+    4193944, node 1 (917500 - 86) * 4 = 3669656, node 2 (1048572 - 85) * 4 = 4193948.
+    Nodes 0 and 2 hold it with 13 vCPUs each; node 2 has 4 KiB more free and wins, so the
+    guest lands there alone: (4075 - 8) MiB = 1041152 pages - 32 + 16 + 2048 video =
+    1043184."""
+    domid = create(three_nodes, 'name="big"', 'type="hvm"', "memory=4075")
     assert affinity(three_nodes, domid) == "2"
-    assert pages_on_nodes(three_nodes, domid) == [0, 0, 1041648]
+    assert pages_on_nodes(three_nodes, domid) == [0, 0, 1043184]
 
 
 def test_create_with_cpus_nodes_pins_affinity() -> None:
@@ -253,8 +264,49 @@ def test_created_domain_record_is_named_and_listed() -> None:
     domid = create(ts, 'name="web"', 'type="hvm"', "memory=1024")
     assert ts.find_domain("web") == domid
     assert ts.name_if_exists(domid) == "web"
-    # Mem: (1024 - 8) MiB = 260096 pages - 32 + 16 = 260080 pages * 4 // 1024 = 1015
-    assert ts.list_lines("web")[1].split()[:4] == ["web", "1", "1015", "1"]
+    # Mem: (1024 - 8) MiB = 260096 pages - 32 + 16 + 2048 video (QEMU) = 262128 pages
+    # * 4 // 1024 = 1023
+    assert ts.list_lines("web")[1].split()[:4] == ["web", "1", "1023", "1"]
+
+
+# -- what libxl and the device model add -----------------------------------------------------
+
+
+def test_create_sizes_the_paging_pool_as_libxl_does() -> None:
+    """libxl__arch_domain_create sets shadow_memkb for HVM/PVH (libxl__get_required_paging_
+    memory): 4 * (256 * 2 vCPUs + 2048 MiB) = 10240 KiB; a PV guest keeps none."""
+    ts = toolstack()
+    hvm = create(ts, 'name="h"', 'type="hvm"', "memory=2048", "vcpus=2")
+    pv = create(ts, 'name="p"', "memory=64")
+    assert xcd.xc_get_paging_mempool_size(ts.xch, hvm) == 10240 << 10
+    with pytest.raises(XenError):
+        xcd.xc_get_paging_mempool_size(ts.xch, pv)
+
+
+@pytest.mark.parametrize(
+    ("maxmem_mib", "gfn"),
+    [
+        # -m 1016 MiB: xen.ram is 260096 pages, already 64-page aligned
+        (1024, 260096),
+        # -m 4088 MiB >= 3840 MiB (HVM_BELOW_4G_RAM_END): xen.ram spans 4 GiB + 248 MiB
+        (4096, 0x100000 + 248 * 256),
+    ],
+)
+def test_video_ram_lands_after_qemus_ram_block(maxmem_mib: int, gfn: int) -> None:
+    assert video_ram_gfn(maxmem_mib << 10, 8192) == gfn
+
+
+def test_hvm_guests_own_their_video_ram() -> None:
+    """QEMU backs 8 MiB of video RAM (xen_ram_alloc): 2048 pages at gfn 260096 for a
+    1024 MiB guest; a PVH guest has no device model and no video RAM."""
+    ts = toolstack()
+    hvm = create(ts, 'name="h"', 'type="hvm"', "memory=1024")
+    pvh = create(ts, 'name="p"', 'type="pvh"', "memory=1024")
+    d = ts.hv.find_domain(hvm)
+    assert d is not None and d.p2m.covered(260096, 260096 + 2048) == 2048
+    # HVM: 1016 MiB - 32 + 16 + 2048; PVH: 1024 MiB + 8 special pages
+    assert ts.api.domain_getinfo(hvm).tot_pages == 260096 - 32 + 16 + 2048
+    assert ts.api.domain_getinfo(pvh).tot_pages == 262144 + 8
 
 
 # -- vNUMA ------------------------------------------------------------------------------------
@@ -268,11 +320,12 @@ VNUMA = 'vnuma=[["pnode=0","size=512","vcpus=0"],["pnode=1","size=512","vcpus=1"
         # vnode 0: (512 - 8) MiB = 129024 pages at pfns 0..129023: 129024 - 160 low pages - 32
         # VGA hole = 128832 exact on node 0; vnode 1 131072 exact on node 1. The 160 low
         # pages have no node flag and alternate (80 + 80); the 16 special/ioreq pages after
-        # meminit alternate too (8 + 8). Total (1024 - 8) * 256 - 32 + 16 = 260080.
-        ("legacy", [128832 + 80 + 8, 131072 + 80 + 8]),
-        ("off", [128832 + 80 + 8, 131072 + 80 + 8]),
-        # the numa mode keeps the low pages on range 0's node: 128832 + 160 + 8
-        ("numa", [128832 + 160 + 8, 131072 + 8]),
+        # meminit alternate too (8 + 8), and so do the 2048 pages of video RAM QEMU
+        # populates (1024 + 1024). Total (1024 - 8) * 256 - 32 + 16 + 2048 = 262128.
+        ("legacy", [128832 + 80 + 8 + 1024, 131072 + 80 + 8 + 1024]),
+        ("off", [128832 + 80 + 8 + 1024, 131072 + 80 + 8 + 1024]),
+        # the numa mode keeps the low pages on range 0's node: 128832 + 160 + 8 + 1024
+        ("numa", [128832 + 160 + 8 + 1024, 131072 + 8 + 1024]),
     ],
 )
 def test_vnuma_puts_each_vnode_on_its_pnode(mode: str, pages: list[int]) -> None:
@@ -452,12 +505,13 @@ def test_claim_set_reads_back_and_clears() -> None:
 def golden_picture() -> picture.MemoryPicture:
     """The host of test_golden.py: 2 x 8192 MiB, dom0 512; web (HVM 2048, node 0), db (PV
     1024, node 1), batch (HVM vNUMA 1024 + 1024, paused), batch claims node1=512M host=256M.
-    Pages per node (worked out in test_golden.py): node 0 web 522224, batch 259992, free
-    1314935; node 1 dom0 131072, db 262144, batch 262232, free 1441704, claimed 131072."""
+    Pages per node (worked out in test_golden.py): node 0 web 524272, batch 261016, free
+    1308143; node 1 dom0 131072, db 262144, batch 263256, free 1439268, claimed 131072.
+    (The rest of each node is Xen's: heap metadata and what each domain costs Xen.)"""
     ts = toolstack((8192, 8192))
     create(ts, 'name="web"', 'type="hvm"', "memory=2048", "vcpus=2")
     create(ts, 'name="db"', 'type="pv"', "memory=1024", "vcpus=2", 'cpus="nodes:1"')
-    batch = 'vnuma=[["pnode=0","size=1024"],["pnode=1","size=1024"]]'
+    batch = 'vnuma=[["pnode=0","size=1024","vcpus=0"],["pnode=1","size=1024","vcpus=1"]]'
     create(ts, 'name="batch"', 'type="hvm"', "vcpus=2", batch, paused=True)
     ts.mem_max("batch", "3072")
     ts.claim_set("batch", ["node1=512M", "host=256M"])
@@ -467,26 +521,26 @@ def golden_picture() -> picture.MemoryPicture:
 def test_memory_picture_numbers(golden_picture: picture.MemoryPicture) -> None:
     p = golden_picture
     assert [(n.node, n.size, n.free, n.claimed) for n in p.nodes] == [
-        (0, 2097152, 1314935, 0),
-        (1, 2097152, 1441704, 131072),
+        (0, 2097152, 1308143, 0),
+        (1, 2097152, 1439268, 131072),
     ]
-    assert p.nodes[0].domains == {0: 0, 1: 522224, 2: 0, 3: 259992}
-    assert p.nodes[1].domains == {0: 131072, 1: 0, 2: 262144, 3: 262232}
+    assert p.nodes[0].domains == {0: 0, 1: 524272, 2: 0, 3: 261016}
+    assert p.nodes[1].domains == {0: 131072, 1: 0, 2: 262144, 3: 263256}
     assert p.names == {0: "Domain-0", 1: "web", 2: "db", 3: "batch"}
     assert p.host_claims == 65536
 
 
 def test_bars(golden_picture: picture.MemoryPicture) -> None:
     """50 cells per node, pages * 50 / node size, the largest remainders get the cells left.
-    Node 0: web 12.45, batch 6.20, claimed 0, free 31.35 -> 12 + 6 + 0 + 31 = 49, web's .45
-    is largest -> 13 B, 6 D, 31 '.'. Node 1: dom0 3.125, db 6.25, batch 6.2521, claimed
-    3.125, free 31.2478 -> 49, batch's .2521 largest -> 3 A, 6 C, 7 D, 3 ':', 31 '.'.
-    Text: used node 0 (522224 + 259992) >> 8 = 3055, node 1 655448 >> 8 = 2560; claimed
-    131072 >> 8 = 512; free 1314935 >> 8 = 5136, (1441704 - 131072) >> 8 = 5119."""
+    Node 0: web 12.4997, batch 6.2232, claimed 0, free 31.1887 -> 12 + 6 + 0 + 31 = 49,
+    web's .4997 is largest -> 13 B, 6 D, 31 '.'. Node 1: dom0 3.125, db 6.25, batch 6.2765,
+    claimed 3.125, free 31.1901 -> 49, batch's .2765 largest -> 3 A, 6 C, 7 D, 3 ':', 31 '.'.
+    Text: used node 0 (524272 + 261016) >> 8 = 3067, node 1 656472 >> 8 = 2564; claimed
+    131072 >> 8 = 512; free 1308143 >> 8 = 5109, (1439268 - 131072) >> 8 = 5110."""
     assert picture.bars(golden_picture) == (
-        f"NODE0 [{'B' * 13}{'D' * 6}{'.' * 31}]    8192 MiB: used 3055, claimed 0, free 5136\n"
-        f"NODE1 [{'A' * 3}{'C' * 6}{'D' * 7}{':' * 3}{'.' * 31}]    8192 MiB: used 2560, "
-        "claimed 512, free 5119\n"
+        f"NODE0 [{'B' * 13}{'D' * 6}{'.' * 31}]    8192 MiB: used 3067, claimed 0, free 5109\n"
+        f"NODE1 [{'A' * 3}{'C' * 6}{'D' * 7}{':' * 3}{'.' * 31}]    8192 MiB: used 2564, "
+        "claimed 512, free 5110\n"
         "legend: A=Domain-0 (d0)  B=web (d1)  C=db (d2)  D=batch (d3)  :=claimed  .=free\n"
         "host-wide claims (any node): 256 MiB"
     )
@@ -496,10 +550,11 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def test_svg_is_xml_with_one_rect_per_segment(golden_picture: picture.MemoryPicture) -> None:
-    """600 px per bar, cells as in test_bars. Node 0: web 149.41, batch 74.38, claimed 0,
-    free 376.21 -> 599; web's .41 largest -> 150, 74, 0, 376. Node 1: dom0 37.5, db 75.0,
-    batch 75.03, claimed 37.5, free 374.97 -> 598; free (.97) then dom0 (.5, before the
-    claimed .5) -> 38, 75, 75, 37, 375. Colours: the palette in domid order; claimed, free."""
+    """600 px per bar, cells as in test_bars. Node 0: web 149.9954, batch 74.678, claimed 0,
+    free 374.265 -> 597; web (.9954), batch (.678), free (.265) get the 3 left -> 150, 75, 0,
+    375. Node 1: dom0 37.5, db 75.0, batch 75.3186, claimed 37.5, free 374.2806 -> 598;
+    dom0 and claimed (.5 each) get the 2 left -> 38, 75, 75, 38, 374. Colours: the palette
+    in domid order; claimed, free."""
     root = ET.fromstring(picture.svg(golden_picture))
     assert root.tag == f"{SVG}svg"
     bars: dict[str, list[tuple[str, str]]] = {}
@@ -511,8 +566,8 @@ def test_svg_is_xml_with_one_rect_per_segment(golden_picture: picture.MemoryPict
     blue, orange, green, purple = "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"
     claimed, free = "#d0d0d0", "#f4f4f4"
     assert bars == {
-        "30": [("150", orange), ("74", purple), ("0", claimed), ("376", free)],
-        "72": [("38", blue), ("75", green), ("75", purple), ("37", claimed), ("375", free)],
+        "30": [("150", orange), ("75", purple), ("0", claimed), ("375", free)],
+        "72": [("38", blue), ("75", green), ("75", purple), ("38", claimed), ("374", free)],
     }
     legend = [t.text for t in root.iter(f"{SVG}text")][-6:]
     assert legend == [

@@ -23,13 +23,14 @@ def xl_417(xl: Xl) -> Xl:
 
 
 def test_create_list_and_destroy_on_a_417_host(xl_417: Xl) -> None:
-    """web: (1024 - 8) MiB = 260096 pages - 32 (VGA hole) + 16 special = 260080 pages,
-    260080 * 4 // 1024 = 1015 MiB; db: 512 MiB. 4.17 picks domids 1 and 2 as master would."""
+    """web: (1024 - 8) MiB = 260096 pages - 32 (VGA hole) + 16 special + 2048 video RAM =
+    262128 pages, 262128 * 4 // 1024 = 1023 MiB; db: 512 MiB. 4.17 picks domids 1 and 2 as
+    master would."""
     for name, text in (("web", WEB), ("db", DB)):
         xl_417.ok("create", "-q", xl_417.config(f"{name}.cfg", text))
     assert xl_417.ok("list").splitlines()[1:] == [
         "Domain-0                                     0   512     8     r-----       0.0",
-        "web                                          1  1015     2     -b----       0.0",
+        "web                                          1  1023     2     -b----       0.0",
         "db                                           2   512     1     -b----       0.0",
     ]
     assert xl_417.ok("domid", "db") == "2\n"

@@ -26,6 +26,7 @@ from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
 from xenguest.storm import BuildResult, StormReport, run_builders
 from xlemu import libxl_xs, xlcfg
+from xlemu.devicemodel import populate_video_ram
 from xlemu.domconfig import domain_config, to_json
 from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, DomainInfo
 from xlemu.toolstack import (
@@ -36,6 +37,7 @@ from xlemu.toolstack import (
     XlConf,
     libxl_error,
     need_memory_kb,
+    paging_memory_kb,
 )
 
 LIBXL_DEFAULT_MEMKB = 32 * 1024
@@ -369,6 +371,9 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
     if nodes:
         xcd.xc_domain_node_setaffinity(xch, domid, misc.nodemap(ts.xch, nodes))
     xcd.xc_domain_setmaxmem(xch, domid, guest.memory_kb + LIBXL_MAXMEM_CONSTANT_KB)
+    if guest.hvm:  # libxl__arch_domain_create sizes the paging pool from shadow_memkb
+        pool_kb = paging_memory_kb(guest.maxmem_kb, guest.vcpus)
+        xcd.xc_set_paging_mempool_size(xch, domid, pool_kb << 10)
     dom = xc_dom_allocate(xch, domid, "hvm-3.0-x86_32" if guest.hvm else "xen-3.0-x86_64")
     dom.max_vcpus = guest.vcpus
     dom.claim_mode = ts.conf.claim_mode
@@ -398,6 +403,8 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
             xc_dom_boot_mem_init(dom)
     alloc_magic_pages(dom)
     xc_dom_boot_image(dom)  # vCPU 0 up, paused until the unpause
+    if guest.type == "hvm":  # domcreate_launch_dm: QEMU backs the video RAM
+        populate_video_ram(xch, domid, guest.maxmem_kb, guest.video_kb)
 
 
 def create_domain(

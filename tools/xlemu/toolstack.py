@@ -692,10 +692,14 @@ def uptime_text(seconds: int, short: bool) -> str:
     return f"{days}{hour:2d}:{minute:02d}" + ("" if short else f":{sec:02d}")
 
 
+def paging_memory_kb(maxmem_kb: int, vcpus: int) -> int:
+    """libxl__get_required_paging_memory, the default shadow_memkb: 1 MiB per vCPU plus one
+    page per MiB of RAM, for the P2M (HVM/PVH with HAP, on wherever the host has it) or for
+    log-dirty shadowing (PV)."""
+    return 4 * (256 * vcpus + (maxmem_kb >> 10))
+
+
 def need_memory_kb(memory_kb: int, maxmem_kb: int, vcpus: int, hvm: bool) -> int:
     """libxl__domain_need_memory_calculate: target, shadow pool and slack, in 2 MiB steps."""
-    # libxl__get_required_paging_memory: 1 MiB per vCPU plus one page per MiB for the P2M
-    # (HVM/PVH with HAP) or for log-dirty shadowing (PV); HAP is on wherever the host has it.
-    shadow = 4 * (256 * vcpus + (maxmem_kb >> 10))
-    need = memory_kb + shadow + (2048 if hvm else 1024)
+    need = memory_kb + paging_memory_kb(maxmem_kb, vcpus) + (2048 if hvm else 1024)
     return -(-need // 2048) * 2048
