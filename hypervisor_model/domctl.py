@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from construct import Construct
 
 from hypervisor_model import claims, paging, vcpu
+from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bitmap
 from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
@@ -375,14 +376,6 @@ def _get_address_size(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply)
 
 # -- node affinity -----------------------------------------------------------------------
 
-NODEMAP_BYTES = MAX_NUMNODES // 8
-
-
-def _bitmap_bytes(nr_bits: int) -> int:
-    """DIV_ROUND_UP(nr_bits, 8) in 32-bit arithmetic, as Xen computes it: nr_bits from
-    0xFFFFFFF9 up wrap to 0 bytes (xenctl_bitmap_to_bitmap / bitmap_to_xenctl_bitmap)."""
-    return ((nr_bits + 7) & 0xFFFFFFFF) // 8
-
 
 def _update_node_affinity(hv: Hypervisor, d: Domain) -> None:
     """domain_update_node_affinity: once a domain has vCPUs, automatic affinity becomes the
@@ -395,13 +388,7 @@ def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     """xenctl_bitmap_to_nodemask, then domain_set_node_affinity: a mask with no online node
     is EINVAL, a full mask means automatic affinity."""
     nodemap = parse(abi.xen_domctl_nodeaffinity, reply.op.u).nodemap
-    nr_bits = nodemap.nr_bits
-    guest_bytes = _bitmap_bytes(nr_bits)
-    copy_bytes = min(guest_bytes, NODEMAP_BYTES)
-    raw = bytearray(hv.caller_memory.copy_from_guest(nodemap.bitmap, copy_bytes))
-    if copy_bytes and nr_bits & 7 and guest_bytes == copy_bytes:
-        raw[-1] &= ~(0xFF << (nr_bits & 7)) & 0xFF
-    mask = int.from_bytes(raw, "little")
+    mask = xenctl_bitmap_to_bitmap(hv.caller_memory, nodemap, MAX_NUMNODES)
     if not mask & hv.heap.online_mask:
         raise XenError(EINVAL, "node affinity without an online node")
     if mask == (1 << MAX_NUMNODES) - 1:
@@ -414,32 +401,15 @@ def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
 
 
 def _getnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
-    """bitmap_to_xenctl_bitmap. Quirk kept from master: when the caller's bitmap is shorter
-    than Xen's, its last byte receives Xen's *last* byte, not the corresponding one (4.17
-    copies the leading bytes as they are)."""
+    """nodemask_to_xenctl_bitmap."""
     nodemap = parse(abi.xen_domctl_nodeaffinity, reply.op.u).nodemap
-    xen = d.node_affinity.to_bytes(NODEMAP_BYTES, "little")
-    guest_bytes = _bitmap_bytes(nodemap.nr_bits)
-    copy_bytes = min(guest_bytes, NODEMAP_BYTES)
-    base, ok = nodemap.bitmap, True
-    if not hv.release.bitmap_last_byte_quirk:
-        ok = hv.caller_memory.try_copy_to_guest(base, xen[:copy_bytes])
-    else:
-        if copy_bytes > 1:
-            ok = hv.caller_memory.try_copy_to_guest(base, xen[: copy_bytes - 1])
-        if copy_bytes:
-            ok = hv.caller_memory.try_copy_to_guest(base + copy_bytes - 1, xen[-1:]) and ok
-    offset = copy_bytes
-    while ok and offset < guest_bytes:  # Xen zeroes the rest byte by byte, up to a fault
-        size = min(guest_bytes - offset, 1 << 16)
-        room = hv.caller_memory.readable(base + offset)
-        ok = (
-            hv.caller_memory.try_copy_to_guest(base + offset, bytes(min(size, room)))
-            and room >= size
-        )
-        offset += size
-    if not ok:
-        raise XenError(EFAULT, "node affinity bitmap not writable")
+    bitmap_to_xenctl_bitmap(
+        hv.caller_memory,
+        nodemap,
+        d.node_affinity,
+        MAX_NUMNODES,
+        last_byte_quirk=hv.release.bitmap_last_byte_quirk,
+    )
     return 0
 
 

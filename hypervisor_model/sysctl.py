@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from construct import Construct
 
 from hypervisor_model import offline
+from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap
 from hypervisor_model.codec import Record
 from hypervisor_model.console import handle_keypress
 from hypervisor_model.domain import Domain
@@ -23,14 +24,29 @@ from hypervisor_model.heap import NR_ZONES, bits_to_zone
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.memflags import NUMA_NO_DISTANCE
 from hypervisor_model.public import domctl as domctl_abi
+from hypervisor_model.public import physdev
 from hypervisor_model.public import sysctl as abi
-from hypervisor_model.public.errno import EACCES, EFAULT, EINVAL, ENOMEM, ENOSYS, EPERM
+from hypervisor_model.public.errno import (
+    EACCES,
+    EBUSY,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    ENODEV,
+    ENOENT,
+    ENOMEM,
+    ENOSYS,
+    EOPNOTSUPP,
+    EPERM,
+    ESRCH,
+)
 
 if TYPE_CHECKING:
     from hypervisor_model.hypervisor import Hypervisor
 
 # The model's xmalloc limit for page_offline_op's status array (Xen's depends on its heap).
 MAX_OFFLINE_STATUS_BYTES = 64 << 20
+PREEMPT_EVERY = 64  # pcitopoinfo devices between continuation points
 
 
 def do_sysctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
@@ -241,6 +257,115 @@ def _cputopoinfo(hv: Hypervisor, op: Record) -> Payload:
     return _reply(op, abi.xen_sysctl_cputopoinfo, dict(req, num_cpus=count))
 
 
+# -- CPU pools (sched/cpupool.c cpupool_do_sysctl) ------------------------------------------
+
+POOL0 = 0  # Pool-0: every CPU and every domain; the model has no other pool
+
+
+def _cpupool_op(hv: Hypervisor, op: Record) -> Payload:
+    """INFO and FREEINFO report Pool-0 and the (no) free CPUs; the other sub-ops answer
+    what Xen answers for a request the one pool decides. Making a second pool or taking a
+    CPU out of Pool-0 would change the topology, which the model keeps fixed (EOPNOTSUPP)."""
+    req = parse(abi.xen_sysctl_cpupool_op, op.u)
+    handler = _CPUPOOL_OPS.get(req.op)
+    if handler is None:
+        raise XenError(ENOSYS, f"unknown cpupool op {req.op}")
+    changes = handler(hv, req)
+    return _reply(op, abi.xen_sysctl_cpupool_op, dict(req, **changes))
+
+
+def _cpumap_out(hv: Hypervisor, req: Record, cpus: int) -> None:
+    """cpumask_to_xenctl_bitmap over nr_cpu_ids bits."""
+    quirk = hv.release.bitmap_last_byte_quirk
+    bitmap_to_xenctl_bitmap(hv.caller_memory, req.cpumap, cpus, hv.nr_cpus, last_byte_quirk=quirk)
+
+
+def _pool_info(hv: Hypervisor, req: Record) -> dict[str, int]:
+    """cpupool_get_next_by_id: the first pool with an id from ``cpupool_id`` on."""
+    if req.cpupool_id > POOL0:
+        raise XenError(ENOENT, f"no cpupool from id {req.cpupool_id}")
+    domains = sum(d.cpupool == POOL0 for d in hv.domain_list())
+    _cpumap_out(hv, req, (1 << hv.nr_cpus) - 1)
+    return dict(cpupool_id=POOL0, sched_id=abi.XEN_SCHEDULER_CREDIT2, n_dom=domains)
+
+
+def _pool_freeinfo(hv: Hypervisor, req: Record) -> dict[str, int]:
+    _cpumap_out(hv, req, 0)  # every CPU is in Pool-0
+    return {}
+
+
+def _pool_create(hv: Hypervisor, req: Record) -> dict[str, int]:
+    if req.cpupool_id == POOL0:
+        raise XenError(EEXIST, "Pool-0 exists")
+    raise XenError(EOPNOTSUPP, "the model keeps a single cpupool")
+
+
+def _pool_destroy(hv: Hypervisor, req: Record) -> dict[str, int]:
+    if req.cpupool_id != POOL0:
+        raise XenError(ENOENT, f"no cpupool {req.cpupool_id}")
+    raise XenError(EBUSY, "Pool-0 has domains and CPUs")  # cpupool_destroy
+
+
+def _pool_addcpu(hv: Hypervisor, req: Record) -> dict[str, int]:
+    """No CPU is free to add: ENODEV, once the pool and the CPU number are checked."""
+    if req.cpupool_id != POOL0:
+        raise XenError(ENOENT, f"no cpupool {req.cpupool_id}")
+    if req.cpu != abi.XEN_SYSCTL_CPUPOOL_PAR_ANY and req.cpu >= hv.nr_cpus:
+        raise XenError(EINVAL, f"no CPU {req.cpu}")
+    raise XenError(ENODEV, "no free CPU")
+
+
+def _pool_rmcpu(hv: Hypervisor, req: Record) -> dict[str, int]:
+    """cpupool_unassign_cpu: CPU 0 stays in Pool-0 (EINVAL)."""
+    if req.cpupool_id != POOL0:
+        raise XenError(ENOENT, f"no cpupool {req.cpupool_id}")
+    cpu = hv.nr_cpus - 1 if req.cpu == abi.XEN_SYSCTL_CPUPOOL_PAR_ANY else req.cpu
+    if cpu >= hv.nr_cpus or cpu == 0:
+        raise XenError(EINVAL, f"CPU {cpu} cannot leave Pool-0")
+    raise XenError(EOPNOTSUPP, "the model keeps every CPU in Pool-0")
+
+
+def _pool_movedomain(hv: Hypervisor, req: Record) -> dict[str, int]:
+    """rcu_lock_remote_domain_by_id, then a move to the pool the domain is in is done."""
+    d = hv.find_domain(req.domid & 0xFFFF)  # taken as a domid_t
+    if d is None:
+        raise XenError(ESRCH, f"no domain {req.domid}")
+    if hv.is_control_domain(d):
+        raise XenError(EPERM, "the caller cannot move itself")  # the caller is dom0
+    if req.cpupool_id != d.cpupool:
+        raise XenError(ENOENT, f"no cpupool {req.cpupool_id}")
+    return {}
+
+
+_CPUPOOL_OPS = {
+    abi.XEN_SYSCTL_CPUPOOL_OP_CREATE: _pool_create,
+    abi.XEN_SYSCTL_CPUPOOL_OP_DESTROY: _pool_destroy,
+    abi.XEN_SYSCTL_CPUPOOL_OP_INFO: _pool_info,
+    abi.XEN_SYSCTL_CPUPOOL_OP_ADDCPU: _pool_addcpu,
+    abi.XEN_SYSCTL_CPUPOOL_OP_RMCPU: _pool_rmcpu,
+    abi.XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN: _pool_movedomain,
+    abi.XEN_SYSCTL_CPUPOOL_OP_FREEINFO: _pool_freeinfo,
+}
+
+
+def _pcitopoinfo(hv: Hypervisor, op: Record) -> Payload:
+    """The node of each listed PCI device: the host has none, so every one is
+    XEN_INVALID_DEV. Both arrays must be given (EINVAL); a device that cannot be read or
+    its node written stops the walk with EFAULT, the nodes before it written."""
+    req = parse(abi.xen_sysctl_pcitopoinfo, op.u)
+    if not req.devs or not req.nodes:
+        raise XenError(EINVAL, "NULL device or node array")
+    dev_size = sizeof(physdev.physdev_pci_device)
+    invalid = abi.XEN_INVALID_DEV.to_bytes(4, "little")
+    memory = hv.caller_memory
+    for i in range(req.num_devs):
+        memory.copy_from_guest(req.devs + i * dev_size, dev_size)  # pci_get_pdev: none
+        memory.copy_to_guest(req.nodes + i * 4, invalid)
+        if i and i % PREEMPT_EVERY == 0:
+            hv.preempt_check()
+    return _reply(op, abi.xen_sysctl_pcitopoinfo, dict(req))
+
+
 _COMMANDS = {
     abi.XEN_SYSCTL_sched_id: _sched_id,
     abi.XEN_SYSCTL_cputopoinfo: _cputopoinfo,
@@ -251,4 +376,6 @@ _COMMANDS = {
     abi.XEN_SYSCTL_getdomaininfolist: _getdomaininfolist,
     abi.XEN_SYSCTL_availheap: _availheap,
     abi.XEN_SYSCTL_page_offline_op: _page_offline_op,
+    abi.XEN_SYSCTL_cpupool_op: _cpupool_op,
+    abi.XEN_SYSCTL_pcitopoinfo: _pcitopoinfo,
 }

@@ -33,6 +33,17 @@ from hypervisor_model.public.xen import (
     DOMID_INVALID,
     DOMID_SELF,
 )
+from xenctrl.cpupool import (
+    XC_CPUPOOL_POOLID_ANY,
+    xc_cpupool_addcpu,
+    xc_cpupool_create,
+    xc_cpupool_destroy,
+    xc_cpupool_freeinfo,
+    xc_cpupool_getinfo,
+    xc_cpupool_movedomain,
+    xc_cpupool_removecpu,
+    xc_cpupoolinfo_t,
+)
 from xenctrl.domain import (
     default_createdomain,
     xc_domain_claim_memory,
@@ -67,10 +78,13 @@ from xenctrl.handle import Host, xc_interface, xc_interface_close, xc_interface_
 from xenctrl.misc import (
     xc_availheap,
     xc_cputopoinfo,
+    xc_get_cpumap_size,
+    xc_get_max_cpus,
     xc_get_max_nodes,
     xc_get_nodemap_size,
     xc_maximum_ram_page,
     xc_numainfo,
+    xc_pcitopoinfo,
     xc_physinfo,
     xc_readconsolering,
     xc_sched_id,

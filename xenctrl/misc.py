@@ -4,11 +4,11 @@ NUMA topology, free heap, the highest RAM frame."""
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from hypervisor_model.codec import Record
 from hypervisor_model.guest_memory import build, parse, parse_array, sizeof
-from hypervisor_model.public import memory, sysctl, version
+from hypervisor_model.public import memory, physdev, sysctl, version
 from hypervisor_model.public.xen import HYPERVISOR_xen_version
 from xenctrl import trace
 from xenctrl.handle import Bounce, check, do_sysctl, xc_interface, xc_memory_op
@@ -34,6 +34,18 @@ def xc_get_max_nodes(xch: xc_interface) -> int:
 def xc_get_nodemap_size(xch: xc_interface) -> int:
     """Bytes in a node bitmap: (max nodes + 7) / 8."""
     return (xc_get_max_nodes(xch) + 7) // 8
+
+
+@traced
+def xc_get_max_cpus(xch: xc_interface) -> int:
+    """max_cpu_id + 1 from physinfo."""
+    return int(xc_physinfo(xch).max_cpu_id) + 1
+
+
+@traced
+def xc_get_cpumap_size(xch: xc_interface) -> int:
+    """Bytes in a CPU bitmap: (max CPUs + 7) / 8."""
+    return (xc_get_max_cpus(xch) + 7) // 8
 
 
 def nodemap(xch: xc_interface, nodes: Iterable[int]) -> bytes:
@@ -215,6 +227,32 @@ def xc_xenver_commandline(xch: xc_interface) -> str:
 def xc_xenver_buildid(xch: xc_interface) -> str:
     """Xen's build id in hex; ENODATA when Xen was linked without one (as the model)."""
     return _varbuf(xch, version.XENVER_build_id).hex()
+
+
+@traced
+def xc_pcitopoinfo(xch: xc_interface, devs: Sequence[tuple[int, int, int]]) -> list[int]:
+    """The node of each PCI device ``(seg, bus, devfn)``: XEN_INVALID_DEV for a device
+    Xen does not know, XEN_INVALID_NODE_ID for one on no node. Asks again for the rest
+    whenever Xen stops part-way, as libxenctrl does."""
+    size = sizeof(physdev.physdev_pci_device)
+    raw = bytearray(
+        b"".join(build(physdev.physdev_pci_device, dict(seg=s, bus=b, devfn=f)) for s, b, f in devs)
+    )
+    nodes = bytearray(4 * len(devs))
+    with Bounce(xch, raw, len(raw), "in") as d, Bounce(xch, nodes, len(nodes), "both") as n:
+        done = 0
+        while done < len(devs):
+            rc, reply = do_sysctl(
+                xch,
+                sysctl.XEN_SYSCTL_pcitopoinfo,
+                sysctl.xen_sysctl_pcitopoinfo,
+                num_devs=len(devs) - done,
+                devs=d.addr + done * size,
+                nodes=n.addr + done * 4,
+            )
+            check(rc)
+            done += int(reply.num_devs)
+    return [int.from_bytes(nodes[i : i + 4], "little") for i in range(0, len(nodes), 4)]
 
 
 @traced

@@ -1,12 +1,21 @@
 """System-control hypercall ABI (``public/sysctl.h``, x86_64) as construct layouts.
 
 Host-wide queries a toolstack makes: physical and NUMA memory, free heap, domain
-lists and page offlining.
+lists, page offlining, CPU pools and the PCI devices' nodes.
 """
 
 from construct import Array, Construct, Default, FixedSized, GreedyBytes, Padding, Struct
 
-from .xen import domid_t, guest_handle, int32_t, uint8_t, uint32_t, uint64_aligned_t, uint64_t
+from .xen import (
+    domid_t,
+    guest_handle,
+    int32_t,
+    uint8_t,
+    uint32_t,
+    uint64_aligned_t,
+    uint64_t,
+    xenctl_bitmap,
+)
 
 # Every sysctl must carry exactly this version, else -EACCES.
 XEN_SYSCTL_INTERFACE_VERSION = 0x16
@@ -21,6 +30,8 @@ XEN_SYSCTL_availheap = 9
 XEN_SYSCTL_page_offline_op = 14
 XEN_SYSCTL_cputopoinfo = 16
 XEN_SYSCTL_numainfo = 17
+XEN_SYSCTL_cpupool_op = 18
+XEN_SYSCTL_pcitopoinfo = 22
 
 # The sysctl envelope: an 8-byte header and a 128-byte union, 136 bytes.
 xen_sysctl: Construct = Struct(
@@ -181,4 +192,36 @@ xen_sysctl_numainfo: Construct = Struct(
     Padding(4),
     "meminfo" / guest_handle,  # xen_sysctl_meminfo[num_nodes]
     "distance" / guest_handle,  # uint32[N * N], row-major, N the count returned
+)
+
+# XEN_SYSCTL_cpupool_op sub-ops; letters say which fields each reads or writes below.
+XEN_SYSCTL_CPUPOOL_OP_CREATE = 1  # C
+XEN_SYSCTL_CPUPOOL_OP_DESTROY = 2  # D
+XEN_SYSCTL_CPUPOOL_OP_INFO = 3  # I
+XEN_SYSCTL_CPUPOOL_OP_ADDCPU = 4  # A
+XEN_SYSCTL_CPUPOOL_OP_RMCPU = 5  # R
+XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN = 6  # M
+XEN_SYSCTL_CPUPOOL_OP_FREEINFO = 7  # F
+XEN_SYSCTL_CPUPOOL_PAR_ANY = 0xFFFFFFFF  # any pool id (C) or any CPU (A, R)
+
+# XEN_SYSCTL_cpupool_op payload (40 bytes).
+xen_sysctl_cpupool_op: Construct = Struct(
+    "op" / uint32_t,  # XEN_SYSCTL_CPUPOOL_OP_*
+    "cpupool_id" / uint32_t,  # IN: CDIARM; OUT: CI (INFO: the first pool from this id)
+    "sched_id" / uint32_t,  # IN: C; OUT: I
+    "domid" / uint32_t,  # IN: M
+    "cpu" / uint32_t,  # IN: AR
+    "n_dom" / uint32_t,  # OUT: I
+    "cpumap" / xenctl_bitmap,  # OUT: I (the pool's CPUs), F (CPUs in no pool)
+)
+
+# pcitopoinfo's node of a device Xen does not know (XEN_INVALID_NODE_ID - 1).
+XEN_INVALID_DEV = XEN_INVALID_NODE_ID - 1
+
+# XEN_SYSCTL_pcitopoinfo payload (24 bytes).
+xen_sysctl_pcitopoinfo: Construct = Struct(
+    "num_devs" / uint32_t,  # IN: entries in both arrays; OUT: entries done
+    Padding(4),
+    "devs" / guest_handle,  # physdev_pci_device[num_devs]
+    "nodes" / guest_handle,  # uint32[num_devs], OUT: each device's node
 )
