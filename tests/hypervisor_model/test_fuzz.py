@@ -27,6 +27,7 @@ from hypervisor_model.public.domctl import (
 from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY,
 )
+from hypervisor_model.public.domctl import XEN_DOMCTL_max_vcpus, xen_domctl_max_vcpus
 from hypervisor_model.public.xen import (
     DOMID_ANY,
     DOMID_SELF,
@@ -103,6 +104,11 @@ class Host:
         assert self.dom0.claim_pages(self.pv, 120) == 0
         assert self.dom0.populate(self.pv, range(8), 1) == 8
         assert self.dom0.claim_pages(self.pv, 0) == 0  # claimless: legacy claims can succeed
+        for domid in (self.hvm, self.pv):  # one vCPU each, down
+            vcpus = dict(max=1)
+            assert (
+                self.dom0.domctl(XEN_DOMCTL_max_vcpus, domid, xen_domctl_max_vcpus, vcpus)[0] == 0
+            )
         self.domids = [0, self.hvm, self.pv]
         freed = self.hv.arena.alloc(64)
         freed.free()
@@ -474,6 +480,140 @@ def test_multicall_of_random_entries_gets_a_number_per_entry(
             assert result == POISON or result >= 0 or -result in ERRNOS, result
         if rc == 0 and nr <= len(entries):
             assert all(after[i * 64 + 8 : i * 64 + 16] != b"\x5a" * 8 for i in range(nr))
+
+
+# -- vCPU contexts --------------------------------------------------------------------------
+
+context_st = st.fixed_dictionaries(
+    {
+        "domain": st.sampled_from(["hvm", "pv"]),
+        "vcpu": mostly(st.just(0), st.integers(0, 3)),
+        # a zeroed context with some 8-byte words set (flags, CR3, DR6/7, vm_assist...),
+        # or random bytes, or a NULL handle (reset), or a handle that faults
+        "words": st.lists(
+            st.tuples(
+                st.sampled_from([512, 4984, 4992, 4984 + 24, 5096, 5104, 5136, 648, 4816]),
+                st.one_of(st.sampled_from([0, 0x24, 0x20, 1 << 47, 1 << 32]), u64_st),
+            ),
+            max_size=4,
+        ),
+        "flags": mostly(st.sampled_from([0x24, 0x20, 0x4]), u64_st),  # VGCF_online|in_kernel
+        "own_cr3": st.booleans(),  # CR3 names a frame the guest owns
+        "kind": st.sampled_from(["words", "words", "random", "null", "fault"]),
+        "noise": st.binary(min_size=64, max_size=64),
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(context_st, min_size=1, max_size=4))
+def test_vcpu_contexts_change_only_what_succeeds(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    """XEN_DOMCTL_setvcpucontext with random contexts: a failure leaves the vCPU as it
+    was; a success leaves it up exactly when the context has VGCF_online (a NULL one:
+    down)."""
+    host = Host(guest_class)
+    for c in calls:
+        domid = host.hvm if c["domain"] == "hvm" else host.pv
+        d = host.hv.find_domain(domid)
+        assert d is not None
+        ctxt = bytearray(5168)
+        ctxt[512:520] = c["flags"].to_bytes(8, "little")
+        if c["own_cr3"]:
+            ctxt[5008:5016] = (next(iter(d.pages)).start << 12).to_bytes(8, "little")
+        for offset, value in c["words"]:
+            ctxt[offset : offset + 8] = value.to_bytes(8, "little")
+        if c["kind"] == "random":
+            ctxt = bytearray(c["noise"] * (5168 // 64) + c["noise"][: 5168 % 64])
+        handle = {"null": 0, "fault": host.freed}.get(c["kind"])
+        handle = host.place(bytes(ctxt)) if handle is None else handle
+        union = struct.pack("<I4xQ", c["vcpu"], handle)  # xen_domctl_vcpucontext
+        raw = struct.pack("<IIH6s128s", 12, 0x18, domid, bytes(6), union.ljust(128, b"\0"))
+        before = d.vcpu_online
+        rc = host.call(HYPERVISOR_domctl, host.place(raw), caller=host.caller(c["caller"]))
+        if rc < 0:
+            assert d.vcpu_online == before
+        else:
+            up = c["kind"] != "null" and bool(ctxt[512] & 0x20)  # flags & VGCF_online
+            assert d.vcpu_online == (before & ~1) | up
+
+
+HVM_HEADER = struct.pack("<HHI", 1, 0, 24) + struct.pack("<IIQII", 0x54381286, 1, 0, 0, 0)
+record_st = st.one_of(
+    st.tuples(st.just(2), mostly(st.just(0), st.integers(0, 3)), st.just("cpu")),
+    st.tuples(st.just(14), mostly(st.just(0), st.integers(0, 3)), st.just("mtrr")),
+    st.tuples(
+        st.sampled_from([0, 1, 2, 3, 14, 20, 21, 0xFFFF]), st.integers(0, 3), st.binary(max_size=64)
+    ),
+)
+stream_st = st.fixed_dictionaries(
+    {
+        "header": mostly(st.just(HVM_HEADER), st.binary(max_size=40)),
+        "records": st.lists(record_st, max_size=4),
+        "end": mostly(st.just(True), st.just(False)),
+        "cut": mostly(st.none(), st.integers(0, 5000)),
+        "cr0": mostly(st.just(0x11), st.sampled_from([0, 1, 0x10, 0x80000010, 0x111])),
+    }
+)
+
+
+def _cpu_record(cr0: int) -> bytes:
+    body = bytearray(1032)
+    body[656:664] = cr0.to_bytes(8, "little")
+    return bytes(body)
+
+
+@fuzz_settings
+@given(streams=st.lists(stream_st, min_size=1, max_size=3))
+def test_hvm_context_loads_bring_up_exactly_the_vcpus_with_a_cpu_record(
+    guest_class: type, streams: list[dict[str, Any]]
+) -> None:
+    """XEN_DOMCTL_sethvmcontext with random record streams (valid records among them, and
+    records of kinds or lengths Xen refuses): on success the vCPUs up are exactly those
+    with a CPU record; every answer is 0 or an errno hvm_load gives."""
+    host = Host(guest_class)
+    d = host.hv.find_domain(host.hvm)
+    assert d is not None
+    for c in streams:
+        stream, cpus, ended = c["header"], 0, False
+        for code, instance, body in c["records"]:
+            if body == "cpu":
+                body = _cpu_record(c["cr0"])
+                cpus |= 0 if ended else 1 << instance
+            elif body == "mtrr":
+                body = bytes(240)
+            ended = ended or code == 0  # an END record: what follows is never read
+            stream += struct.pack("<HHI", code, instance, len(body)) + body
+        stream += struct.pack("<HHI", 0, 0, 0) if c["end"] else b""
+        stream = stream[: c["cut"]] if c["cut"] is not None else stream
+        union = struct.pack("<I4xQ", len(stream), host.place(stream or b"\0"))
+        raw = struct.pack("<IIH6s128s", 34, 0x18, host.hvm, bytes(6), union.ljust(128, b"\0"))
+        rc = host.call(HYPERVISOR_domctl, host.place(raw))
+        assert rc in (0, -errno.EINVAL, -errno.ENODATA), rc
+        if rc == 0:
+            assert d.vcpu_online == cpus
+
+
+version_st = st.fixed_dictionaries(
+    {
+        "cmd": mostly(st.integers(0, 15), u32_st),
+        "handle": st.one_of(st.just(("null",)), handle_st),
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(version_st, min_size=1, max_size=4))
+def test_xen_version_random_commands_and_buffers_get_a_number(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    host = Host(guest_class)
+    for c in calls:
+        arg = 0 if c["handle"] == ("null",) else host.handle(c["handle"])
+        host.call(HYPERVISOR_xen_version, c["cmd"], arg, caller=host.caller(c["caller"]))
 
 
 # -- the hypercall entry itself -------------------------------------------------------------

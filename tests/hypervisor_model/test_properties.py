@@ -162,6 +162,7 @@ class BuilderSessions(RuleBasedStateMachine):
         self.hvm: dict[int, bool] = {0: False}  # dom0 is PV
         self.mfns: dict[int, list[int]] = {}  # MFNs handed to PV domains
         self.offline_tried: set[int] = set()  # RAM frames ever offlined
+        self.max_gpfn: dict[int, int] = {}  # XENMEM_maximum_gpfn last seen, per domain
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -206,10 +207,16 @@ class BuilderSessions(RuleBasedStateMachine):
             return
         assert rc == 0
         assert self.dom0.max_mem(domid, max_memkb) == 0  # as a builder would
+        one_vcpu = dict(max=1)
+        rc, _ = self.dom0.domctl(
+            domctl.XEN_DOMCTL_max_vcpus, domid, domctl.xen_domctl_max_vcpus, one_vcpu
+        )
+        assert rc == 0
         assert domid not in (0, *self.live)
         self.live.append(domid)
         self.hvm[domid] = hvm
         self.mfns[domid] = []
+        self.max_gpfn[domid] = 0
 
     @rule(pick=st.integers(0, 9), max_memkb=max_memkb_st)
     def max_mem(self, pick: int, max_memkb: int) -> None:
@@ -366,6 +373,61 @@ class BuilderSessions(RuleBasedStateMachine):
         results = [struct.unpack_from("<q", after, 64 * i + 8)[0] for i in range(len(calls))]
         assert results == one_by_one
         assert snapshot.save_state(self.hv) == snapshot.save_state(twin)
+
+    # -- vCPUs ------------------------------------------------------------------------------
+
+    @rule(pick=st.integers(0, 9), online=st.booleans(), reset=rarely_st, own_cr3=st.booleans())
+    def vcpu_context(self, pick: int, online: bool, reset: bool, own_cr3: bool) -> None:
+        """XEN_DOMCTL_setvcpucontext on vCPU 0: an HVM context always loads; a PV one only
+        with a page table the guest owns; a NULL one resets. vCPU 0 is then up exactly
+        when it loaded with VGCF_online, else as before."""
+        domid = self.pick(pick)
+        if domid == 0 or domid in self.dead:
+            return
+        before = self.vcpu0_online(domid)
+        d = self.hv.find_domain(domid)
+        assert d is not None
+        known = [mfn for mfn in self.mfns.get(domid, []) if d.pages.find(mfn)]  # still its own
+        pv_ok = self.hvm[domid] or (own_cr3 and bool(known))
+        ctxt = bytearray(5168)  # vcpu_guest_context: flags at 512, ctrlreg[3] at 5008
+        ctxt[512] = (1 << 2) | (1 << 5 if online else 0)  # VGCF_in_kernel, VGCF_online
+        ctxt[5008:5016] = ((known[0] if pv_ok and known else 1) << 12).to_bytes(8, "little")
+        with self.hv.arena.alloc(len(ctxt)) as buf:
+            buf.mem[: len(ctxt)] = bytes(ctxt)
+            payload = dict(vcpu=0, ctxt=0 if reset else buf.addr)
+            rc, _ = self.dom0.domctl(
+                domctl.XEN_DOMCTL_setvcpucontext, domid, domctl.xen_domctl_vcpucontext, payload
+            )
+        if reset or pv_ok:
+            assert rc == 0
+            assert self.vcpu0_online(domid) == (online and not reset)
+        else:
+            assert rc == -EINVAL  # arch_set_info_guest: CR3 not the guest's
+            assert self.vcpu0_online(domid) == before
+
+    def vcpu0_online(self, domid: int) -> bool:
+        zero = dict(vcpu=0, online=0, blocked=0, running=0, cpu_time=0, cpu=0)
+        rc, after = self.dom0.domctl(
+            domctl.XEN_DOMCTL_getvcpuinfo, domid, domctl.xen_domctl_getvcpuinfo, zero
+        )
+        assert rc == 0
+        return bool(after.payload.online)
+
+    @invariant()
+    def vcpus_and_gpfns_agree(self) -> None:
+        """getdomaininfo counts the vCPUs getvcpuinfo calls online; XENMEM_maximum_gpfn
+        never goes down, and covers every gfn an HVM guest has mapped."""
+        for domid in self.live:
+            assert self.dom0.info(domid).nr_online_vcpus == int(self.vcpu0_online(domid))
+            gpfn = self.dom0.memory_op(
+                memory.XENMEM_maximum_gpfn, memory.xen_memory_domain, dict(domid=domid)
+            )
+            d = self.hv.find_domain(domid)
+            assert d is not None
+            mapped = max((run.end for run in d.p2m), default=1) - 1
+            assert gpfn >= max(self.max_gpfn[domid], mapped)
+            assert self.hvm[domid] or gpfn == 0  # PV: (shared-info max_pfn ?: 1) - 1
+            self.max_gpfn[domid] = gpfn
 
     # -- offlining --------------------------------------------------------------------------
 
