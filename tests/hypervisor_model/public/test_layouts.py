@@ -17,7 +17,16 @@ from construct import Array, Bytes, Default, FixedSized, FormatField, Renamed, S
 
 import hypervisor_model.public
 from hypervisor_model import guest_memory
-from hypervisor_model.public import arch_x86, domctl, errno, hvm_save, memory, sysctl, xen
+from hypervisor_model.public import (
+    arch_x86,
+    domctl,
+    errno,
+    hvm_save,
+    memory,
+    physdev,
+    sysctl,
+    xen,
+)
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -369,6 +378,28 @@ LAYOUTS: list[tuple[str, construct.Construct, int, dict[str, int]]] = [
     ("xen_sysctl_cputopo", sysctl.xen_sysctl_cputopo, 12, {"core": 0, "socket": 4, "node": 8}),
     ("xen_sysctl_cputopoinfo", sysctl.xen_sysctl_cputopoinfo, 16, {"num_cpus": 0, "cputopo": 8}),
     ("xen_sysctl_meminfo", sysctl.xen_sysctl_meminfo, 16, {"memsize": 0, "memfree": 8}),
+    (
+        "xen_sysctl_cpupool_op",
+        sysctl.xen_sysctl_cpupool_op,
+        40,
+        {
+            "op": 0,
+            "cpupool_id": 4,
+            "sched_id": 8,
+            "domid": 12,
+            "cpu": 16,
+            "n_dom": 20,
+            "cpumap.bitmap": 24,
+            "cpumap.nr_bits": 32,
+        },
+    ),
+    (
+        "xen_sysctl_pcitopoinfo",
+        sysctl.xen_sysctl_pcitopoinfo,
+        24,
+        {"num_devs": 0, "devs": 8, "nodes": 16},
+    ),
+    ("physdev_pci_device", physdev.physdev_pci_device, 4, {"seg": 0, "bus": 2, "devfn": 3}),
     (
         "xen_sysctl_numainfo",
         sysctl.xen_sysctl_numainfo,

@@ -95,6 +95,8 @@ ABI_4_17: list[tuple[str, int, dict[str, int]]] = [
     ("xen_sysctl_cputopo", 12, {"core": 0, "socket": 4, "node": 8}),
     ("xen_sysctl_numainfo", 24, {"num_nodes": 0, "meminfo": 8, "distance": 16}),
     ("xen_sysctl_meminfo", 16, {"memsize": 0, "memfree": 8}),
+    ("xen_sysctl_cpupool_op", 40, {"op": 0, "cpu": 16, "n_dom": 20, "cpumap": 24}),
+    ("xen_sysctl_pcitopoinfo", 24, {"num_devs": 0, "devs": 8, "nodes": 16}),
     (
         "xen_memory_reservation",
         32,
@@ -204,6 +206,8 @@ CONSTANTS_4_17: dict[str, int] = {
     "XEN_SYSCTL_page_offline_op": 14,
     "XEN_SYSCTL_cputopoinfo": 16,
     "XEN_SYSCTL_numainfo": 17,
+    "XEN_SYSCTL_cpupool_op": 18,
+    "XEN_SYSCTL_pcitopoinfo": 22,
     "XEN_SYSCTL_PHYSCAP_MAX": 1 << 9,
     "XENMEM_increase_reservation": 0,
     "XENMEM_decrease_reservation": 1,
