@@ -55,9 +55,14 @@ def run_session(block: str, cwd: Path) -> list[tuple[str, str, str]]:
 
 
 def test_the_xlemu_session_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """Each command's output; and the SVG the README shows is the session host's."""
     session = next(b for b in sessions() if "export XLEMU_STATE" in b)
     for command, expected, actual in run_session(session, tmp_path):
         assert actual == expected, command
+    state = ["--state", str(tmp_path / "demo.json")]
+    subprocess.run([*XLEMU, *state, "numa-picture", "--svg", "numa.svg"], cwd=tmp_path, check=True)
+    picture = README.parent / "docs" / "numa-picture.svg"
+    assert (tmp_path / "numa.svg").read_text() == picture.read_text()
 
 
 def test_the_417_session_prints_what_the_readme_shows(tmp_path: Path) -> None:

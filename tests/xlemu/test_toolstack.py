@@ -8,47 +8,27 @@ free page less (MFN 0), and dom0's memory is one node-less extent that lands on 
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from xenhost.xenstore import XsHandle
-from xl_helpers import Xl
-from xlemu import picture
-from xlemu.create import create_domain, read_xl_conf
+from xl_helpers import Xl, create, toolstack
+from xlemu.create import read_xl_conf
 from xlemu.devicemodel import video_ram_gfn
-from xlemu.state import new_xenstore
 from xlemu.toolstack import (
     Toolstack,
     ToolstackError,
-    XlConf,
     need_memory_kb,
     parse_memory_kb,
     print_bitmap,
 )
 
-from hypervisor_model import Hypervisor, make_host
 from hypervisor_model.counters import Change
 from xenctrl import XenError
 from xenctrl import domain as xcd
 from xenctrl.trace import CallRecord, HypercallRecord, Trace
 
 GiB_KB = 1 << 20
-
-
-def toolstack(
-    nodes: tuple[int, ...] = (4096, 4096), *, dom0: int = 512, mode: str = "legacy"
-) -> Toolstack:
-    """A fresh host: ``nodes`` MiB each, 4 CPUs per node, dom0 ``dom0`` MiB."""
-    hv = Hypervisor(make_host(list(nodes), cpus_per_node=4, dom0_memory=dom0))
-    xs = XsHandle.local(new_xenstore())
-    return Toolstack(hv, xs, XlConf(claim_mode=mode))  # type: ignore[arg-type]
-
-
-def create(ts: Toolstack, *lines: str, paused: bool = False) -> int:
-    """``xl create /dev/null KEY=VALUE...``: the domid."""
-    return create_domain(ts, "/dev/null", list(lines), paused=paused)
 
 
 def pages_on_nodes(ts: Toolstack, domid: int) -> list[int]:
@@ -496,107 +476,3 @@ def test_claim_set_reads_back_and_clears() -> None:
     assert ts.claim_set("c", [], clear=True) == {host: 0}
     assert ts.api.physinfo().outstanding_pages == 0
     assert domid == 1
-
-
-# -- the picture ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def golden_picture() -> picture.MemoryPicture:
-    """The host of test_golden.py: 2 x 8192 MiB, dom0 512; web (HVM 2048, node 0), db (PV
-    1024, node 1), batch (HVM vNUMA 1024 + 1024, paused), batch claims node1=512M host=256M.
-    Pages per node (worked out in test_golden.py): node 0 web 524272, batch 261016, free
-    1308143; node 1 dom0 131072, db 262144, batch 263256, free 1439268, claimed 131072.
-    (The rest of each node is Xen's: heap metadata and what each domain costs Xen.)"""
-    ts = toolstack((8192, 8192))
-    create(ts, 'name="web"', 'type="hvm"', "memory=2048", "vcpus=2")
-    create(ts, 'name="db"', 'type="pv"', "memory=1024", "vcpus=2", 'cpus="nodes:1"')
-    batch = 'vnuma=[["pnode=0","size=1024","vcpus=0"],["pnode=1","size=1024","vcpus=1"]]'
-    create(ts, 'name="batch"', 'type="hvm"', "vcpus=2", batch, paused=True)
-    ts.mem_max("batch", "3072")
-    ts.claim_set("batch", ["node1=512M", "host=256M"])
-    return ts.memory_picture()
-
-
-def test_memory_picture_numbers(golden_picture: picture.MemoryPicture) -> None:
-    p = golden_picture
-    assert [(n.node, n.size, n.free, n.claimed) for n in p.nodes] == [
-        (0, 2097152, 1308143, 0),
-        (1, 2097152, 1439268, 131072),
-    ]
-    assert p.nodes[0].domains == {0: 0, 1: 524272, 2: 0, 3: 261016}
-    assert p.nodes[1].domains == {0: 131072, 1: 0, 2: 262144, 3: 263256}
-    assert p.names == {0: "Domain-0", 1: "web", 2: "db", 3: "batch"}
-    assert p.host_claims == 65536
-
-
-def test_bars(golden_picture: picture.MemoryPicture) -> None:
-    """50 cells per node, pages * 50 / node size, the largest remainders get the cells left.
-    Node 0: web 12.4997, batch 6.2232, claimed 0, free 31.1887 -> 12 + 6 + 0 + 31 = 49,
-    web's .4997 is largest -> 13 B, 6 D, 31 '.'. Node 1: dom0 3.125, db 6.25, batch 6.2765,
-    claimed 3.125, free 31.1901 -> 49, batch's .2765 largest -> 3 A, 6 C, 7 D, 3 ':', 31 '.'.
-    Text: used node 0 (524272 + 261016) >> 8 = 3067, node 1 656472 >> 8 = 2564; claimed
-    131072 >> 8 = 512; free 1308143 >> 8 = 5109, (1439268 - 131072) >> 8 = 5110."""
-    assert picture.bars(golden_picture) == (
-        f"NODE0 [{'B' * 13}{'D' * 6}{'.' * 31}]    8192 MiB: used 3067, claimed 0, free 5109\n"
-        f"NODE1 [{'A' * 3}{'C' * 6}{'D' * 7}{':' * 3}{'.' * 31}]    8192 MiB: used 2564, "
-        "claimed 512, free 5110\n"
-        "legend: A=Domain-0 (d0)  B=web (d1)  C=db (d2)  D=batch (d3)  :=claimed  .=free\n"
-        "host-wide claims (any node): 256 MiB"
-    )
-
-
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-def test_svg_is_xml_with_one_rect_per_segment(golden_picture: picture.MemoryPicture) -> None:
-    """600 px per bar, cells as in test_bars. Node 0: web 149.9954, batch 74.678, claimed 0,
-    free 374.265 -> 597; web (.9954), batch (.678), free (.265) get the 3 left -> 150, 75, 0,
-    375. Node 1: dom0 37.5, db 75.0, batch 75.3186, claimed 37.5, free 374.2806 -> 598;
-    dom0 and claimed (.5 each) get the 2 left -> 38, 75, 75, 38, 374. Colours: the palette
-    in domid order; claimed, free."""
-    root = ET.fromstring(picture.svg(golden_picture))
-    assert root.tag == f"{SVG}svg"
-    bars: dict[str, list[tuple[str, str]]] = {}
-    for rect in root.iter(f"{SVG}rect"):
-        if rect.get("height") == "28":
-            bars.setdefault(rect.attrib["y"], []).append(
-                (rect.attrib["width"], rect.attrib["fill"])
-            )
-    blue, orange, green, purple = "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"
-    claimed, free = "#d0d0d0", "#f4f4f4"
-    assert bars == {
-        "30": [("150", orange), ("75", purple), ("0", claimed), ("375", free)],
-        "72": [("38", blue), ("75", green), ("75", purple), ("38", claimed), ("374", free)],
-    }
-    legend = [t.text for t in root.iter(f"{SVG}text")][-6:]
-    assert legend == [
-        "Domain-0 (d0)",
-        "web (d1)",
-        "db (d2)",
-        "batch (d3)",
-        "claimed on the node",
-        "free",
-    ]
-
-
-def test_svg_escapes_domain_names() -> None:
-    """A name with XML's special characters still gives a well-formed document."""
-    ts = toolstack()
-    create(ts, 'name="a<b&c>"', "memory=64")
-    root = ET.fromstring(picture.svg(ts.memory_picture()))
-    assert "a<b&c> (d1)" in [t.text for t in root.iter(f"{SVG}text")]
-
-
-def test_the_memory_picture_leaves_dmesg_whole() -> None:
-    """top and storm read Xen's 'u' dump off the console without clearing it, so dmesg
-    still shows the boot banner, then the dump; ``dmesg -c`` alone empties it."""
-    ts = toolstack()
-    before = ts.dmesg()
-    assert before.startswith("(XEN) ")
-    ts.memory_picture()
-    after = ts.dmesg()
-    assert after.startswith(before)
-    assert "'u' pressed -> dumping numa info" in after[len(before) :]
-    assert ts.dmesg(clear=True) == after
-    assert ts.dmesg() == ""

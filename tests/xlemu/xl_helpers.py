@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
+from xenhost.xenstore import XsHandle
 from xlemu.cli import main
+from xlemu.create import create_domain
+from xlemu.state import new_xenstore
+from xlemu.toolstack import Toolstack, XlConf
+
+from hypervisor_model import Hypervisor, make_host
 
 
 @dataclass
@@ -62,3 +68,18 @@ class Xl:
         """xl.conf's claim_mode: a number as xl writes it, or a name (xlemu's extension)."""
         value = mode if mode.isdigit() else f'"{mode}"'
         self.xl_conf.write_text(f"claim_mode = {value}\n", encoding="utf-8")
+
+
+def toolstack(
+    nodes: tuple[int, ...] = (4096, 4096), *, dom0: int = 512, mode: str = "legacy"
+) -> Toolstack:
+    """The toolstack library on a fresh host: ``nodes`` MiB each, 4 CPUs per node, dom0
+    ``dom0`` MiB, an empty xenstore."""
+    hv = Hypervisor(make_host(list(nodes), cpus_per_node=4, dom0_memory=dom0))
+    xs = XsHandle.local(new_xenstore())
+    return Toolstack(hv, xs, XlConf(claim_mode=mode))  # type: ignore[arg-type]
+
+
+def create(ts: Toolstack, *lines: str, paused: bool = False) -> int:
+    """``xl create /dev/null KEY=VALUE...``: the domid."""
+    return create_domain(ts, "/dev/null", list(lines), paused=paused)

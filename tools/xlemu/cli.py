@@ -446,15 +446,22 @@ def storm(
 @click.option(
     "--svg", "svg_file", type=click.Path(dir_okay=False), metavar="FILE", help="Also an SVG."
 )
+@click.option(
+    "--theme",
+    type=click.Choice(list(picture.THEMES)),
+    default="light",
+    metavar="THEME",
+    help="The SVG's colours: light or dark (light).",
+)
 @click.option("--width", default=50, metavar="N", help="Bar width in characters (50).")
 @click.pass_context
-def numa_picture(ctx: click.Context, svg_file: str | None, width: int) -> None:
+def numa_picture(ctx: click.Context, svg_file: str | None, theme: str, width: int) -> None:
     """Picture NUMA memory: per node, each domain's pages, claims and free memory."""
     with toolstack(ctx, save=False) as ts:
         memory = ts.memory_picture()
     click.echo(picture.bars(memory, width))
     if svg_file:
-        Path(svg_file).write_text(picture.svg(memory), encoding="utf-8")
+        Path(svg_file).write_text(picture.svg(memory, theme), encoding="utf-8")
 
 
 @xlemu.group(cls=XlGroup)

@@ -602,10 +602,12 @@ class Toolstack:
     # -- the picture ----------------------------------------------------------------------------
 
     def memory_picture(self) -> MemoryPicture:
-        """Per-node bars: pages per domain (Xen's 'u' dump), node claims, free memory."""
+        """Per node, each domain's pages (Xen's 'u' dump) and claims (each claim set, read
+        with XEN_DOMCTL_claim_memory GET) and the free memory; the host-wide claims and
+        xl info's free_memory."""
         info = self.api.numainfo()
         placement = pages_by_node(self.xch)
-        claim_sets = self.claims_by_node()
+        claim_sets = dict(self.claims_by_node())
         nodes = []
         for n, node in enumerate(info.nodes):
             if node.size is None or node.free is None:
@@ -616,12 +618,13 @@ class Toolstack:
                     size=node.size >> 12,
                     free=node.free >> 12,
                     domains={d: pages.get(n, 0) for d, pages in placement.items()},
-                    claimed=sum(c.get(n, 0) for _, c in claim_sets),
+                    claims={d: c[n] for d, c in claim_sets.items() if c.get(n)},
                 )
             )
-        names = {d: self.name(d) for d in placement}
-        host_claims = sum(c.get(HOST, 0) for _, c in claim_sets)
-        return MemoryPicture(nodes, names, host_claims)
+        names = {d: self.name(d) for d in placement.keys() | claim_sets.keys()}
+        host = {d: c[HOST] for d, c in claim_sets.items() if c.get(HOST)}
+        p = self.api.physinfo()
+        return MemoryPicture(nodes, names, host, p.free_pages - p.outstanding_pages)
 
     # -- placement ------------------------------------------------------------------------------
 
