@@ -464,6 +464,7 @@ _COMMANDS: dict[int, Callable[..., int]] = {
     abi.XEN_DOMCTL_getnodeaffinity: _getnodeaffinity,
     abi.XEN_DOMCTL_claim_memory: _claim_memory,
     abi.XEN_DOMCTL_setvcpucontext: vcpu.setvcpucontext,
+    abi.XEN_DOMCTL_getvcpuaffinity: vcpu.getvcpuaffinity,
     abi.XEN_DOMCTL_gethvmcontext: vcpu.gethvmcontext,
     abi.XEN_DOMCTL_sethvmcontext: vcpu.sethvmcontext,
     abi.XEN_DOMCTL_shadow_op: paging.shadow_op,

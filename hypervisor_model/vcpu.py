@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
+from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap
 from hypervisor_model.errors import XenError
 from hypervisor_model.guest_memory import (
     USER_LIMIT,
@@ -26,7 +27,7 @@ from hypervisor_model.guest_memory import (
 )
 from hypervisor_model.public import arch_x86, hvm_save
 from hypervisor_model.public import domctl as abi
-from hypervisor_model.public.errno import EFAULT, EINVAL, ENODATA, ENOENT, ENOSPC
+from hypervisor_model.public.errno import EFAULT, EINVAL, ENODATA, ENOENT, ENOSPC, ESRCH
 from hypervisor_model.public.xen import (
     VMASST_TYPE_4gb_segments,
     VMASST_TYPE_4gb_segments_notify,
@@ -143,6 +144,41 @@ def getvcpuinfo(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> in
         ),
     )
     return reply.send(0)
+
+
+# -- XEN_DOMCTL_getvcpuaffinity ----------------------------------------------------------------
+
+
+def getvcpuaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
+    """vcpu_affinity_domctl, reading: a vCPU may run, and prefers to run, on every CPU (no
+    vCPU is ever pinned here). EINVAL beyond max_vcpus or without a map asked for (or its
+    handle), ESRCH for a vCPU not created."""
+    req = parse(abi.xen_domctl_vcpuaffinity, reply.op.u)
+    if req.vcpu >= d.max_vcpus:
+        raise XenError(EINVAL, f"vCPU {req.vcpu} beyond max_vcpus")
+    if req.vcpu >= d.nr_vcpus:
+        raise XenError(ESRCH, f"vCPU {req.vcpu} not created")
+    hard, soft = req.flags & abi.XEN_VCPUAFFINITY_HARD, req.flags & abi.XEN_VCPUAFFINITY_SOFT
+    if (
+        not req.flags
+        or (hard and not req.cpumap_hard.bitmap)
+        or (soft and not req.cpumap_soft.bitmap)
+    ):
+        raise XenError(EINVAL, "no affinity map to read")
+    every = (1 << hv.nr_cpus) - 1
+    quirk = hv.release.bitmap_last_byte_quirk
+    failed = False  # both maps are written even when the first faults (hret ?: ret)
+    for asked, cpumap in ((hard, req.cpumap_hard), (soft, req.cpumap_soft)):
+        try:
+            if asked:
+                bitmap_to_xenctl_bitmap(
+                    hv.caller_memory, cpumap, every, hv.nr_cpus, last_byte_quirk=quirk
+                )
+        except XenError:
+            failed = True
+    if failed:
+        raise XenError(EFAULT, "affinity map not writable")
+    return 0
 
 
 # -- XEN_DOMCTL_setvcpucontext -----------------------------------------------------------------

@@ -16,6 +16,8 @@ from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_HOST,
     XEN_DOMCTL_CLAIM_MEMORY_LEGACY,
     XEN_DOMCTL_CLAIM_MEMORY_SET,
+    XEN_VCPUAFFINITY_HARD,
+    XEN_VCPUAFFINITY_SOFT,
     XEN_DOMCTL_CDF_hap,
     XEN_DOMCTL_CDF_hvm,
 )
@@ -113,6 +115,7 @@ from xenctrl.types import (
 from xenctrl.vcpu import (
     xc_domain_hvm_getcontext,
     xc_domain_hvm_setcontext,
+    xc_vcpu_getaffinity,
     xc_vcpu_getinfo,
     xc_vcpu_setcontext,
 )

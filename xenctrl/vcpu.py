@@ -14,6 +14,7 @@ from hypervisor_model.public import arch_x86, domctl
 from xenctrl import trace
 from xenctrl.errors import XenError
 from xenctrl.handle import Bounce, Buffer, check, do_domctl, xc_interface
+from xenctrl.misc import xc_get_cpumap_size
 from xenctrl.types import xc_vcpuinfo_t
 
 traced = trace.traced("xenctrl")
@@ -64,6 +65,30 @@ def xc_vcpu_getinfo(xch: xc_interface, domid: int, vcpu: int) -> xc_vcpuinfo_t:
     check(rc)
     size = ctypes.sizeof(xc_vcpuinfo_t)
     return xc_vcpuinfo_t.from_buffer_copy(bytes(reply.u[:size]))
+
+
+@traced
+def xc_vcpu_getaffinity(
+    xch: xc_interface, domid: int, vcpu: int, flags: int
+) -> tuple[bytes | None, bytes | None]:
+    """The CPUs a vCPU may run on (hard) and prefers (soft), as xc_cpumap_t bytes, for
+    the maps ``flags`` asks for (XEN_VCPUAFFINITY_HARD / _SOFT); None for the others."""
+    size = xc_get_cpumap_size(xch)
+    hard = bytearray(size) if flags & domctl.XEN_VCPUAFFINITY_HARD else None
+    soft = bytearray(size) if flags & domctl.XEN_VCPUAFFINITY_SOFT else None
+    with Bounce(xch, hard, size, "out") as h, Bounce(xch, soft, size, "out") as s:
+        rc, _ = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_getvcpuaffinity,
+            domid,
+            domctl.xen_domctl_vcpuaffinity,
+            vcpu=vcpu,
+            flags=flags,
+            cpumap_hard=dict(bitmap=h.addr, nr_bits=size * 8),
+            cpumap_soft=dict(bitmap=s.addr, nr_bits=size * 8),
+        )
+    check(rc)
+    return (None if hard is None else bytes(hard)), (None if soft is None else bytes(soft))
 
 
 @traced

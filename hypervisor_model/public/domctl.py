@@ -32,6 +32,7 @@ XEN_DOMCTL_shadow_op = 10
 XEN_DOMCTL_max_mem = 11
 XEN_DOMCTL_setvcpucontext = 12
 XEN_DOMCTL_getvcpuinfo = 14
+XEN_DOMCTL_getvcpuaffinity = 25
 XEN_DOMCTL_max_vcpus = 15
 XEN_DOMCTL_gethvmcontext = 33
 XEN_DOMCTL_sethvmcontext = 34
@@ -176,6 +177,19 @@ xen_domctl_getvcpuinfo: Construct = Struct(
     "cpu_time" / uint64_aligned_t,  # ns run so far
     "cpu" / uint32_t,  # the CPU it is on, or was last
     Padding(4),
+)
+
+# XEN_DOMCTL_getvcpuaffinity ``flags``: which maps to read.
+XEN_VCPUAFFINITY_HARD = 1 << 0  # where the vCPU may run
+XEN_VCPUAFFINITY_SOFT = 1 << 1  # where it prefers to run
+XEN_VCPUAFFINITY_FORCE = 1 << 2
+
+# XEN_DOMCTL_{get,set}vcpuaffinity payload (40 bytes).
+xen_domctl_vcpuaffinity: Construct = Struct(
+    "vcpu" / uint32_t,
+    "flags" / uint32_t,  # XEN_VCPUAFFINITY_*
+    "cpumap_hard" / xenctl_bitmap,
+    "cpumap_soft" / xenctl_bitmap,
 )
 
 # XEN_DOMCTL_{get,set}hvmcontext payload (16 bytes): a stream of HVM save records.

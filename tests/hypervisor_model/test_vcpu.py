@@ -474,3 +474,85 @@ def test_hvm_context_buffers_xen_cannot_reach_are_efault(dom0: Guest) -> None:
             hvmcontext(dom0, domctl.XEN_DOMCTL_sethvmcontext, domid, 1 << 31, buf.addr)[0]
             == -EFAULT
         )
+
+
+# -- XEN_DOMCTL_getvcpuaffinity -------------------------------------------------------------------
+
+
+def affinity(
+    dom0: Guest, domid: int, vcpu: int, flags: int, hard: int | None = 2, soft: int | None = 2
+) -> tuple[int, bytes, bytes]:
+    """Maps of ``hard``/``soft`` bytes (None: a NULL handle), 0xAA-filled; the result and
+    both maps afterwards."""
+    hv = dom0.hv
+    bufs = [hv.arena.alloc(max(n or 0, 1)) for n in (hard, soft)]
+    for buf, n in zip(bufs, (hard, soft), strict=True):
+        buf.mem[: n or 0] = b"\xaa" * (n or 0)
+    maps = [
+        dict(bitmap=buf.addr if n is not None else 0, nr_bits=8 * (n or 0))
+        for buf, n in zip(bufs, (hard, soft), strict=True)
+    ]
+    rc, _ = dom0.domctl(
+        domctl.XEN_DOMCTL_getvcpuaffinity,
+        domid,
+        domctl.xen_domctl_vcpuaffinity,
+        dict(vcpu=vcpu, flags=flags, cpumap_hard=maps[0], cpumap_soft=maps[1]),
+    )
+    return rc, bytes(bufs[0].mem[: hard or 0]), bytes(bufs[1].mem[: soft or 0])
+
+
+HARD, SOFT = domctl.XEN_VCPUAFFINITY_HARD, domctl.XEN_VCPUAFFINITY_SOFT
+
+
+def test_every_vcpu_may_run_and_prefers_to_run_on_every_cpu(dom0: Guest) -> None:
+    """8 CPUs: one byte 0xff (nr_cpu_ids bits), the caller's second byte zeroed; only the
+    maps asked for are written."""
+    domid = domain(dom0, 2)
+    assert affinity(dom0, domid, 1, HARD | SOFT) == (0, b"\xff\x00", b"\xff\x00")
+    assert affinity(dom0, domid, 0, SOFT) == (0, b"\xaa\xaa", b"\xff\x00")
+
+
+AFFINITY_ERRNOS = [
+    ("beyond-max_vcpus", dict(vcpu=2, flags=HARD), EINVAL),
+    ("no-flags", dict(vcpu=0, flags=0), EINVAL),
+    ("hard-without-map", dict(vcpu=0, flags=HARD, hard=None), EINVAL),
+    ("soft-without-map", dict(vcpu=0, flags=SOFT, soft=None), EINVAL),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "errno"), [r[1:] for r in AFFINITY_ERRNOS], ids=[r[0] for r in AFFINITY_ERRNOS]
+)
+def test_getvcpuaffinity_errno(dom0: Guest, args: dict[str, Any], errno: int) -> None:
+    domid = domain(dom0, 2)
+    assert affinity(dom0, domid, **args)[0] == -errno
+
+
+def test_a_vcpu_not_yet_created_is_esrch(dom0: Guest) -> None:
+    """max_vcpus 2 at createdomain, none created yet: vcpu_affinity_domctl's ESRCH."""
+    payload = dict(createdomain_payload(domctl.XEN_DOMCTL_CDF_hvm), max_vcpus=2)
+    rc, after = dom0.domctl(
+        domctl.XEN_DOMCTL_createdomain, DOMID_ANY, domctl.xen_domctl_createdomain, payload
+    )
+    assert rc == 0
+    assert affinity(dom0, int(after.domain), 1, HARD)[0] == -ESRCH
+
+
+def test_a_hard_map_that_faults_still_lets_the_soft_one_be_written(dom0: Guest) -> None:
+    """hret ?: ret: both maps are tried; the result is the first error."""
+    domid = domain(dom0, 1)
+    rc, _, soft = affinity(dom0, domid, 0, HARD | SOFT, hard=0)  # a 0-byte map...
+    assert (rc, soft) == (0, b"\xff\x00")  # ...takes nothing and is no fault
+    hv = dom0.hv
+    soft_buf = hv.arena.alloc(1)
+    maps = dict(
+        cpumap_hard=dict(bitmap=0xDEAD000, nr_bits=8),
+        cpumap_soft=dict(bitmap=soft_buf.addr, nr_bits=8),
+    )
+    rc, _ = dom0.domctl(
+        domctl.XEN_DOMCTL_getvcpuaffinity,
+        domid,
+        domctl.xen_domctl_vcpuaffinity,
+        dict(vcpu=0, flags=HARD | SOFT, **maps),
+    )
+    assert (rc, bytes(soft_buf.mem[:1])) == (-EFAULT, b"\xff")

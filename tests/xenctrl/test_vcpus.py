@@ -85,3 +85,17 @@ def test_failing_vcpu_calls_free_their_buffers(xch: xc_interface) -> None:
         with pytest.raises(XenError):
             call()
     assert xch.hv.arena.live_buffers() == 0
+
+
+def test_getaffinity_reads_the_maps_asked_for(xch: xc_interface) -> None:
+    """Every vCPU may run on every CPU of the 8: one 0xff byte (xc_get_cpumap_size 1)."""
+    domid = hvm_domain(xch, 1)
+    both = xenctrl.XEN_VCPUAFFINITY_HARD | xenctrl.XEN_VCPUAFFINITY_SOFT
+    assert xenctrl.xc_vcpu_getaffinity(xch, domid, 0, both) == (b"\xff", b"\xff")
+    assert xenctrl.xc_vcpu_getaffinity(xch, domid, 0, xenctrl.XEN_VCPUAFFINITY_SOFT) == (
+        None,
+        b"\xff",
+    )
+    with pytest.raises(XenError) as e:
+        xenctrl.xc_vcpu_getaffinity(xch, domid, 0, 0)
+    assert e.value.errno == EINVAL

@@ -194,6 +194,12 @@ LAYOUTS: list[tuple[str, construct.Construct, int, dict[str, int]]] = [
         {"vcpu": 0, "online": 4, "blocked": 5, "running": 6, "cpu_time": 8, "cpu": 16},
     ),
     ("xen_domctl_hvmcontext", domctl.xen_domctl_hvmcontext, 16, {"size": 0, "buffer": 8}),
+    (
+        "xen_domctl_vcpuaffinity",
+        domctl.xen_domctl_vcpuaffinity,
+        40,
+        {"vcpu": 0, "flags": 4, "cpumap_hard.bitmap": 8, "cpumap_soft.nr_bits": 32},
+    ),
     ("xenctl_bitmap", xen.xenctl_bitmap, 16, {"bitmap": 0, "nr_bits": 8}),
     (
         "xen_domctl_nodeaffinity",

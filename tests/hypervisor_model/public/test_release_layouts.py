@@ -75,6 +75,7 @@ ABI_4_17: list[tuple[str, int, dict[str, int]]] = [
     ("xen_domctl_vcpucontext", 16, {"vcpu": 0, "ctxt": 8}),
     ("xen_domctl_getvcpuinfo", 24, {"vcpu": 0, "online": 4, "cpu_time": 8, "cpu": 16}),
     ("xen_domctl_hvmcontext", 16, {"size": 0, "buffer": 8}),
+    ("xen_domctl_vcpuaffinity", 40, {"vcpu": 0, "flags": 4, "cpumap_hard": 8, "cpumap_soft": 24}),
     ("xen_sysctl", 136, {"cmd": 0, "interface_version": 4, "u": 8}),
     ("xen_sysctl_readconsole", 24, {"clear": 0, "index": 4, "buffer": 8, "count": 16}),
     (
@@ -184,6 +185,7 @@ CONSTANTS_4_17: dict[str, int] = {
     "XEN_DOMCTL_setvcpucontext": 12,
     "XEN_DOMCTL_getvcpuinfo": 14,
     "XEN_DOMCTL_max_vcpus": 15,
+    "XEN_DOMCTL_getvcpuaffinity": 25,
     "XEN_DOMCTL_gethvmcontext": 33,
     "XEN_DOMCTL_sethvmcontext": 34,
     "XEN_DOMCTL_set_address_size": 35,
