@@ -10,6 +10,8 @@ costs Xen 2 pages more (PV) or 2 + 256 (HVM, with its initial HAP pool).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypercalls import Guest
 
@@ -469,16 +471,35 @@ def test_maximum_gpfn_of_a_pv_guest_is_0(dom0: Guest) -> None:
     assert maximum_gpfn(dom0, domid) == 0
 
 
-def test_maximum_gpfn_of_self_and_of_others(dom0: Guest) -> None:
-    """DOMID_SELF is the caller; another domain's is EPERM for a domU
-    (xsm_memory_stat_reservation), a missing one ESRCH; continuation bits EINVAL."""
+def test_maximum_gpfn_of_self(dom0: Guest) -> None:
+    """DOMID_SELF is the caller (rcu_lock_domain_by_any_id)."""
     domid = dom0.create(max_mib=4)
     assert dom0.populate(domid, [9]) == 1
     assert maximum_gpfn(dom0, DOMID_SELF, caller=domid) == 9
-    other = dom0.create()
-    assert maximum_gpfn(dom0, domid, caller=other) == -EPERM
-    assert maximum_gpfn(dom0, 42) == -ESRCH
-    assert maximum_gpfn(dom0, domid, cmd=XENMEM_maximum_gpfn | 1 << 6) == -EINVAL
+
+
+MAXIMUM_GPFN_ERRNOS = [
+    # (what, caller, asked about, cmd, errno)
+    ("domu-about-another", "other", "domu", XENMEM_maximum_gpfn, EPERM),
+    ("missing-domain", 0, 42, XENMEM_maximum_gpfn, ESRCH),
+    ("continuation-bits", 0, "domu", XENMEM_maximum_gpfn | 1 << 6, EINVAL),
+]
+
+
+@pytest.mark.parametrize(
+    ("caller", "target", "cmd", "errno"),
+    [r[1:] for r in MAXIMUM_GPFN_ERRNOS],
+    ids=[r[0] for r in MAXIMUM_GPFN_ERRNOS],
+)
+def test_maximum_gpfn_errno(dom0: Guest, caller: Any, target: Any, cmd: int, errno: int) -> None:
+    """xsm_memory_stat_reservation (XSM_TARGET) refuses a domU another domain's number."""
+    domu, other = dom0.create(), dom0.create()
+    names = {"domu": domu, "other": other}
+    got = maximum_gpfn(dom0, names.get(target, target), caller=names.get(caller, caller), cmd=cmd)
+    assert got == -errno
+
+
+def test_maximum_gpfn_of_an_unreadable_domid_is_efault(dom0: Guest) -> None:
     assert dom0.hv.hypercall(HYPERVISOR_memory_op, XENMEM_maximum_gpfn, 0) == -EFAULT
 
 
