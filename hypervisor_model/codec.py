@@ -15,7 +15,7 @@ import keyword
 import struct
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from construct import (
@@ -108,28 +108,39 @@ def plain(obj: Any) -> Any:
 
 
 class Codec:
-    """One layout's ``size``, ``parse``, ``build`` and ``parse_array`` (many at once)."""
+    """One layout's ``size`` and its functions: ``parse``, ``build``, ``parse_array`` (many
+    structures back to back). The functions are made on first use, so a process pays only
+    for the layouts it decodes; ``sizeof`` needs none of them."""
 
-    def __init__(
-        self,
-        size: int,
-        parse: Callable[[Any], Any],
-        build: Callable[[Any], bytes],
-        parse_array: Callable[[Any], list[Any]],
-        derived: tuple[_Shape, type[Record], Callable[[Any], tuple[Any, ...]]] | None = None,
-    ) -> None:
-        self.size, self.parse, self.build, self.parse_array = size, parse, build, parse_array
-        # What a layout containing this one needs: its members, record class, and the
-        # function flattening a record or mapping into values to pack. None: construct.
-        self.shape: _Shape | None = None
-        self.record: type[Record] | None = None
-        self.values: Callable[[Any], tuple[Any, ...]] | None = None
-        if derived is not None:
-            self.shape, self.record, self.values = derived
+    parse: Callable[[Any], Any]
+    build: Callable[[Any], bytes]
+    parse_array: Callable[[Any], list[Any]]
+    # What a layout containing this one uses: the record class, the function making a
+    # record from its flat values, and the one flattening a record or mapping into them.
+    record: type[Record]
+    make: Callable[[Sequence[Any]], Record]
+    values: Callable[[Any], tuple[Any, ...]]
+
+    def __init__(self, layout: Construct, size: int, shape: _Shape | None) -> None:
+        self.layout, self.size, self.shape = layout, size, shape
 
     @property
     def derived(self) -> bool:
+        """False when construct itself decodes this layout."""
         return self.shape is not None
+
+    def __getattr__(self, attr: str) -> Any:
+        """Called only until the functions exist: make them (once), then they are found
+        as plain attributes."""
+        if attr not in _MADE_ON_FIRST_USE:
+            raise AttributeError(attr)
+        with _lock:
+            if attr not in vars(self):
+                vars(self).update(_generate(self) if self.shape is not None else _fallback(self))
+        return vars(self)[attr]
+
+
+_MADE_ON_FIRST_USE = frozenset(("parse", "build", "parse_array", "record", "make", "values"))
 
 
 # -- reading a construct tree --------------------------------------------------------------
@@ -271,6 +282,7 @@ class _Source:
     """The generated source of one layout and the names it refers to."""
 
     def __init__(self) -> None:
+        self.lines: list[str] = []
         self.namespace: dict[str, Any] = {
             "Record": Record,
             "LayoutError": LayoutError,
@@ -307,30 +319,34 @@ class _Source:
         if isinstance(node, _Scalar | _Raw):
             return f"v[{at}]"
         if isinstance(node, _Nested):
-            return self.record(node.shape, self.refer(node.inner.record), at)
+            return f"{self.refer(node.inner.make)}(v[{at}:{at + node.count}])"
         assert isinstance(node, _Array)
         if isinstance(node.item, _Scalar | _Raw):
             return f"list(v[{at}:{at + node.count}])"
-        step = node.item.count
-        return (
-            f"[{', '.join(self.unflatten(node.item, at + i * step) for i in range(node.length))}]"
-        )
+        step = node.item.count  # each item from its own slice, by a function of its own
+        if isinstance(node.item, _Nested):
+            item = self.refer(node.item.inner.make)
+        else:
+            item = self.refer(None)
+            self.lines += [f"def {item}(v):", f"    return {self.unflatten(node.item, 0)}"]
+        return f"[{item}(v[j:j + {step}]) for j in range({at}, {at + node.count}, {step})]"
 
-    def record(self, shape: _Shape, cls: str, at: int = 0) -> str:
-        """An expression of a ``cls`` record from the flat tuple ``v``, from index ``at``."""
-        args = []
+    def record(self, shape: _Shape) -> str:
+        """An expression of the layout's record from its flat tuple ``v``."""
+        args, at = [], 0
         for f in shape.fields:
             if f.name is not None:
                 args.append(self.unflatten(f.node, at))
             at += f.node.count
-        return f"{cls}({', '.join(args)})"
+        return f"R({', '.join(args)})"
 
 
-def _derive(layout: Struct, name: str) -> Codec:
-    """Generate the record class and the functions of one layout."""
-    shape = _Shape(layout)
+def _generate(c: Codec) -> dict[str, Any]:
+    """The record class and the functions of a derived layout, from generated source."""
+    shape = c.shape
+    assert shape is not None
     fmt = struct.Struct("<" + shape.codes)
-    size, names = fmt.size, shape.names
+    size, names, name = fmt.size, shape.names, _public_name(c.layout)
     src = _Source()
     fields = [f for f in shape.fields if f.name is not None]
     reads = [_attribute("obj", n) for n in names]
@@ -344,20 +360,18 @@ def _derive(layout: Struct, name: str) -> Codec:
     ]
     flat = [src.flatten(f.node, f"f{i}") for i, f in enumerate(fields)]
     src.namespace.update(_unpack=fmt.unpack_from, _pack=fmt.pack, _iter=fmt.iter_unpack)
-    top = src.record(shape, "R")
-    every = (
-        "[R(*v) for v in _iter(data)]"
-        if len(fields) == shape.count and all(isinstance(f.node, _Scalar | _Raw) for f in fields)
-        else f"[{top} for v in _iter(data)]"
-    )
+    top = src.record(shape)
+    plain_values = len(fields) == shape.count  # one value per field, nothing nested
     args = "".join(f", f{i}" for i in range(len(names)))
-    lines = [
+    src.lines += [
         "class R(Record):",
         f"    __slots__ = _fields = {names!r}",
         f"    def __init__(self{args}):",
         *(f"        {_attribute('self', n, f'f{i}')}" for i, n in enumerate(names)),
         "        return",
         f"R.__name__ = R.__qualname__ = {name!r}",
+        "def make(v):",
+        f"    return {'R(*v)' if plain_values else top}",
         "def values(obj):",  # a record or a mapping -> the flat values to pack
         "    if isinstance(obj, Record):",
         *(f"        f{i} = {r}" for i, r in enumerate(reads)),
@@ -381,17 +395,17 @@ def _derive(layout: Struct, name: str) -> Codec:
         "def parse_array(data):",
         f"    if len(data) % {size}:",
         f"        raise LayoutError(f'expected a multiple of {size} bytes, got {{len(data)}}')",
-        f"    return {every}",
+        f"    return [{'R(*v)' if plain_values else top} for v in _iter(data)]",
     ]
     ns = src.namespace
-    exec("\n".join(lines), ns)  # our own source, generated from the declaration
-    return Codec(size, ns["parse"], ns["build"], ns["parse_array"], (shape, ns["R"], ns["values"]))
+    exec("\n".join(src.lines), ns)  # our own source, generated from the declaration
+    return {attr: ns["R" if attr == "record" else attr] for attr in _MADE_ON_FIRST_USE}
 
 
-def _fallback(layout: Construct) -> Codec:
+def _fallback(c: Codec) -> dict[str, Any]:
     """construct itself, compiled, for a layout this module cannot translate."""
-    compiled = layout.compile()
-    size = layout.sizeof()
+    compiled = c.layout.compile()
+    size = c.size
 
     def parse_array(data: Any) -> list[Any]:
         return [compiled.parse(data[i : i + size]) for i in range(0, len(data), size)]
@@ -399,7 +413,7 @@ def _fallback(layout: Construct) -> Codec:
     def build(obj: Any) -> bytes:
         return bytes(compiled.build(obj))
 
-    return Codec(size, compiled.parse, build, parse_array)
+    return dict(parse=compiled.parse, build=build, parse_array=parse_array)
 
 
 def _public_name(layout: Construct) -> str:
@@ -429,9 +443,11 @@ def codec(layout: Construct) -> Codec:
             try:
                 if not isinstance(layout, Struct) or _hooked(layout):
                     raise _Unsupported("not a plain Struct")
-                made = _derive(layout, _public_name(layout))
+                shape: _Shape | None = _Shape(layout)
+                size = struct.calcsize("<" + shape.codes)  # type: ignore[union-attr]
             except _Unsupported:
-                made = _fallback(layout)
+                shape, size = None, layout.sizeof()
+            made = Codec(layout, size, shape)
             _held.append(layout)
             _codecs[id(layout)] = made
     return made
