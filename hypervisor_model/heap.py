@@ -131,6 +131,11 @@ class Heap:
         _, end, node = self._ranges[i]
         return node if mfn < end else None
 
+    @property
+    def ram_ranges(self) -> list[tuple[int, int, int]]:
+        """The host's RAM as ``(start, end, node)`` in MFN order (online nodes only)."""
+        return self._ranges
+
     def split_by_node(self, start: int, end: int) -> Iterator[tuple[int, int, int]]:
         """The RAM parts of ``[start, end)`` as ``(start, end, node)``."""
         i = max(bisect_right(self._range_starts, start) - 1, 0)

@@ -7,7 +7,6 @@ end in the same validated, immutable :class:`HostConfig`.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -222,6 +221,8 @@ def host_from_mapping(doc: Mapping[str, Any]) -> HostConfig:
 
 def load_host(path: str | Path) -> HostConfig:
     """A host from a TOML file."""
+    import tomllib  # only this reads TOML: not imported with the model
+
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

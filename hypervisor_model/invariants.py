@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from itertools import pairwise
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from hypervisor_model.domain import Domain
@@ -24,6 +25,9 @@ from hypervisor_model.heap import MAX_ORDER, NR_ZONES, page_to_zone
 SUPERPAGE_PAGES = 512
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from hypervisor_model.heap import Heap
     from hypervisor_model.hypervisor import Hypervisor
 
 
@@ -31,13 +35,17 @@ class InvariantError(AssertionError):
     """An accounting invariant does not hold; the message lists every violation."""
 
 
-def check_invariants(hv: Hypervisor) -> None:
+def check_invariants(hv: Hypervisor, *, frames: bool = True) -> None:
+    """Every invariant; ``frames=False`` leaves out the walk over every frame's owner (the
+    claims and the heap's counters are still checked), for a host that will only be read."""
     domains = hv.domain_list()
     with ExitStack() as stack:
         for d in domains:  # page_alloc_lock before heap_lock, as Xen orders them
             stack.enter_context(d.page_alloc_lock)
         stack.enter_context(hv.heap.lock)
-        problems = _claim_problems(hv, domains) + _heap_problems(hv) + _frame_problems(hv, domains)
+        problems = _claim_problems(hv, domains) + _heap_problems(hv)
+        if frames:
+            problems += _frame_problems(hv, domains)
     if problems:
         raise InvariantError("; ".join(problems))
 
@@ -88,27 +96,28 @@ def _heap_problems(hv: Hypervisor) -> list[str]:
 
 def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore[type-arg]
     heap, out = hv.heap, []
-    spans = [(head, head + (1 << order), "free") for head, order, _ in heap.free_blocks()]
-    spans += [(mfn, mfn + 1, "offlined") for mfn in heap.offlined]
-    spans += [(start, end, "heap metadata") for start, end in heap.metadata]
+    spans: list[tuple[int, int, str, Domain | None]] = [
+        (head, head + (1 << order), "free", None) for head, order, _ in heap.free_blocks()
+    ]
+    spans += [(mfn, mfn + 1, "offlined", None) for mfn in heap.offlined]
+    spans += [(start, end, "heap metadata", None) for start, end in heap.metadata]
     in_use = [(start, end) for start, end in heap.metadata]
     if heap.mfn_to_nid(0) is not None:
-        spans.append((0, 1, "MFN 0"))
+        spans.append((0, 1, "MFN 0", None))
     for d in domains:
         for mfn, count in d.xen_frames():
-            spans.append((mfn, mfn + count, f"Xen's for d{d.domain_id}"))
+            spans.append((mfn, mfn + count, f"Xen's for d{d.domain_id}", None))
             in_use.append((mfn, mfn + count))
+        label = f"d{d.domain_id}"
+        spans += [(run.start, run.start + run.length, label, d) for run in d.pages]
+    spans.sort(key=itemgetter(0, 1, 2))  # start, end, then what (never the Domain)
+    per_node, outside = _place(heap, spans)
+    for d in domains:
         out += _pod_problems(d)
-        owned = 0
-        per_node: dict[int, int] = {}
-        for run in d.pages:
-            spans.append((run.start, run.end, f"d{d.domain_id}"))
-            owned += run.length
-            for s, e, node in heap.split_by_node(run.start, run.end):
-                per_node[node] = per_node.get(node, 0) + e - s
+        owned = sum(run.length for run in d.pages)
         if owned != d.tot_pages:
             out.append(f"d{d.domain_id}: tot_pages {d.tot_pages} but owns {owned} pages")
-        if per_node != d.node_pages:
+        if per_node.get(d.domain_id, {}) != d.node_pages:
             out.append(f"d{d.domain_id}: per-node page counts out of date")
         last_gfn = max((run.end for run in d.p2m), default=0) - 1
         if last_gfn > d.max_mapped_pfn:
@@ -120,16 +129,13 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
         for (low, count), (nxt, _) in pairwise(mapped):
             if nxt < low + count:
                 out.append(f"d{d.domain_id}: frame {nxt:#x} mapped at two gfns")
-    spans.sort()
-    for (_, e1, w1), (s2, _, w2) in pairwise(spans):
+    for (_, e1, w1, _), (s2, _, w2, _) in pairwise(spans):
         if s2 < e1:
             out.append(f"frames {s2:#x}.. both {w1} and {w2}")
-    covered = sum(e - s for s, e, _ in spans)
+    covered = sum(e - s for s, e, _, _ in spans)
     if covered != heap.total_pages:
         out.append(f"{covered} frames accounted for, expected {heap.total_pages} RAM frames")
-    for s, e, what in spans:
-        if sum(pe - ps for ps, pe, _ in heap.split_by_node(s, e)) != e - s:
-            out.append(f"{what} frames {s:#x}..{e:#x} outside RAM")
+    out += outside
     for mfn in heap.offlining:
         xens = any(s <= mfn < e for s, e in in_use)
         if mfn and not xens and not any(d.pages.find(mfn) for d in domains):
@@ -163,3 +169,28 @@ def _pod_problems(d: Domain) -> list[str]:
     if not d.is_translated and (entries or cache):
         out.append(f"d{d.domain_id}: a PV guest with PoD state")
     return out
+
+
+def _place(
+    heap: Heap, spans: list[tuple[int, int, str, Domain | None]]
+) -> tuple[dict[int, dict[int, int]], list[str]]:
+    """Walk the sorted spans along the RAM ranges once: each owner's pages per node, and the
+    spans that leave RAM. A span inside one range costs a comparison, not a search."""
+    ranges = heap.ram_ranges
+    per_node: dict[int, dict[int, int]] = {}
+    outside = []
+    r = 0
+    for start, end, what, d in spans:
+        while r < len(ranges) and ranges[r][1] <= start:
+            r += 1
+        if r < len(ranges) and ranges[r][0] <= start and end <= ranges[r][1]:
+            parts: Iterable[tuple[int, int, int]] = ((start, end, ranges[r][2]),)
+        else:
+            parts = list(heap.split_by_node(start, end))
+            if sum(pe - ps for ps, pe, _ in parts) != end - start:
+                outside.append(f"{what} frames {start:#x}..{end:#x} outside RAM")
+        if d is not None:
+            counts = per_node.setdefault(d.domain_id, {})
+            for ps, pe, node in parts:
+                counts[node] = counts.get(node, 0) + pe - ps
+    return per_node, outside

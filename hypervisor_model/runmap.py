@@ -10,9 +10,10 @@ an insert or removal anywhere costs a search and a small shift, never a shift of
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
-from collections.abc import Hashable, Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 
 class Run(NamedTuple):
@@ -52,6 +53,7 @@ def _continues(left: Run, right: Run, any_step: bool) -> int | None:
     return step
 
 
+_reading = threading.Lock()
 CHUNK = 256  # runs per chunk: a chunk splits in two when it reaches twice this
 
 
@@ -72,6 +74,17 @@ class RunMap:
 
     def __len__(self) -> int:
         return self._count
+
+    def __getattr__(self, name: str) -> Any:
+        """Called only while a saved map waits to be read (:meth:`from_saved`): read it."""
+        if name not in ("_starts", "_runs", "_firsts", "_count"):
+            raise AttributeError(name)
+        with _reading:  # two threads may reach a waiting map at once: one reads it
+            if "_saved" in vars(self):  # ValueError if damaged; it stays unread then
+                rows = (Run(s, n, value, step, None) for s, n, value, step in vars(self)["_saved"])
+                vars(self).update(vars(RunMap.from_runs(rows, any_step=self.any_step)))
+                del vars(self)["_saved"]
+        return vars(self)[name]
 
     def __iter__(self) -> Iterator[Run]:
         """The runs in key order; the map may change between chunks of the iteration."""
@@ -215,24 +228,36 @@ class RunMap:
         return pieces
 
     @classmethod
+    def from_saved(cls, rows: Sequence[Sequence[Any]], *, any_step: bool = False) -> RunMap:
+        """A map of saved ``[start, length, value, step]`` rows, read when first used, so a
+        command that never looks at it pays nothing; then as :meth:`from_runs` (ValueError
+        if the rows overlap or are out of order)."""
+        made = cls.__new__(cls)
+        made.any_step = any_step
+        vars(made)["_saved"] = rows
+        return made
+
+    @classmethod
     def from_runs(cls, runs: Iterable[Run], *, any_step: bool = False) -> RunMap:
         """A map of runs given in key order (a saved map), merged where they continue;
         ValueError if they overlap or are out of order."""
-        made = cls(any_step=any_step)
         merged: list[Run] = []
+        last_end = -1
         for run in runs:
-            if run.length <= 0 or run.step == 0 or not (any_step or run.step in (1, -1)):
+            start, length, step = run.start, run.length, run.step
+            if length <= 0 or step == 0 or (step != 1 and step != -1 and not any_step):
                 raise ValueError(f"expected a run of 1 or more keys and step 1 or -1, got {run}")
-            if run.length == 1 and run.step != 1:
+            if length == 1 and step != 1:
                 run = run._replace(step=1)
-            if merged:
+            if start <= last_end - 1:
+                raise ValueError(f"expected runs in order, got {start:#x} after {merged[-1]}")
+            if start == last_end and (s := _continues(merged[-1], run, any_step)) is not None:
                 last = merged[-1]
-                if run.start < last.end:
-                    raise ValueError(f"expected runs in order, got {run.start:#x} after {last}")
-                if (s := _continues(last, run, any_step)) is not None:
-                    merged[-1] = Run(last.start, last.length + run.length, last.value, s, run.tag)
-                    continue
-            merged.append(run)
+                merged[-1] = Run(last.start, last.length + length, last.value, s, run.tag)
+            else:
+                merged.append(run)
+            last_end = start + length
+        made = cls(any_step=any_step)
         for at in range(0, len(merged), CHUNK):
             chunk = merged[at : at + CHUNK]
             made._runs.append(chunk)

@@ -30,7 +30,7 @@ from hypervisor_model.hypervisor import Hypervisor
 from hypervisor_model.invariants import InvariantError
 from hypervisor_model.pagelist import PageList
 from hypervisor_model.public.xen import DOMID_FIRST_RESERVED
-from hypervisor_model.runmap import Run, RunMap
+from hypervisor_model.runmap import RunMap
 from hypervisor_model.schema import (
     MAX_VALUES,
     U32,
@@ -227,11 +227,7 @@ SCHEMA = Record(
 def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
     kwargs = dict(state)
     for name in _RUNMAPS:
-        runs = (
-            Run(start, length, value, step, None)
-            for start, length, value, step in kwargs.get(name, ())
-        )
-        kwargs[name] = RunMap.from_runs(runs, any_step=name == "pages")
+        kwargs[name] = RunMap.from_saved(kwargs.get(name, ()), any_step=name == "pages")
     for name in _PAGELISTS:
         kwargs[name] = PageList.from_runs(kwargs.pop(name, ()))
     if kwargs.get("vnuma") is not None:
@@ -251,12 +247,14 @@ def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
     return Domain(**kwargs)
 
 
-def load_state(doc: Any, within: str | None = None) -> Hypervisor:
+def load_state(doc: Any, within: str | None = None, *, writable: bool = True) -> Hypervisor:
     """A host from :func:`save_state`'s data; raises StateError if it cannot be trusted.
 
     The document's shape is checked first (:data:`SCHEMA`), then the host is rebuilt and its
     accounting checked (every invariant), so nothing half-loaded escapes. ``within`` names
-    the key of a larger document that holds this one, for the messages."""
+    the key of a larger document that holds this one, for the messages. A host that will
+    only be read (``writable=False``) skips the walk over every frame's owner, and reads a
+    domain's page maps only if something uses them."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateError(f"expected a {FORMAT} state, got something else")
     version = doc.get("version")
@@ -267,7 +265,7 @@ def load_state(doc: Any, within: str | None = None) -> Hypervisor:
     except SchemaError as e:
         raise StateError(f"damaged state: {e.at(within) if within else e}") from None
     try:
-        return _rebuild(doc)
+        return _rebuild(doc, writable)
     except StateError:
         raise
     except InvariantError as e:  # every violation: say the first and how many more
@@ -282,7 +280,7 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _rebuild(doc: dict[str, Any]) -> Hypervisor:
+def _rebuild(doc: dict[str, Any], writable: bool) -> Hypervisor:
     h = doc["host"]
     host: HostConfig = make_host(
         ranges=h["ranges"],
@@ -320,7 +318,7 @@ def _rebuild(doc: dict[str, Any]) -> Hypervisor:
     if len(text) != p - c or len(text) > hv.console.size:
         raise StateError("damaged state: console ring indices do not match its text")
     hv.console.restore(text, c)
-    hv.check_invariants()
+    hv.check_invariants(frames=writable)
     return hv
 
 

@@ -138,3 +138,16 @@ def test_top_down_pages_become_one_descending_run() -> None:
     assert list(p2m) == [Run(0, 3, 9, -1, None)]
     assert p2m.remove(1, 2) == [Run(1, 1, 8, 1, None)]
     assert list(p2m) == [Run(0, 1, 9, 1, None), Run(2, 1, 7, 1, None)]
+
+
+def test_a_saved_map_is_read_when_first_used() -> None:
+    """from_saved keeps the rows until the map is used; then it is the map from_runs makes
+    (merged), and rows that overlap are a ValueError at that first use."""
+    saved = RunMap.from_saved([[0, 2, 9, -1], [2, 1, 7, 1]], any_step=False)
+    assert "_saved" in vars(saved)  # nothing read yet
+    assert list(saved) == [Run(0, 3, 9, -1, None)] and len(saved) == 1
+    damaged = RunMap.from_saved([[0, 3, None, 1], [1, 1, None, 1]])
+    with pytest.raises(ValueError):
+        damaged.find(0)
+    with pytest.raises(ValueError):  # still damaged, still unread
+        len(damaged)
