@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import inspect
 import os
 import sys
 import threading
@@ -35,6 +34,8 @@ from hypervisor_model.public.xen import (
 )
 
 if TYPE_CHECKING:
+    import inspect
+
     from xenctrl.handle import xc_interface
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -169,15 +170,13 @@ def traced(layer: str) -> Callable[[F], F]:
     """Mark a library function so traces show it, with its arguments, as one layer."""
 
     def decorate(fn: F) -> F:
-        signature = inspect.signature(fn)
-
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             _local.names.append(fn.__name__)
             try:
                 if not _state.traces:
                     return fn(*args, **kwargs)
-                return _record(layer, fn, signature, args, kwargs)
+                return _record(layer, fn, args, kwargs)
             finally:
                 _local.names.pop()
 
@@ -186,10 +185,8 @@ def traced(layer: str) -> Callable[[F], F]:
     return decorate
 
 
-def _record(
-    layer: str, fn: Callable[..., Any], sig: inspect.Signature, args: Any, kwargs: Any
-) -> Any:
-    bound = sig.bind_partial(*args, **kwargs)
+def _record(layer: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    bound = _signature(fn).bind_partial(*args, **kwargs)
     record = CallRecord(layer, fn.__name__, {k: _short(v) for k, v in bound.arguments.items()})
     parent = _local.stack[-1] if _local.stack else None
     _local.stack.append(record)
@@ -224,6 +221,14 @@ def expecting(errno: int, why: str) -> Iterator[None]:
 
 def _expected(errno: int | None) -> str | None:
     return next((why for e, why in reversed(_local.expected) if e == errno), None)
+
+
+@functools.cache
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """A traced function's signature, read when it is first traced (not at every import)."""
+    import inspect  # only a trace needs it: not imported with xenctrl
+
+    return inspect.signature(fn)
 
 
 def machine_hook(changes: list[Change]) -> None:

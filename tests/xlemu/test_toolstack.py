@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from xl_helpers import Xl, create, toolstack
-from xlemu.create import read_xl_conf
 from xlemu.devicemodel import video_ram_gfn
 from xlemu.toolstack import (
     Toolstack,
@@ -22,6 +21,7 @@ from xlemu.toolstack import (
     parse_memory_kb,
     print_bitmap,
 )
+from xlemu.xlconf import read_xl_conf
 
 from hypervisor_model.counters import Change
 from xenctrl import XenError

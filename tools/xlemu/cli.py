@@ -11,9 +11,9 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from click.shell_completion import CompletionItem
@@ -22,14 +22,14 @@ from xenhost.xenstore import XenstoreError, XsHandle
 from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
 from hypervisor_model.public.releases import RELEASES
 from hypervisor_model.snapshot import StateError
-from xenctrl.trace import Trace
 from xlemu import libxl_xs, picture
-from xlemu.create import Progress, create_domain, dry_run, guest_config, read_config, read_xl_conf
-from xlemu.create import storm as create_storm
-from xlemu.serving import run_program, serve_until_signalled, served
 from xlemu.state import StateFile, read_xenstore, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
 from xlemu.xlcommand import XlGroup, XlUsageError, help_text
+from xlemu.xlconf import read_xl_conf
+
+if TYPE_CHECKING:  # each command imports what it alone uses, when it runs
+    from xlemu.create import Progress
 
 
 def _top_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -90,7 +90,7 @@ def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
     with session(where, save=save, notice=_notice) as (hv, xs):
         ts = Toolstack(hv, xs, conf)
         try:
-            with Trace(sys.stderr) if ctx.obj["trace"] else nullcontext():
+            with _trace() if ctx.obj["trace"] else nullcontext():
                 yield ts
         except ToolstackError as e:
             failure = e
@@ -98,6 +98,12 @@ def toolstack(ctx: click.Context, *, save: bool = True) -> Iterator[Toolstack]:
             failure = ToolstackError(f"libxl: error: xenstore: {e}")
     if failure is not None:
         raise failure
+
+
+def _trace() -> AbstractContextManager[Any]:
+    from xenctrl.trace import Trace
+
+    return Trace(sys.stderr)
 
 
 def _notice(text: str) -> None:
@@ -194,6 +200,8 @@ def create(
     def announce(source: str) -> None:
         if not quiet:
             click.echo(f"Parsing config from {source}", err=True)
+
+    from xlemu.create import create_domain, dry_run, guest_config, read_config
 
     if dryrun or ctx.obj["dryrun"]:  # the configuration only: nothing is built
         with toolstack(ctx, save=False) as ts:
@@ -434,6 +442,9 @@ def storm(
     ctx: click.Context, claim_mode: str | None, processes: bool, count: int, config: str
 ) -> None:
     """Create Count domains from one config at once, each as create builds it."""
+    from xlemu.create import storm as create_storm
+    from xlemu.serving import served
+
     held = served(ctx.obj["state"], _notice) if processes else nullcontext()
     with held, toolstack(ctx) as ts:
         report = create_storm(ts, config, count, claim_mode, processes=processes)  # type: ignore[arg-type]
@@ -532,6 +543,8 @@ def serve(ctx: click.Context, socket: str | None) -> None:
         click.echo(line)
         sys.stdout.flush()
 
+    from xlemu.serving import serve_until_signalled
+
     serve_until_signalled(ctx.obj["state"], Path(socket) if socket else None, ready, _notice)
 
 
@@ -545,6 +558,8 @@ def serve(ctx: click.Context, socket: str | None) -> None:
 @click.pass_context
 def exec_(ctx: click.Context, domid: int, program: tuple[str, ...]) -> None:
     """Run a program linked against libxenctrl on the host; exit with its status."""
+    from xlemu.serving import run_program
+
     ctx.exit(run_program(ctx.obj["state"], program, domid, _notice))
 
 

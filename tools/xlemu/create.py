@@ -5,7 +5,6 @@ the special pages, unpause. A failed build leaves no domain, claim or memory beh
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 import sys
 import uuid
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from xenhost.xenstore import XsHandle
 
-from hypervisor_model.public.errno import EINVAL, ENOMEM
+from hypervisor_model.public.errno import ENOMEM
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.handle import Host
@@ -39,16 +38,10 @@ from xlemu.toolstack import (
     need_memory_kb,
     paging_memory_kb,
 )
+from xlemu.xlconf import parse_failure
 
 LIBXL_DEFAULT_MEMKB = 32 * 1024
 HVM_VIDEO_MEMKB = 8 * 1024  # cirrus, libxl's default
-CLAIM_MODES: dict[str, ClaimMode] = {
-    "0": "off",
-    "1": "legacy",
-    "off": "off",
-    "legacy": "legacy",
-    "numa": "numa",
-}
 Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
 
 
@@ -59,27 +52,6 @@ class BuildError(ToolstackError):
     def __init__(self, message: str, cause: XenguestError | XenError) -> None:
         super().__init__(message, -ERROR_FAIL)
         self.cause = cause
-
-
-def read_xl_conf(state_file: Path) -> XlConf:
-    """xl.conf from $XL_GLOBAL_CONFIG or beside the state file; claim_mode 0/1 as in xl,
-    or legacy/numa/off by name."""
-    path = Path(os.environ.get("XL_GLOBAL_CONFIG") or state_file.with_name("xl.conf"))
-    if not path.exists():
-        return XlConf()
-    try:
-        cfg = xlcfg.parse_file(path, report=sys.stderr)
-    except xlcfg.ConfigError as e:  # parse_global_config in xl.c
-        raise parse_failure(e, "Failed to parse config file") from None
-    value = cfg.get_string("claim_mode", dont_warn=True).value
-    if value is None:
-        return XlConf()
-    mode = CLAIM_MODES.get(value.strip().lower())
-    if mode is None:
-        raise ToolstackError(
-            f"{path}: claim_mode: expected 0, 1, legacy, numa or off, got {value!r}"
-        )
-    return XlConf(claim_mode=mode)
 
 
 @dataclass
@@ -140,13 +112,6 @@ def read_config(
         raise parse_failure(e, "Failed to parse config") from None
     except ValueError as e:
         raise ToolstackError(f"Failed to parse config: {e}") from None
-
-
-def parse_failure(e: xlcfg.ConfigError, what: str) -> ToolstackError:
-    """What xl prints for a file libxlu cannot parse: libxlu's error line, its hint when
-    the file looks like Python, then xl's line with strerror(EINVAL)."""
-    hint = xlcfg.PYTHON_WARNING if e.likely_python else ()
-    return ToolstackError("\n".join([str(e), *hint, f"{what}: {os.strerror(EINVAL)}"]))
 
 
 def _type(cfg: xlcfg.Config) -> str:

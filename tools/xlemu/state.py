@@ -166,12 +166,13 @@ def _read_doc(path: Path) -> tuple[dict[str, Any], Store]:
     return doc, store
 
 
-def read_state(path: Path) -> tuple[Hypervisor, Store]:
+def read_state(path: Path, *, writable: bool = True) -> tuple[Hypervisor, Store]:
     """Load a saved state; StateError (one short line naming the file) for anything that
-    is not a state this version reads. Its size and shape are checked before it is used."""
+    is not a state this version reads. Its size and shape are checked before it is used;
+    one that will not be written back (``writable=False``) is checked but for each frame."""
     doc, store = _read_doc(path)
     try:
-        hv = load_state(doc["host"], within="host")
+        hv = load_state(doc["host"], within="host", writable=writable)
     except SchemaError as e:
         raise StateError(f"{path}: damaged state: {e}") from None
     except StateError as e:
@@ -330,7 +331,7 @@ def session(
             with XsHandle.open(str(advert.xenstore)) as xs:
                 yield RemoteHost(advert.socket), xs
             return
-        hv, store = read_state(path)
+        hv, store = read_state(path, writable=False)
         with XsHandle.local(store) as xs:
             yield hv, xs
         return

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xenhost.xenstore import XenstoreError, XsHandle
 
@@ -23,12 +24,13 @@ from xenctrl import domain as xcd
 from xenctrl.api import HOST, Xenctrl
 from xenctrl.handle import Host, xc_interface
 from xenctrl.types import xc_domaininfo_t
-from xenguest.dom import ClaimMode
-from xenguest.storm import pages_by_node
 from xlemu import libxl_xs
 from xlemu.domconfig import domain_config, to_json, uuid_text
 from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, dom_path, read_kb
-from xlemu.picture import MemoryPicture, NodeUsage
+
+if TYPE_CHECKING:  # loaded by the commands that use them
+    from xenguest.dom import ClaimMode
+    from xlemu.picture import MemoryPicture
 
 LIBXL_MIN_DOM0_MEM_KB = 128 * 1024
 ERROR_FAIL, ERROR_INVAL, ERROR_DOMAIN_NOTFOUND = -3, -6, -21
@@ -605,6 +607,9 @@ class Toolstack:
         """Per node, each domain's pages (Xen's 'u' dump) and claims (each claim set, read
         with XEN_DOMCTL_claim_memory GET) and the free memory; the host-wide claims and
         xl info's free_memory."""
+        from xenguest.storm import pages_by_node
+        from xlemu.picture import MemoryPicture, NodeUsage
+
         info = self.api.numainfo()
         placement = pages_by_node(self.xch)
         claim_sets = dict(self.claims_by_node())
