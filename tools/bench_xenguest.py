@@ -2,13 +2,15 @@
 
 1. One 1 TiB HVM guest (hvm_layout 1 TiB, legacy claim) on a host of 4 nodes x 264 GiB.
 2. A boot storm of 256 x 4 GiB HVM guests, each with one vNUMA node on physical node
-   i % 4, in numa claim mode, on a host of 4 nodes x 256 GiB (1 TiB).
+   i % 4, in numa claim mode, on a host of 4 nodes x 256 GiB (1 TiB): one thread per
+   builder ("storm"), and the same builds one after another ("sequential").
+3. One of those 4 GiB builds alone ("one-4g"): its CPU time, hypercalls and extents.
 
 Each phase runs in a child process of its own, so ru_maxrss (the process's peak RSS) is the
 phase's alone: once plain, for the wall time, and once under tracemalloc, for the peak of
 Python allocations (tracemalloc slows the run down, so its time is not the one reported).
 
-Run:  python tools/bench_xenguest.py [--no-tracemalloc] [--phase 1tib|storm]
+Run:  python tools/bench_xenguest.py [--no-tracemalloc] [--phase 1tib|storm|sequential|one-4g]
 """
 
 from __future__ import annotations
@@ -20,10 +22,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
 
 import hypervisor_model
 from xenctrl.domain import (
@@ -34,7 +33,7 @@ from xenctrl.domain import (
 )
 from xenctrl.handle import xc_interface_open
 from xenctrl.misc import xc_physinfo
-from xenguest import hvm_layout, xc_dom_allocate, xc_dom_boot_mem_init
+from xenguest import hvm_layout, vnuma_hvm, xc_dom_allocate, xc_dom_boot_mem_init
 from xenguest.storm import BuildRequest, boot_storm
 
 TIB_KB = 1 << 30
@@ -80,20 +79,22 @@ def phase_1tib() -> dict[str, Any]:
     )
 
 
-def phase_storm() -> dict[str, Any]:
+def phase_storm(builders: int | None = None) -> dict[str, Any]:
+    """The storm with one thread per builder, or ``builders`` threads taking turns."""
     hv = hypervisor_model.boot(nodes=STORM_HOST_NODES)
     requests = [
         BuildRequest(f"g{i:03d}", STORM_MIB, vnuma=((i % len(STORM_HOST_NODES), STORM_MIB),))
         for i in range(STORM_GUESTS)
     ]
-    start = time.perf_counter()
-    report = boot_storm(hv, requests, "numa")
-    seconds = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    report = boot_storm(hv, requests, "numa", builders)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     localities = [r.locality for r in report.results if r.locality is not None]
     with xc_interface_open(hv) as xch:
         free_after = int(xc_physinfo(xch).free_pages)
     return dict(
         seconds=seconds,
+        cpu_seconds=cpu,
         admitted=report.count("admitted"),
         refused=report.count("refused"),
         part_way=report.count("part-way"),
@@ -103,7 +104,45 @@ def phase_storm() -> dict[str, Any]:
     )
 
 
-PHASES = {"1tib": phase_1tib, "storm": phase_storm}
+def phase_one_4g() -> dict[str, Any]:
+    """One 4 GiB HVM build of the storm (vNUMA node 0, numa claims), on the storm's host:
+    CPU time of the meminit, the hypercalls it issued and the extents it populated."""
+    hv = hypervisor_model.boot(nodes=STORM_HOST_NODES)
+    xch = xc_interface_open(hv)
+    domid = xc_domain_create(xch, config=default_createdomain(True))
+    memkb = STORM_MIB << 10
+    xc_domain_setmaxmem(xch, domid, memkb + 1024)
+    dom = xc_dom_allocate(xch, domid)
+    dom.claim_mode = "numa"
+    hvm_layout(dom, memkb, video_memkb=8192)
+    vnuma_hvm(dom, [memkb], [0], 8192)
+    calls = [0]
+    issue = hv.hypercall
+
+    def counted(op: int, *args: int, **kwargs: Any) -> int:
+        calls[0] += 1
+        return issue(op, *args, **kwargs)
+
+    hv.hypercall = counted  # type: ignore[method-assign]
+    start = time.process_time()
+    xc_dom_boot_mem_init(dom)
+    cpu = time.process_time() - start
+    stats = dom.stats
+    return dict(
+        seconds=cpu,
+        hypercalls=calls[0],
+        extents=stats.pages_4k + stats.pages_2m + stats.pages_1g,
+        tot_pages=xc_get_tot_pages(xch, domid),
+    )
+
+
+PHASES = {
+    "1tib": phase_1tib,
+    "storm": phase_storm,
+    "sequential": lambda: phase_storm(builders=1),
+    "one-4g": phase_one_4g,
+}
+EXPECTED_ONE_4G = dict(tot_pages=(4096 - 8) * 256 - 32)  # as each storm guest, by hand above
 
 
 def child(phase: str, traced: bool) -> None:
@@ -129,14 +168,23 @@ def mib(n_bytes: float) -> str:
 
 
 def report(phase: str, plain: dict[str, Any], traced: dict[str, Any] | None) -> None:
-    expected = EXPECTED_1TIB if phase == "1tib" else EXPECTED_STORM
+    expected = {"1tib": EXPECTED_1TIB, "one-4g": EXPECTED_ONE_4G}.get(phase, EXPECTED_STORM)
+    storm = f"boot storm, {STORM_GUESTS} x 4 GiB HVM (1 vnode each), numa claims, 4 x 256 GiB"
     title = {
         "1tib": "one 1 TiB HVM guest, legacy claim, host 4 x 264 GiB",
-        "storm": f"boot storm, {STORM_GUESTS} x 4 GiB HVM (1 vnode each), numa claims, "
-        "host 4 x 256 GiB",
+        "storm": f"{storm}, one thread per builder",
+        "sequential": f"{storm}, the builds one after another",
+        "one-4g": "one 4 GiB HVM build of the storm (meminit), numa claim",
     }[phase]
     print(f"== {title}")
-    print(f"   wall time           {plain['seconds']:.2f} s")
+    if phase == "one-4g":
+        print(f"   CPU time            {plain['seconds'] * 1000:.1f} ms")
+        print(f"   hypercalls          {plain['hypercalls']}")
+        print(f"   extents             {plain['extents']}")
+    else:
+        print(f"   wall time           {plain['seconds']:.2f} s")
+    if "cpu_seconds" in plain:
+        print(f"   CPU time            {plain['cpu_seconds']:.2f} s (all threads)")
     print(f"   peak RSS            {mib(plain['ru_maxrss_kib'] * 1024)} (ru_maxrss, whole process)")
     if traced is not None:
         print(f"   tracemalloc peak    {mib(traced['tracemalloc_peak'])}")
