@@ -175,12 +175,13 @@ def _issue(
     payload: Construct | None,
 ) -> tuple[int, bytes]:
     """Bounce ``raw`` both ways and issue ``op`` with its address (after ``word0`` if any)."""
-    user = bytearray(raw)
-    with Bounce(xch, user, len(user), "both") as b:
-        args = (b.addr,) if word0 is None else (word0, b.addr)
+    with xch.arena.alloc(len(raw)) as buf:  # a bounce of bytes needs no user buffer
+        buf.mem[: len(raw)] = raw
+        args = (buf.addr,) if word0 is None else (word0, buf.addr)
         rc = xch.hypercall(op, *args)
-    out = bytes(user)
-    trace.hypercall(xch, op, args, envelope, payload, raw, out, rc)
+        out = bytes(memoryview(buf.mem)[: len(raw)])
+    if trace.tracing():
+        trace.hypercall(xch, op, args, envelope, payload, raw, out, rc)
     return rc, out
 
 
