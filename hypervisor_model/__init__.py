@@ -27,6 +27,7 @@ __all__ = [
     "XenError",
     "boot",
     "boot_from_toml",
+    "load_host",
     "make_host",
 ]
 

@@ -7,6 +7,7 @@ end in the same validated, immutable :class:`HostConfig`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -129,7 +130,7 @@ def make_host(
     cpus = [cpus_per_node] * count if isinstance(cpus_per_node, int) else list(cpus_per_node)
     if len(cpus) != count:
         raise HostConfigError(f"cpus_per_node: expected {count} entries, got {len(cpus)}")
-    total_cpus = sum(_int(c, "cpus") for c in cpus)
+    total_cpus = sum(_int(c, f"node {n}: cpus") for n, c in enumerate(cpus))
     if not 1 <= total_cpus <= NR_CPUS:
         raise HostConfigError(f"expected 1..{NR_CPUS} CPUs in all (NR_CPUS), got {total_cpus}")
     offline_set = {_int(n, "offline node") for n in offline}
@@ -220,12 +221,50 @@ def host_from_mapping(doc: Mapping[str, Any]) -> HostConfig:
 
 
 def load_host(path: str | Path) -> HostConfig:
-    """A host from a TOML file."""
+    """A host from a TOML file; an error names the file and, where it can tell, the line."""
     import tomllib  # only this reads TOML: not imported with the model
 
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+            text = f.read().decode("utf-8", "replace")
+        doc = tomllib.loads(text)
+    except OSError as e:
+        raise HostConfigError(f"{path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:  # its message says the line and column
         raise HostConfigError(f"{path}: {e}") from None
-    return host_from_mapping(doc)
+    try:
+        return host_from_mapping(doc)
+    except HostConfigError as e:
+        line = _line_of(text, str(e))
+        raise HostConfigError(f"{path}:{line}: {e}" if line else f"{path}: {e}") from None
+
+
+_NODE_TABLE = re.compile(r"\s*\[\[\s*node\s*\]\]")
+_TOP_KEYS = ("distances", "dom0_memory", "cpu_khz", "xen")
+_NODE_KEYS = ("memory", "ranges", "online", "cpus")
+
+
+def _line_of(text: str, message: str) -> int | None:
+    """The line an error about a host file is about: the first key it names, within the
+    [[node]] table it names ("node 2: ..."), or the table itself, or a top-level key."""
+    lines = text.splitlines()
+    tables = [i for i, line in enumerate(lines) if _NODE_TABLE.match(line)]
+    first_table = tables[0] if tables else len(lines)
+
+    def assigns(key: str, start: int, end: int) -> int | None:
+        pattern = re.compile(rf"\s*{re.escape(key)}\s*=")
+        return next((i + 1 for i in range(start, end) if pattern.match(lines[i])), None)
+
+    if (m := re.match(r"nodes? (\d+)", message)) and int(m.group(1)) < len(tables):
+        n = int(m.group(1))
+        start, end = tables[n], tables[n + 1] if n + 1 < len(tables) else len(lines)
+        for key in _NODE_KEYS:
+            if re.search(rf"\b{key}\b", message) and (line := assigns(key, start, end)):
+                return line
+        return start + 1
+    if m := re.search(r"unknown host keys \['([^']+)'", message):
+        return assigns(m.group(1), 0, first_table)
+    for key in _TOP_KEYS:
+        if message.startswith(key) and (line := assigns(key, 0, first_table)):
+            return line
+    return None

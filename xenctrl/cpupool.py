@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hypervisor_model.public import sysctl
-from xenctrl import trace
+from xenctrl.cints import domid_t, int32_t, uint32_t, xenctrl_call
 from xenctrl.handle import Bounce, check, do_sysctl, xc_interface
 from xenctrl.misc import xc_get_cpumap_size
 
-traced = trace.traced("xenctrl")
+traced = xenctrl_call  # traced as libxenctrl, its C integers converted
 XC_CPUPOOL_POOLID_ANY = 0xFFFFFFFF
 
 
@@ -46,7 +46,7 @@ def _pool_op(
 
 
 @traced
-def xc_cpupool_getinfo(xch: xc_interface, poolid: int) -> xc_cpupoolinfo_t:
+def xc_cpupool_getinfo(xch: xc_interface, poolid: uint32_t) -> xc_cpupoolinfo_t:
     """The first pool whose id is ``poolid`` or above (ENOENT past the last): libxl lists
     the pools by asking again from the id after each one returned."""
     cpumap = bytearray(xc_get_cpumap_size(xch))
@@ -63,31 +63,31 @@ def xc_cpupool_freeinfo(xch: xc_interface) -> bytes:
 
 
 @traced
-def xc_cpupool_create(xch: xc_interface, poolid: int, sched_id: int) -> int:
+def xc_cpupool_create(xch: xc_interface, poolid: uint32_t, sched_id: uint32_t) -> int:
     """Make a pool (XC_CPUPOOL_POOLID_ANY: Xen picks the id); returns its id."""
     got = _pool_op(xch, sysctl.XEN_SYSCTL_CPUPOOL_OP_CREATE, cpupool_id=poolid, sched_id=sched_id)
     return got["cpupool_id"]
 
 
 @traced
-def xc_cpupool_destroy(xch: xc_interface, poolid: int) -> None:
+def xc_cpupool_destroy(xch: xc_interface, poolid: uint32_t) -> None:
     _pool_op(xch, sysctl.XEN_SYSCTL_CPUPOOL_OP_DESTROY, cpupool_id=poolid)
 
 
 @traced
-def xc_cpupool_addcpu(xch: xc_interface, poolid: int, cpu: int) -> None:
+def xc_cpupool_addcpu(xch: xc_interface, poolid: uint32_t, cpu: int32_t) -> None:
     """Add a free CPU (a negative ``cpu``: any free one)."""
     cpu = sysctl.XEN_SYSCTL_CPUPOOL_PAR_ANY if cpu < 0 else cpu
     _pool_op(xch, sysctl.XEN_SYSCTL_CPUPOOL_OP_ADDCPU, cpupool_id=poolid, cpu=cpu)
 
 
 @traced
-def xc_cpupool_removecpu(xch: xc_interface, poolid: int, cpu: int) -> None:
+def xc_cpupool_removecpu(xch: xc_interface, poolid: uint32_t, cpu: int32_t) -> None:
     """Take a CPU out of a pool (a negative ``cpu``: its last one)."""
     cpu = sysctl.XEN_SYSCTL_CPUPOOL_PAR_ANY if cpu < 0 else cpu
     _pool_op(xch, sysctl.XEN_SYSCTL_CPUPOOL_OP_RMCPU, cpupool_id=poolid, cpu=cpu)
 
 
 @traced
-def xc_cpupool_movedomain(xch: xc_interface, poolid: int, domid: int) -> None:
+def xc_cpupool_movedomain(xch: xc_interface, poolid: uint32_t, domid: domid_t) -> None:
     _pool_op(xch, sysctl.XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN, cpupool_id=poolid, domid=domid)

@@ -15,6 +15,14 @@ from hypervisor_model.public import domctl, memory, sysctl
 from hypervisor_model.public.errno import EBUSY, EINVAL, ENOMEM, ESRCH
 from hypervisor_model.public.xen import DOMID_ANY
 from xenctrl import trace
+from xenctrl.cints import (
+    domid_t,
+    uint32_t,
+    uint64_t,
+    unsigned_int,
+    unsigned_long,
+    xenctrl_call,
+)
 from xenctrl.errors import XenError
 from xenctrl.handle import (
     Bounce,
@@ -29,7 +37,7 @@ from xenctrl.handle import (
 from xenctrl.misc import xc_get_nodemap_size
 from xenctrl.types import xc_domaininfo_t, xen_domctl_createdomain, xen_memory_claim_t
 
-traced = trace.traced("xenctrl")
+traced = xenctrl_call  # traced as libxenctrl, its C integers converted
 
 
 def _to_ctypes(ctype: type[ctypes.Structure], raw: bytes) -> Any:
@@ -60,7 +68,7 @@ def default_createdomain(
 
 @traced
 def xc_domain_create(
-    xch: xc_interface, domid: int = DOMID_ANY, config: xen_domctl_createdomain | None = None
+    xch: xc_interface, domid: domid_t = DOMID_ANY, config: xen_domctl_createdomain | None = None
 ) -> int:
     """Create a domain (paused); returns its domid. ``config`` is written back, as in C.
 
@@ -84,33 +92,34 @@ def xc_domain_create(
 
 
 @traced
-def xc_domain_destroy(xch: xc_interface, domid: int) -> None:
+def xc_domain_destroy(xch: xc_interface, domid: domid_t) -> None:
     check(do_domctl(xch, domctl.XEN_DOMCTL_destroydomain, domid)[0])
 
 
 @traced
-def xc_domain_pause(xch: xc_interface, domid: int) -> None:
+def xc_domain_pause(xch: xc_interface, domid: domid_t) -> None:
     check(do_domctl(xch, domctl.XEN_DOMCTL_pausedomain, domid)[0])
 
 
 @traced
-def xc_domain_unpause(xch: xc_interface, domid: int) -> None:
+def xc_domain_unpause(xch: xc_interface, domid: domid_t) -> None:
     check(do_domctl(xch, domctl.XEN_DOMCTL_unpausedomain, domid)[0])
 
 
 @traced
-def xc_domain_max_vcpus(xch: xc_interface, domid: int, max: int) -> None:
+def xc_domain_max_vcpus(xch: xc_interface, domid: domid_t, max: unsigned_int) -> None:
     check(
         do_domctl(xch, domctl.XEN_DOMCTL_max_vcpus, domid, domctl.xen_domctl_max_vcpus, max=max)[0]
     )
 
 
 @traced
-def xc_domain_setmaxmem(xch: xc_interface, domid: int, max_memkb: int) -> None:
-    """Set the domain's memory limit in KiB (C passes uint64_t: -1 means all ones)."""
-    kb = max_memkb & ((1 << 64) - 1)
+def xc_domain_setmaxmem(xch: xc_interface, domid: domid_t, max_memkb: uint64_t) -> None:
+    """Set the domain's memory limit in KiB (a uint64_t: -1 means all ones)."""
     check(
-        do_domctl(xch, domctl.XEN_DOMCTL_max_mem, domid, domctl.xen_domctl_max_mem, max_memkb=kb)[0]
+        do_domctl(
+            xch, domctl.XEN_DOMCTL_max_mem, domid, domctl.xen_domctl_max_mem, max_memkb=max_memkb
+        )[0]
     )
 
 
@@ -118,7 +127,7 @@ def xc_domain_setmaxmem(xch: xc_interface, domid: int, max_memkb: int) -> None:
 
 
 @traced
-def xc_domain_getinfo_single(xch: xc_interface, domid: int) -> xc_domaininfo_t:
+def xc_domain_getinfo_single(xch: xc_interface, domid: domid_t) -> xc_domaininfo_t:
     """The record of exactly ``domid``. A release whose getdomaininfo answers a missing id
     with the next domain gets ESRCH for that answer, as its toolstack checks (libxl 4.17
     libxl_domain_info)."""
@@ -131,7 +140,7 @@ def xc_domain_getinfo_single(xch: xc_interface, domid: int) -> xc_domaininfo_t:
 
 @traced
 def xc_domain_getinfolist(
-    xch: xc_interface, first_domain: int, max_domains: int
+    xch: xc_interface, first_domain: uint32_t, max_domains: unsigned_int
 ) -> list[xc_domaininfo_t]:
     """Up to ``max_domains`` records of domains with id >= ``first_domain``, in id order."""
     size = ctypes.sizeof(xc_domaininfo_t)
@@ -151,7 +160,7 @@ def xc_domain_getinfolist(
 
 
 @traced
-def xc_domain_maximum_gpfn(xch: xc_interface, domid: int) -> int:
+def xc_domain_maximum_gpfn(xch: xc_interface, domid: domid_t) -> int:
     """The highest gfn the domain ever had mapped (XENMEM_maximum_gpfn; 0 for PV)."""
     return check(
         xc_memory_op(
@@ -161,20 +170,20 @@ def xc_domain_maximum_gpfn(xch: xc_interface, domid: int) -> int:
 
 
 @traced
-def xc_domain_nr_gpfns(xch: xc_interface, domid: int) -> int:
+def xc_domain_nr_gpfns(xch: xc_interface, domid: domid_t) -> int:
     """How many gfns the domain's physmap spans: maximum_gpfn + 1."""
     return xc_domain_maximum_gpfn(xch, domid) + 1
 
 
 @traced
-def xc_get_tot_pages(xch: xc_interface, domid: int) -> int:
+def xc_get_tot_pages(xch: xc_interface, domid: domid_t) -> int:
     return int(xc_domain_getinfo_single(xch, domid).tot_pages)
 
 
 # -- NUMA node affinity ----------------------------------------------------------------------
 
 
-def _nodemap_call(xch: xc_interface, cmd: int, domid: int, nodemap: bytes) -> bytes:
+def _nodemap_call(xch: xc_interface, cmd: int, domid: domid_t, nodemap: bytes) -> bytes:
     size = xc_get_nodemap_size(xch)
     local = bytearray(nodemap[:size].ljust(size, b"\0"))
     with Bounce(xch, local, size, "both") as buf:
@@ -191,14 +200,14 @@ def _nodemap_call(xch: xc_interface, cmd: int, domid: int, nodemap: bytes) -> by
 
 @traced
 def xc_domain_node_setaffinity(
-    xch: xc_interface, domid: int, nodemap: bytes | Sequence[int]
+    xch: xc_interface, domid: domid_t, nodemap: bytes | Sequence[int]
 ) -> None:
     """Pin memory allocation to the nodes set in ``nodemap`` (bit n = node n)."""
     _nodemap_call(xch, domctl.XEN_DOMCTL_setnodeaffinity, domid, bytes(nodemap))
 
 
 @traced
-def xc_domain_node_getaffinity(xch: xc_interface, domid: int) -> bytes:
+def xc_domain_node_getaffinity(xch: xc_interface, domid: domid_t) -> bytes:
     return _nodemap_call(xch, domctl.XEN_DOMCTL_getnodeaffinity, domid, b"")
 
 
@@ -206,7 +215,7 @@ def xc_domain_node_getaffinity(xch: xc_interface, domid: int) -> bytes:
 
 
 @traced
-def xc_domain_claim_pages(xch: xc_interface, domid: int, nr_pages: int) -> None:
+def xc_domain_claim_pages(xch: xc_interface, domid: domid_t, nr_pages: unsigned_long) -> None:
     """Stake (or with 0 release) a legacy host-wide claim: a target total of pages."""
     check(
         xc_memory_op(
@@ -214,7 +223,7 @@ def xc_domain_claim_pages(xch: xc_interface, domid: int, nr_pages: int) -> None:
             memory.XENMEM_claim_pages,
             memory.xen_memory_reservation,
             extent_start=0,
-            nr_extents=nr_pages & ((1 << 64) - 1),
+            nr_extents=nr_pages,
             extent_order=0,
             mem_flags=0,
             domid=domid & 0xFFFF,
@@ -225,9 +234,9 @@ def xc_domain_claim_pages(xch: xc_interface, domid: int, nr_pages: int) -> None:
 @traced
 def xc_domain_claim_memory(
     xch: xc_interface,
-    domid: int,
-    mode: int,
-    nr_entries: int,
+    domid: domid_t,
+    mode: uint32_t,
+    nr_entries: uint32_t,
     claim_set: Any = None,
 ) -> int:
     """Set or get a NUMA claim set (v7 of the claim-set series); returns ``nr_entries`` as
@@ -265,10 +274,10 @@ def xc_domain_claim_memory(
 @traced
 def xc_domain_populate_physmap(
     xch: xc_interface,
-    domid: int,
-    nr_extents: int,
-    extent_order: int,
-    mem_flags: int,
+    domid: domid_t,
+    nr_extents: unsigned_long,
+    extent_order: unsigned_int,
+    mem_flags: unsigned_int,
     extent_start: Any,
 ) -> int:
     """Populate extents at the listed gfns; returns how many were done (never raises for a
@@ -286,7 +295,7 @@ def xc_domain_populate_physmap(
     )
 
 
-def _exact(done: int, nr_extents: int, errno: int) -> None:
+def _exact(done: int, nr_extents: unsigned_long, errno: int) -> None:
     if done != nr_extents:
         raise XenError(errno, trace.current_call(), f"{done} of {nr_extents} extents done")
 
@@ -294,10 +303,10 @@ def _exact(done: int, nr_extents: int, errno: int) -> None:
 @traced
 def xc_domain_populate_physmap_exact(
     xch: xc_interface,
-    domid: int,
-    nr_extents: int,
-    extent_order: int,
-    mem_flags: int,
+    domid: domid_t,
+    nr_extents: unsigned_long,
+    extent_order: unsigned_int,
+    mem_flags: unsigned_int,
     extent_start: Any,
 ) -> None:
     """All extents or an error: a short count is EBUSY, as libxc reports it."""
@@ -308,10 +317,10 @@ def xc_domain_populate_physmap_exact(
 @traced
 def xc_domain_increase_reservation(
     xch: xc_interface,
-    domid: int,
-    nr_extents: int,
-    extent_order: int,
-    mem_flags: int,
+    domid: domid_t,
+    nr_extents: unsigned_long,
+    extent_order: unsigned_int,
+    mem_flags: unsigned_int,
     extent_start: Any = None,
 ) -> int:
     return check(
@@ -330,10 +339,10 @@ def xc_domain_increase_reservation(
 @traced
 def xc_domain_increase_reservation_exact(
     xch: xc_interface,
-    domid: int,
-    nr_extents: int,
-    extent_order: int,
-    mem_flags: int,
+    domid: domid_t,
+    nr_extents: unsigned_long,
+    extent_order: unsigned_int,
+    mem_flags: unsigned_int,
     extent_start: Any = None,
 ) -> None:
     """All extents or ENOMEM."""
@@ -345,7 +354,11 @@ def xc_domain_increase_reservation_exact(
 
 @traced
 def xc_domain_decrease_reservation(
-    xch: xc_interface, domid: int, nr_extents: int, extent_order: int, extent_start: Any
+    xch: xc_interface,
+    domid: domid_t,
+    nr_extents: unsigned_long,
+    extent_order: unsigned_int,
+    extent_start: Any,
 ) -> int:
     """Give back the listed extents; a NULL list is EINVAL without a hypercall."""
     if extent_start is None:
@@ -365,7 +378,11 @@ def xc_domain_decrease_reservation(
 
 @traced
 def xc_domain_decrease_reservation_exact(
-    xch: xc_interface, domid: int, nr_extents: int, extent_order: int, extent_start: Any
+    xch: xc_interface,
+    domid: domid_t,
+    nr_extents: unsigned_long,
+    extent_order: unsigned_int,
+    extent_start: Any,
 ) -> None:
     """All extents or EINVAL."""
     done = xc_domain_decrease_reservation(xch, domid, nr_extents, extent_order, extent_start)
@@ -390,14 +407,14 @@ def _pod_target(xch: xc_interface, op: int, domid: int, target_pages: int) -> tu
 
 @traced
 def xc_domain_set_pod_target(
-    xch: xc_interface, domid: int, target_pages: int
+    xch: xc_interface, domid: domid_t, target_pages: int
 ) -> tuple[int, int, int]:
     """Set the populate-on-demand target; returns (tot_pages, pod_cache_pages, pod_entries)."""
     return _pod_target(xch, memory.XENMEM_set_pod_target, domid, target_pages)
 
 
 @traced
-def xc_domain_get_pod_target(xch: xc_interface, domid: int) -> tuple[int, int, int]:
+def xc_domain_get_pod_target(xch: xc_interface, domid: domid_t) -> tuple[int, int, int]:
     """(tot_pages, pod_cache_pages, pod_entries) of an HVM guest; C passes a target of -1."""
     return _pod_target(xch, memory.XENMEM_get_pod_target, domid, -1)
 
@@ -407,7 +424,11 @@ def xc_domain_get_pod_target(xch: xc_interface, domid: int) -> tuple[int, int, i
 
 @traced
 def xc_shadow_control(
-    xch: xc_interface, domid: int, sop: int, mb: int | None = None, mode: int = 0
+    xch: xc_interface,
+    domid: domid_t,
+    sop: unsigned_int,
+    mb: int | None = None,
+    mode: unsigned_int = 0,
 ) -> int | None:
     """XEN_DOMCTL_shadow_op; returns ``mb`` as Xen left it (the pool in MiB for GET and
     SET_ALLOCATION), or None when no ``mb`` was passed (C's NULL)."""
@@ -416,8 +437,8 @@ def xc_shadow_control(
         domctl.XEN_DOMCTL_shadow_op,
         domid,
         domctl.xen_domctl_shadow_op,
-        op=sop & 0xFFFFFFFF,
-        mode=mode & 0xFFFFFFFF,
+        op=sop,
+        mode=mode,
         mb=(mb or 0) & 0xFFFFFFFF,
         dirty_bitmap=0,
         pages=0,
@@ -428,7 +449,7 @@ def xc_shadow_control(
 
 
 @traced
-def xc_get_paging_mempool_size(xch: xc_interface, domid: int) -> int:
+def xc_get_paging_mempool_size(xch: xc_interface, domid: domid_t) -> int:
     """The paging pool of an HVM/PVH guest, in bytes."""
     rc, reply = do_domctl(
         xch,
@@ -442,7 +463,7 @@ def xc_get_paging_mempool_size(xch: xc_interface, domid: int) -> int:
 
 
 @traced
-def xc_set_paging_mempool_size(xch: xc_interface, domid: int, size: int) -> None:
+def xc_set_paging_mempool_size(xch: xc_interface, domid: domid_t, size: uint64_t) -> None:
     """Resize the paging pool to ``size`` bytes (whole pages), as libxl does from
     shadow_memkb."""
     check(
@@ -451,6 +472,6 @@ def xc_set_paging_mempool_size(xch: xc_interface, domid: int, size: int) -> None
             domctl.XEN_DOMCTL_set_paging_mempool_size,
             domid,
             domctl.xen_domctl_paging_mempool,
-            size=size & ((1 << 64) - 1),
+            size=size,
         )[0]
     )

@@ -10,11 +10,11 @@ from hypervisor_model.codec import Record
 from hypervisor_model.guest_memory import build, parse, parse_array, sizeof
 from hypervisor_model.public import memory, physdev, sysctl, version
 from hypervisor_model.public.xen import HYPERVISOR_xen_version
-from xenctrl import trace
+from xenctrl.cints import int32_t, uint32_t, unsigned_int, xenctrl_call
 from xenctrl.handle import Bounce, check, do_sysctl, xc_interface, xc_memory_op
 from xenctrl.types import xc_meminfo_t, xc_physinfo_t
 
-traced = trace.traced("xenctrl")
+traced = xenctrl_call  # traced as libxenctrl, its C integers converted
 
 
 @traced
@@ -92,7 +92,7 @@ def xc_numainfo(
 
 
 @traced
-def xc_availheap(xch: xc_interface, min_width: int, max_width: int, node: int) -> int:
+def xc_availheap(xch: xc_interface, min_width: int32_t, max_width: int32_t, node: int32_t) -> int:
     """Free bytes between two address widths on a node (-1: all); claims not subtracted."""
     rc, reply = do_sysctl(
         xch,
@@ -142,7 +142,11 @@ def xc_send_debug_keys(xch: xc_interface, keys: str) -> None:
 
 @traced
 def xc_readconsolering(
-    xch: xc_interface, nr_chars: int, clear: int = 0, incremental: int = 0, index: int = 0
+    xch: xc_interface,
+    nr_chars: unsigned_int,
+    clear: int32_t = 0,
+    incremental: int32_t = 0,
+    index: uint32_t = 0,
 ) -> tuple[bytes, int]:
     """Read up to ``nr_chars`` of Xen's console ring; returns the text and the new index
     (pass it back with ``incremental=1`` to read on from there)."""
@@ -163,7 +167,7 @@ def xc_readconsolering(
 
 
 @traced
-def xc_version(xch: xc_interface, cmd: int) -> int | bytes | Record:
+def xc_version(xch: xc_interface, cmd: int32_t) -> int | bytes | Record:
     """xc_version: an int for XENVER_version / XENVER_pagesize, a structure for compile
     info and platform parameters, the caller's 16-byte handle for XENVER_guest_handle, the
     NUL-trimmed text for the string queries."""

@@ -133,6 +133,8 @@ class Trace:
     def text(self) -> str:
         return "\n".join(render(r, raw_bytes=self.raw_bytes) for r in self.records)
 
+    __str__ = text  # print(trace) prints it
+
 
 class _State(threading.local):
     stack: list[CallRecord]

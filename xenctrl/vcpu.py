@@ -12,12 +12,13 @@ import ctypes
 from hypervisor_model.guest_memory import sizeof
 from hypervisor_model.public import arch_x86, domctl
 from xenctrl import trace
+from xenctrl.cints import domid_t, uint32_t, xenctrl_call
 from xenctrl.errors import XenError
 from xenctrl.handle import Bounce, Buffer, check, do_domctl, xc_interface
 from xenctrl.misc import xc_get_cpumap_size
 from xenctrl.types import xc_vcpuinfo_t
 
-traced = trace.traced("xenctrl")
+traced = xenctrl_call  # traced as libxenctrl, its C integers converted
 
 # vcpu_guest_context_any_t: the union of the 64-bit and 32-bit contexts, bounced whole.
 VCPU_GUEST_CONTEXT_ANY = max(
@@ -26,7 +27,9 @@ VCPU_GUEST_CONTEXT_ANY = max(
 
 
 @traced
-def xc_vcpu_setcontext(xch: xc_interface, domid: int, vcpu: int, ctxt: Buffer | None) -> None:
+def xc_vcpu_setcontext(
+    xch: xc_interface, domid: domid_t, vcpu: uint32_t, ctxt: Buffer | None
+) -> None:
     """Load vCPU ``vcpu``'s context (64-bit layout, or the 32-bit one for a 32-bit PV
     guest); it comes up if the context's flags hold VGCF_online. ``None`` resets it (down)."""
     local = None
@@ -48,7 +51,7 @@ def xc_vcpu_setcontext(xch: xc_interface, domid: int, vcpu: int, ctxt: Buffer | 
 
 
 @traced
-def xc_vcpu_getinfo(xch: xc_interface, domid: int, vcpu: int) -> xc_vcpuinfo_t:
+def xc_vcpu_getinfo(xch: xc_interface, domid: domid_t, vcpu: uint32_t) -> xc_vcpuinfo_t:
     """Whether the vCPU is online, blocked or running, its CPU time and CPU."""
     rc, reply = do_domctl(
         xch,
@@ -69,7 +72,7 @@ def xc_vcpu_getinfo(xch: xc_interface, domid: int, vcpu: int) -> xc_vcpuinfo_t:
 
 @traced
 def xc_vcpu_getaffinity(
-    xch: xc_interface, domid: int, vcpu: int, flags: int
+    xch: xc_interface, domid: domid_t, vcpu: uint32_t, flags: uint32_t
 ) -> tuple[bytes | None, bytes | None]:
     """The CPUs a vCPU may run on (hard) and prefers (soft), as xc_cpumap_t bytes, for
     the maps ``flags`` asks for (XEN_VCPUAFFINITY_HARD / _SOFT); None for the others."""
@@ -92,7 +95,7 @@ def xc_vcpu_getaffinity(
 
 
 @traced
-def xc_domain_hvm_getcontext(xch: xc_interface, domid: int, ctxt_buf: Buffer | None) -> int:
+def xc_domain_hvm_getcontext(xch: xc_interface, domid: domid_t, ctxt_buf: Buffer | None) -> int:
     """Fill ``ctxt_buf`` with the domain's HVM save records; returns the bytes written, or
     with ``None`` the size a buffer needs. A buffer too small is ENOSPC."""
     size = 0 if ctxt_buf is None else len(memoryview(ctxt_buf).cast("B"))  # type: ignore[arg-type]
@@ -110,7 +113,7 @@ def xc_domain_hvm_getcontext(xch: xc_interface, domid: int, ctxt_buf: Buffer | N
 
 
 @traced
-def xc_domain_hvm_setcontext(xch: xc_interface, domid: int, hvm_ctxt: Buffer) -> None:
+def xc_domain_hvm_setcontext(xch: xc_interface, domid: domid_t, hvm_ctxt: Buffer) -> None:
     """Load HVM save records: every vCPU goes down, those with a CPU record come up."""
     raw = bytearray(memoryview(hvm_ctxt).cast("B"))  # type: ignore[arg-type]
     with Bounce(xch, raw, len(raw), "in") as buf:

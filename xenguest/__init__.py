@@ -22,3 +22,23 @@ from xenguest.offline import (
     xc_mark_page_online,
     xc_query_page_offline_status,
 )
+
+__all__ = [
+    "XC_NUMA_NO_NODE",
+    "Allocation",
+    "XenguestError",
+    "hvm_layout",
+    "meminit_hvm",
+    "meminit_pv",
+    "vnuma_hvm",
+    "vnuma_pv",
+    "xc_dom_allocate",
+    "xc_dom_boot_image",
+    "xc_dom_boot_mem_init",
+    "xc_dom_image",
+    "xc_dom_mem_init",
+    "xc_mark_page_offline",
+    "xc_mark_page_online",
+    "xc_query_page_offline_status",
+    "xen_vmemrange",
+]

@@ -293,6 +293,35 @@ def test_load_host_rejects_bad_files(tmp_path: Path, text: str, message: str) ->
         load_host(_write(tmp_path, text))
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # the key named, within the [[node]] table named
+        ("[[node]]\nmemory = 16\n\n[[node]]\nmemory = 16\nranges = [[1, 2]]\n", 5),
+        ("[[node]]\nmemory = 16\ncpus = -1\n", 3),
+        ("[[node]]\nranges = [1, 100]\n", 2),
+        # the [[node]] table, when no key of it is named
+        ("[[node]]\nmemory = 16\n[[node]]\n\ncpus = 2\n", 3),
+        # top-level keys, before the first table
+        ("dom0_memory = 1\ncolour = 1\n[[node]]\nmemory = 16\n", 2),
+        ("distances = [[10]]\n[[node]]\nmemory = 16\n[[node]]\nmemory = 16\n", 1),
+        ("dom0_memory = -4\n[[node]]\nmemory = 16\n", 1),
+    ],
+    ids=["both-forms", "cpus", "flat-ranges", "empty-node", "unknown-key", "distances", "dom0"],
+)
+def test_load_host_names_the_line(tmp_path: Path, text: str, line: int) -> None:
+    """An error in a host file starts with FILE:LINE, as a compiler's does."""
+    path = _write(tmp_path, text)
+    with pytest.raises(HostConfigError, match=_literal(f"{path}:{line}: ")):
+        load_host(path)
+
+
+def test_a_syntax_error_keeps_tomllibs_line_and_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[[node]]\nmemory = = 1\n")
+    with pytest.raises(HostConfigError, match=_literal(f"{path}: Invalid value (at line 2")):
+        load_host(path)
+
+
 def test_boot_from_toml_boots_the_described_host(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

@@ -202,6 +202,15 @@ def test_the_claim_get_probe_reads_as_a_probe(
     assert "raised" not in t.text() and get.outcome == "-> 2"
 
 
+def test_print_of_a_trace_prints_the_trace(xch: xc_interface, domid: int) -> None:
+    with Trace() as t:
+        xenctrl.xc_domain_claim_pages(xch, domid, 1024)
+    out = io.StringIO()
+    print(t, file=out)
+    assert out.getvalue() == t.text() + "\n"
+    assert out.getvalue().startswith("xenctrl: xc_domain_claim_pages(domid=1, nr_pages=1024)")
+
+
 def test_arguments_and_results_show_their_values(xch: xc_interface, domid: int) -> None:
     """C structures and arrays show their fields and items, never an object's address;
     long ones are cut short, saying how many items there were."""

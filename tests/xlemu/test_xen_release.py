@@ -69,5 +69,5 @@ def test_an_unknown_release_is_one_line(xl: Xl, tmp_path: Path) -> None:
     run = xl("host", "init", "--from", str(toml))
     assert (run.code, run.err_lines) == (
         1,
-        ["xlemu: xen: expected one of 'master', '4.17', got 4.17"],
+        [f"xlemu: {toml}:1: xen: expected one of 'master', '4.17', got 4.17"],  # its line
     )

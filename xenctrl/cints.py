@@ -1,0 +1,84 @@
+"""C's integer parameters for the ``xc_*`` calls, as a C caller would pass them.
+
+A parameter annotated with one of the types below (``max_memkb: uint64_t``) is converted
+as C converts an integer argument to it: a value a C caller could pass in a signed or
+unsigned integer of that width is taken modulo the width (``-1`` for a ``uint64_t`` is all
+ones, as libxl passes it), and a value no C integer of that width can hold (``2**70``) is
+refused with an OverflowError naming the call and the argument, rather than silently
+wrapped to something else. Non-integers are a TypeError.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, get_type_hints
+
+from xenctrl import trace
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CInt:
+    """An integer type of C: its name, width in bits and signedness."""
+
+    name: str
+    bits: int
+    signed: bool = False
+
+    def convert(self, value: Any, call: str, param: str) -> int:
+        if not isinstance(value, int):
+            raise TypeError(f"{call}: {param} is a {self.name}, got {type(value).__name__}")
+        if not -(1 << (self.bits - 1)) <= value < 1 << self.bits:
+            raise OverflowError(f"{call}: {param}={value:#x} does not fit a {self.name}")
+        wrapped = value & ((1 << self.bits) - 1)
+        if self.signed and wrapped >> (self.bits - 1):
+            wrapped -= 1 << self.bits
+        return wrapped
+
+
+uint8_t = Annotated[int, CInt("uint8_t", 8)]
+uint16_t = Annotated[int, CInt("uint16_t", 16)]
+uint32_t = Annotated[int, CInt("uint32_t", 32)]
+uint64_t = Annotated[int, CInt("uint64_t", 64)]
+int32_t = Annotated[int, CInt("int32_t", 32, signed=True)]
+int64_t = Annotated[int, CInt("int64_t", 64, signed=True)]
+unsigned_int = Annotated[int, CInt("unsigned int", 32)]
+unsigned_long = Annotated[int, CInt("unsigned long", 64)]  # x86_64 Linux: LP64
+domid_t = Annotated[int, CInt("uint32_t", 32)]  # libxenctrl's calls take uint32_t domid
+
+
+def c_arguments(fn: F) -> F:
+    """Convert ``fn``'s C-integer parameters on every call (see the module's docstring)."""
+    hints = get_type_hints(fn, include_extras=True)
+    params = list(inspect.signature(fn).parameters)
+    kinds: dict[str, CInt] = {}
+    for name, hint in hints.items():
+        for meta in getattr(hint, "__metadata__", ()):
+            if isinstance(meta, CInt):
+                kinds[name] = meta
+    if not kinds:
+        return fn
+    positions = [(params.index(name), name, kind) for name, kind in kinds.items()]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if positions:
+            args_list = list(args)
+            for i, name, kind in positions:
+                if i < len(args_list):
+                    args_list[i] = kind.convert(args_list[i], fn.__name__, name)
+                elif name in kwargs:
+                    kwargs[name] = kind.convert(kwargs[name], fn.__name__, name)
+            args = tuple(args_list)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def xenctrl_call(fn: F) -> F:
+    """A libxenctrl call: its C integers converted, and traced as the xenctrl layer."""
+    return trace.traced("xenctrl")(c_arguments(fn))
