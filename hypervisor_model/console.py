@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hypervisor_model import pod
 from hypervisor_model.heap import NR_ZONES, PAGE_SHIFT
 
 if TYPE_CHECKING:
@@ -111,8 +112,11 @@ def _dump_numa(hv: Hypervisor, key: str) -> str:
     lines.append("Memory location of each domain:")
     for d in hv.domain_list():
         lines.append(f"d{d.domain_id} (total: {d.tot_pages}):")
-        with d.page_alloc_lock:
+        with d.page_alloc_lock:  # counted from d->page_list, which the PoD cache is not on
             per_node = dict(d.node_pages)
+            for low, pages in pod.cache_spans(d):
+                for start, end, node in heap.split_by_node(low, low + pages):
+                    per_node[node] -= end - start
         lines.extend(f"    Node {n}: {per_node.get(n, 0)}" for n in online)
     return "\n".join(lines)
 

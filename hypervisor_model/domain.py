@@ -19,6 +19,7 @@ from hypervisor_model.runmap import RunMap
 DOMDYING_alive, DOMDYING_dying, DOMDYING_dead = 0, 1, 2
 NODE_MASK_ALL = (1 << MAX_NUMNODES) - 1
 SHUTDOWN_CODE_NONE = 0xFFFFFFFF  # shutdown_code starts as ~0u (domain_create)
+SHUTDOWN_crash = 3  # public/sched.h
 
 
 @dataclass(eq=False)
@@ -49,6 +50,7 @@ class Domain:
     controller_pause_count: int = 1  # created paused by the controller
     creation_finished: bool = False
     shutdown_code: int = SHUTDOWN_CODE_NONE
+    is_shut_down: bool = False
     # mfn -> gfn (or None), owned pages; a PV guest's gfns are labels, so any step merges
     pages: RunMap = field(default_factory=lambda: RunMap(any_step=True))
     p2m: RunMap = field(default_factory=RunMap)  # gfn -> mfn, translated domains only
@@ -80,6 +82,15 @@ class Domain:
         """Xen's frames for this domain as ``(mfn, pages)``: structure, shared info, pool."""
         single = [self.struct_page, self.shared_info, *self.paging_p2m]
         return [(mfn, 1) for mfn in single if mfn is not None] + list(self.paging_pool.spans())
+
+
+def domain_crash(d: Domain) -> None:
+    """domain_crash -> domain_shutdown(d, SHUTDOWN_crash): the first reason sticks. No vCPU
+    runs here, so each is paused for the shutdown at once and the domain is shut down
+    (__domain_finalise_shutdown)."""
+    if d.shutdown_code == SHUTDOWN_CODE_NONE:
+        d.shutdown_code = SHUTDOWN_crash
+    d.is_shut_down = True
 
 
 @dataclass

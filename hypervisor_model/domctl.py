@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from construct import Construct
 
-from hypervisor_model import claims, paging, vcpu
+from hypervisor_model import claims, paging, pod, vcpu
 from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bitmap
 from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
@@ -260,6 +260,7 @@ def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
             with hv.heap.lock:
                 claims.release_all(hv.heap, d)
         paging.paging_teardown(hv, d)  # domain_relinquish_resources: PROG_paging first
+        pod.empty_cache(d)  # ... whose paging_teardown ends with p2m_pod_empty_cache
     if d.is_dying == DOMDYING_dying:
         while not relinquish_some(hv.heap, d, RELINQUISH_BATCH):
             # domain_kill's -ERESTART: the continuation leaves do_domctl, dropping the
@@ -303,6 +304,7 @@ def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
     """The getdomaininfo record (getdomaininfo() in domctl.c)."""
     online, flags = vcpu.domain_state(hv, d)
     flags |= abi.XEN_DOMINF_dying if d.is_dying == DOMDYING_dead else 0
+    flags |= abi.XEN_DOMINF_shutdown if d.is_shut_down else 0
     flags |= abi.XEN_DOMINF_paused if d.controller_pause_count > 0 else 0
     flags |= abi.XEN_DOMINF_xs_domain if d.cdf_flags & abi.XEN_DOMCTL_CDF_xs_domain else 0
     flags |= abi.XEN_DOMINF_hvm_guest if d.is_hvm else 0

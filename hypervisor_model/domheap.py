@@ -105,6 +105,13 @@ def _give_back(heap: Heap, mfn: int, nr: int) -> None:
             heap.free_heap_pages(head, order)
 
 
+def free_domheap_pages(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
+    """Free ``nr`` pages ``d`` owns from ``mfn`` (the last put_page of each)."""
+    with d.page_alloc_lock:
+        _disown(heap, d, mfn, nr)
+    _give_back(heap, mfn, nr)
+
+
 def relinquish_some(heap: Heap, d: Domain, budget: int) -> bool:
     """Free up to ``budget`` runs of a dying domain's pages; True once none are left."""
     with d.page_alloc_lock:
@@ -134,6 +141,8 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
                 return False
             d.p2m.remove(gfn, gfn + nr)
             d.p2m.insert(gfn, nr, mfn, 1, None)
+            replaced = d.pod_entries.remove(gfn, gfn + nr)  # p2m_add_page over PoD entries
+            d.pod_entry_count -= sum(r.length for r in replaced)
             d.max_mapped_pfn = max(d.max_mapped_pfn, gfn + nr - 1)  # p2m_pt/ept_set_entry
         elif owned.value_at(mfn) != gfn or (nr > 1 and owned.step != 1):
             d.pages.remove(mfn, mfn + nr)  # set_gpfn_from_mfn for each page

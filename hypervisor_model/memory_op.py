@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from hypervisor_model import claims
+from hypervisor_model import claims, pod
 from hypervisor_model.domain import Domain
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page, guest_remove_pages
 from hypervisor_model.errors import XenError
@@ -108,15 +108,16 @@ def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: i
     )
     if not (d is current or hv.is_control_domain(current)):
         return start  # xsm_memory_adjust_reservation(XSM_TARGET)
-    if populate_on_demand:
-        return start  # populate-on-demand is not modelled: nothing is populated
     # An extent list must lie in the caller's address space (guest_handle_subrange_okay;
-    # increase_reservation alone accepts none), and no extent may exceed max_order.
+    # increase_reservation alone accepts none), and no extent may exceed max_order (PoD
+    # entries: MAX_ORDER, they take no memory).
     listed = r.extent_start or op != abi.XENMEM_increase_reservation
     if listed and not handle_range_ok(r.extent_start, r.nr_extents, PFN.size):
         return start
-    if r.extent_order > max_order(hv, current):
+    if r.extent_order > (MAX_ORDER if populate_on_demand else max_order(hv, current)):
         return start
+    if populate_on_demand:
+        return _populate_on_demand(hv, current, d, r, start)
     return _EXTENT_LOOPS[op](hv, d, r, start, memflags)
 
 
@@ -165,6 +166,20 @@ def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: i
     return _extent_loop(hv, start, gfns, populate)
 
 
+def _populate_on_demand(hv: Hypervisor, current: Domain, d: Domain, r: Any, start: int) -> int:
+    """populate_physmap with XENMEMF_populate_on_demand: each extent marks its gfns PoD on
+    an HVM guest (no memory taken, no frame written back) and counts as done on a PV one;
+    never on oneself."""
+
+    def mark(_: int, gfn: int) -> bool:
+        if d is current:
+            return False  # "Disallow populating PoD pages on oneself"
+        return not d.is_hvm or pod.mark_populate_on_demand(d, gfn, r.extent_order)
+
+    gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
+    return _extent_loop(hv, start, gfns, mark)
+
+
 def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
     """Allocate extents without mapping them; PV callers may get the MFNs in a list."""
 
@@ -178,13 +193,47 @@ def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflag
 
 
 def _decrease_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
-    """Free the pages behind each listed extent; stop at the first page that is not there."""
+    """Free the pages behind each listed extent; stop at the first page that is not there.
+    An HVM guest's PoD entries go first (p2m_pod_decrease_reservation): the holes they
+    leave, as many as it dealt with, are expected."""
 
     def decrease(_: int, gfn: int) -> bool:
-        return guest_remove_pages(hv.heap, d, gfn, 1 << r.extent_order)
+        pages = 1 << r.extent_order
+        if not d.is_hvm:
+            return guest_remove_pages(hv.heap, d, gfn, pages)
+        return _remove_after_pod(
+            hv, d, gfn, pages, pod.decrease_reservation(hv, d, gfn, r.extent_order)
+        )
 
     gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
     return _extent_loop(hv, start, gfns, decrease)
+
+
+def _remove_after_pod(hv: Hypervisor, d: Domain, gfn: int, pages: int, pod_done: int) -> bool:
+    """memory.c decrease_reservation's guest_remove_page loop after PoD dealt with
+    ``pod_done`` pages: page j is looked at while ``j + pod_done < pages``; mapped memory is
+    freed, a hole (ENOENT) uses up one of ``pod_done`` (none left: stop), a PoD entry still
+    there is EINVAL (stop)."""
+    j = 0
+    while j + pod_done < pages:
+        at = gfn + j
+        if d.pod_entries.find(at) is not None:
+            return False
+        mapped = d.p2m.find(at)
+        if mapped is not None:
+            count = min(mapped.end, gfn + pages - pod_done) - at
+            if not guest_remove_pages(hv.heap, d, at, count):
+                return False
+            j += count
+            continue
+        if not pod_done:
+            return False
+        count = min(
+            pod.hole_end(d, at, gfn + pages) - at, pod_done
+        )  # each hole page moves j on and pod_done down
+        j += count
+        pod_done -= count
+    return True
 
 
 _EXTENT_LOOPS: dict[int, Callable[[Hypervisor, Domain, Any, int, int], int]] = {
@@ -261,4 +310,10 @@ def _no_sharing(hv: Hypervisor, current: Domain, arg: int) -> int:
 _ARCH_OPS: dict[int, Callable[[Hypervisor, Domain, int], int]] = {
     abi.XENMEM_get_sharing_freed_pages: _no_sharing,
     abi.XENMEM_get_sharing_shared_pages: _no_sharing,
+    abi.XENMEM_set_pod_target: lambda hv, cur, arg: pod.pod_target_op(
+        hv, cur, arg, abi.XENMEM_set_pod_target
+    ),
+    abi.XENMEM_get_pod_target: lambda hv, cur, arg: pod.pod_target_op(
+        hv, cur, arg, abi.XENMEM_get_pod_target
+    ),
 }

@@ -133,6 +133,34 @@ class Guest:
         )
         return int(after.payload.size) >> 12 if rc == 0 else 0
 
+    def shadow_op(self, domid: int, op: int, mb: int = 0, mode: int = 0) -> tuple[int, int]:
+        """XEN_DOMCTL_shadow_op: the result and ``mb`` as Xen copied it back."""
+        rc, after = self.domctl(
+            domctl.XEN_DOMCTL_shadow_op,
+            domid,
+            domctl.xen_domctl_shadow_op,
+            dict(
+                op=op,
+                mode=mode,
+                mb=mb,
+                pad=0,
+                dirty_bitmap=0,
+                pages=0,
+                stats=dict(fault_count=0, dirty_count=0),
+            ),
+        )
+        return rc, int(after.payload.mb)
+
+    def mempool(self, domid: int, size: int | None = None) -> tuple[int, int]:
+        """XEN_DOMCTL_get_paging_mempool_size, or set_ with ``size``: result and bytes."""
+        cmd = (
+            domctl.XEN_DOMCTL_get_paging_mempool_size
+            if size is None
+            else domctl.XEN_DOMCTL_set_paging_mempool_size
+        )
+        rc, after = self.domctl(cmd, domid, domctl.xen_domctl_paging_mempool, dict(size=size or 0))
+        return rc, int(after.payload.size)
+
     def node_free(self, node: int) -> int:
         """Free pages on a node: XEN_SYSCTL_availheap over every zone (bytes >> 12)."""
         rc, out = self.sysctl(
@@ -234,6 +262,30 @@ class Guest:
 
     def decrease(self, domid: int, gfns: Sequence[int], order: int = 0) -> int:
         return self.reservation(memory.XENMEM_decrease_reservation, domid, gfns, order)[0]
+
+    def pod_target(
+        self, op: int, domid: int, target_pages: int = 0, *, arg: int | None = None
+    ) -> tuple[int, tuple[int, int, int]]:
+        """XENMEM_set_pod_target / XENMEM_get_pod_target (``op`` may carry continuation
+        bits): the result and (tot_pages, pod_cache_pages, pod_entries) as copied back;
+        ``arg`` replaces the argument's address."""
+        raw = build(
+            memory.xen_pod_target,
+            dict(
+                target_pages=target_pages,
+                tot_pages=0,
+                pod_cache_pages=0,
+                pod_entries=0,
+                domid=domid,
+            ),
+        )
+        with self.hv.arena.alloc(len(raw)) as buf:
+            buf.mem[: len(raw)] = raw
+            rc = self.hv.hypercall(
+                HYPERVISOR_memory_op, op, buf.addr if arg is None else arg, caller=self.domid
+            )
+            out = parse(memory.xen_pod_target, bytes(buf.mem[: len(raw)]))
+        return rc, (int(out.tot_pages), int(out.pod_cache_pages), int(out.pod_entries))
 
     def page_offline(self, cmd: int, start: int, end: int) -> tuple[int, list[int]]:
         count = end - start + 1 if end >= start else 1

@@ -37,36 +37,6 @@ def boot(**kwargs: Any) -> hypervisor_model.Hypervisor:
     return hv
 
 
-def shadow_op(g: Guest, domid: int, op: int, mb: int = 0, mode: int = 0) -> tuple[int, int]:
-    """XEN_DOMCTL_shadow_op: the result and ``mb`` as Xen copied it back."""
-    rc, after = g.domctl(
-        domctl.XEN_DOMCTL_shadow_op,
-        domid,
-        domctl.xen_domctl_shadow_op,
-        dict(
-            op=op,
-            mode=mode,
-            mb=mb,
-            pad=0,
-            dirty_bitmap=0,
-            pages=0,
-            stats=dict(fault_count=0, dirty_count=0),
-        ),
-    )
-    return rc, int(after.payload.mb)
-
-
-def mempool(g: Guest, domid: int, size: int | None = None) -> tuple[int, int]:
-    """XEN_DOMCTL_get_paging_mempool_size, or set_ with ``size``: result and size bytes."""
-    cmd = (
-        domctl.XEN_DOMCTL_get_paging_mempool_size
-        if size is None
-        else domctl.XEN_DOMCTL_set_paging_mempool_size
-    )
-    rc, after = g.domctl(cmd, domid, domctl.xen_domctl_paging_mempool, dict(size=size or 0))
-    return rc, int(after.payload.size)
-
-
 def with_vcpus(g: Guest, hvm: bool = True, cdf: int | None = None) -> int:
     """A domain with its vCPU created (paging_domctl wants vcpu[0])."""
     payload = createdomain_payload(
@@ -183,8 +153,8 @@ def test_an_hvm_domain_costs_its_hap_pool_too() -> None:
     assert [g.node_free(0), g.node_free(1)] == [before[0] - 130, before[1] - 128]
     assert g.info(domid).shared_info_frame == INVALID_M2P_ENTRY
     assert g.info(domid).tot_pages == 0
-    assert mempool(g, domid) == (0, 256 * 4096)
-    assert shadow_op(g, domid, GET) == (0, 1)
+    assert g.mempool(domid) == (0, 256 * 4096)
+    assert g.shadow_op(domid, GET) == (0, 1)
     d = hv.find_domain(domid)
     assert d is not None and (len(d.paging_pool), len(d.paging_p2m)) == (245, 11)
 
@@ -195,8 +165,8 @@ def test_a_shadowed_hvm_domain_starts_with_4_mib() -> None:
     hv = boot(nodes=[32, 32])
     g = Guest(hv)
     domid = with_vcpus(g, cdf=domctl.XEN_DOMCTL_CDF_hvm)
-    assert mempool(g, domid) == (0, 1024 * 4096)
-    assert shadow_op(g, domid, GET) == (0, 4)
+    assert g.mempool(domid) == (0, 1024 * 4096)
+    assert g.shadow_op(domid, GET) == (0, 4)
     d = hv.find_domain(domid)
     assert d is not None and len(d.paging_p2m) == 2
 
@@ -206,7 +176,7 @@ def test_destroy_gives_every_page_back() -> None:
     g = Guest(hv)
     before = g.physinfo().free_pages
     domid = with_vcpus(g)
-    assert mempool(g, domid, 2048 * 4096)[0] == 0
+    assert g.mempool(domid, 2048 * 4096)[0] == 0
     assert g.populate(domid, range(100)) == 0  # max_pages is 0: nothing
     assert g.destroy(domid) == 0
     assert g.physinfo().free_pages == before
@@ -254,11 +224,11 @@ def test_hap_allocation_in_mib_and_the_p2m_tables_stay() -> None:
     g = Guest(hv)
     domid = with_vcpus(g)
     free = g.physinfo().free_pages
-    assert shadow_op(g, domid, SET, 10) == (0, 10)
+    assert g.shadow_op(domid, SET, 10) == (0, 10)
     assert g.physinfo().free_pages == free - (2560 - 256)
-    assert shadow_op(g, domid, GET) == (0, 10)
-    assert shadow_op(g, domid, SET, 0) == (0, 1)
-    assert mempool(g, domid) == (0, 11 * 4096)
+    assert g.shadow_op(domid, GET) == (0, 10)
+    assert g.shadow_op(domid, SET, 0) == (0, 1)
+    assert g.mempool(domid) == (0, 11 * 4096)
     assert g.physinfo().free_pages == free + 256 - 11
 
 
@@ -278,7 +248,7 @@ def test_shadow_allocation(hvm: bool, mb: int, expected: tuple[int, int]) -> Non
     hv = boot(nodes=[32])
     g = Guest(hv)
     domid = with_vcpus(g, cdf=domctl.XEN_DOMCTL_CDF_hvm if hvm else 0)
-    assert shadow_op(g, domid, SET, mb) == expected
+    assert g.shadow_op(domid, SET, mb) == expected
 
 
 def test_pool_growth_uses_unclaimed_memory_only() -> None:
@@ -291,8 +261,8 @@ def test_pool_growth_uses_unclaimed_memory_only() -> None:
     assert g.max_mem(domid, 1 << 40) == 0
     assert g.claim_set(domid, [(HOST, int(g.physinfo().free_pages) - 100)]) == 0
     outstanding = g.physinfo().outstanding_pages
-    assert mempool(g, domid, (256 + 300) * 4096)[0] == -ENOMEM
-    assert mempool(g, domid) == (0, (256 + 100) * 4096)
+    assert g.mempool(domid, (256 + 300) * 4096)[0] == -ENOMEM
+    assert g.mempool(domid) == (0, (256 + 100) * 4096)
     assert g.physinfo().outstanding_pages == outstanding
 
 
@@ -316,7 +286,7 @@ def test_shadow_op_checks(who: str, op: int, mode: int, rc: int) -> None:
     g = Guest(hv)
     domid = 0 if who == "self" else g.create() if who == "no-vcpus" else with_vcpus(g)
     free = g.physinfo().free_pages
-    assert shadow_op(g, domid, op, mode=mode)[0] == rc
+    assert g.shadow_op(domid, op, mode=mode)[0] == rc
     assert g.physinfo().free_pages == free
 
 
@@ -329,23 +299,23 @@ def test_set_paging_mempool_size_checks(size: int, rc: int) -> None:
     hv = boot(nodes=[32])
     g = Guest(hv)
     domid = with_vcpus(g)
-    assert mempool(g, domid, size)[0] == rc
+    assert g.mempool(domid, size)[0] == rc
 
 
 def test_pv_guests_have_no_paging_mempool() -> None:
     hv = boot(nodes=[32])
     g = Guest(hv)
     domid = g.create(hvm=False)
-    assert mempool(g, domid) == (-EOPNOTSUPP, 0)
-    assert mempool(g, domid, 4096)[0] == -EOPNOTSUPP
+    assert g.mempool(domid) == (-EOPNOTSUPP, 0)
+    assert g.mempool(domid, 4096)[0] == -EOPNOTSUPP
 
 
 def test_only_the_control_domain_may_size_a_pool() -> None:
     hv = boot(nodes=[32])
     g = Guest(hv)
     domid = with_vcpus(g)
-    assert shadow_op(Guest(hv, domid), domid, GET)[0] == -EPERM
-    assert mempool(Guest(hv, domid), domid, 8192)[0] == -EPERM
+    assert Guest(hv, domid).shadow_op(domid, GET)[0] == -EPERM
+    assert Guest(hv, domid).mempool(domid, 8192)[0] == -EPERM
 
 
 # -- save and resume ------------------------------------------------------------------------
@@ -357,7 +327,7 @@ def test_xens_pages_survive_save_and_resume() -> None:
     hv = boot(nodes=[32, 32])
     g = Guest(hv)
     domid = with_vcpus(g)
-    assert mempool(g, domid, 600 * 4096)[0] == 0
+    assert g.mempool(domid, 600 * 4096)[0] == 0
     doc = save_state(hv)
     again = load_state(doc)
     assert save_state(again) == doc

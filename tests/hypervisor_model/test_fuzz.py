@@ -37,6 +37,7 @@ from hypervisor_model.public.xen import (
     HYPERVISOR_sysctl,
     HYPERVISOR_xen_version,
 )
+from hypervisor_model.snapshot import save_state
 
 RANGES = [[(0, 320)], [(320, 640)], [(640, 768), (1024, 1216)]]  # as test_properties
 ERRNOS = {v for k, v in vars(errno).items() if re.fullmatch(r"E[A-Z0-9]+", k)}
@@ -91,8 +92,9 @@ u64_st = st.one_of(
 
 
 class Host:
-    """A small 3-node host with two domUs holding memory (the HVM one also claims), plus
-    the means to place bytes in its hypercall arena."""
+    """A small 3-node host with two domUs holding memory (the HVM one also claims and has
+    populate-on-demand entries and cache), plus the means to place bytes in its hypercall
+    arena."""
 
     def __init__(self, client: type) -> None:
         self.hv = hypervisor_model.boot(ranges=RANGES)
@@ -100,6 +102,9 @@ class Host:
         self.hvm = self.dom0.create(hvm=True, max_mib=1)  # 256 pages
         assert self.dom0.claim_set(self.hvm, [(HOST, 30), (0, 50)]) == 0
         assert self.dom0.populate(self.hvm, range(16)) == 16
+        # populate-on-demand: 64 entries at gfn 64, a cache of 40 - 16 populated = 24
+        assert self.dom0.populate(self.hvm, [64], 6, memory.XENMEMF_populate_on_demand) == 1
+        assert self.dom0.pod_target(memory.XENMEM_set_pod_target, self.hvm, 40)[0] == 0
         self.pv = self.dom0.create(hvm=False, max_mib=1)
         assert self.dom0.claim_pages(self.pv, 120) == 0
         assert self.dom0.populate(self.pv, range(8), 1) == 8
@@ -321,12 +326,14 @@ memop_st = st.fixed_dictionaries(
                 st.one_of(st.integers(0, 20), u32_st),
                 st.one_of(
                     st.builds(
-                        lambda node, exact, bits: (
+                        lambda node, exact, pod, bits: (
                             memory.XENMEMF_node(node) * (node < 255)
                             | memory.XENMEMF_exact_node_request * exact
+                            | memory.XENMEMF_populate_on_demand * pod
                             | bits
                         ),
                         st.integers(0, 255),
+                        st.booleans(),
                         st.booleans(),
                         st.sampled_from([0, 0, 12, 13, 20, 32]),
                     ),
@@ -366,6 +373,86 @@ def memop_call(host: Host, c: dict[str, Any]) -> Call:
         r = struct.pack("<QQIIH6x", extent_start, nr, order, flags, host.domid(domain))
     cmd = c["op"] | c["start_extent"] << memory.MEMOP_EXTENT_SHIFT
     return HYPERVISOR_memory_op, (cmd, place_call(host, r, c["arg"], c["garbage"]))
+
+
+# -- populate-on-demand and the paging pool ---------------------------------------------------
+
+
+def accounting(host: Host) -> Any:
+    """Every domain and the heap as a saved state holds them."""
+    doc = save_state(host.hv)
+    return doc["domains"], doc["heap"]
+
+
+pod_target_st = st.fixed_dictionaries(
+    {
+        "op": st.sampled_from([memory.XENMEM_set_pod_target, memory.XENMEM_get_pod_target]),
+        "start_extent": mostly(st.just(0), st.integers(1, 2**58 - 1)),
+        "target": st.one_of(st.integers(0, 300), u64_st),
+        "domain": domain_st,
+        "raw": mostly(st.none(), st.binary(min_size=40, max_size=40)),
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+pool_call_st = st.fixed_dictionaries(
+    {
+        "cmd": st.sampled_from(
+            [
+                domctl.XEN_DOMCTL_shadow_op,
+                domctl.XEN_DOMCTL_get_paging_mempool_size,
+                domctl.XEN_DOMCTL_set_paging_mempool_size,
+            ]
+        ),
+        "shadow_op": mostly(st.sampled_from([0, 1, 2, 11, 12, 30, 31, 32]), u32_st),
+        "mode": mostly(st.just(0), u32_st),
+        "mb": st.one_of(st.integers(0, 4), u32_st),
+        "size": st.one_of(st.integers(0, 600).map(lambda p: p << 12), u64_st),
+        "domain": domain_st,
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(st.one_of(pod_target_st, pool_call_st), min_size=1, max_size=3))
+def test_failed_pod_and_pool_calls_change_nothing(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    """XENMEM_{set,get}_pod_target, XEN_DOMCTL_shadow_op and the paging-mempool domctls with
+    random words, domains, callers and structures: a number always; a failure other than
+    ENOMEM (which keeps what it got, as Xen does) leaves every domain and the heap as
+    they were."""
+    host = Host(guest_class)
+    for c in calls:
+        if "target" in c:
+            raw = c["raw"] or struct.pack(
+                "<QQQQH6x", c["target"], 0, 0, 0, host.domid(c["domain"])
+            )  # xen_pod_target
+            cmd = c["op"] | c["start_extent"] << memory.MEMOP_EXTENT_SHIFT
+            words: tuple[int, ...] = (cmd, place_call(host, raw, c["arg"], c["garbage"]))
+            op = HYPERVISOR_memory_op
+        else:
+            if c["cmd"] == domctl.XEN_DOMCTL_shadow_op:
+                union = struct.pack("<IIIIQQII", c["shadow_op"], c["mode"], c["mb"], 0, 0, 0, 0, 0)
+            else:
+                union = struct.pack("<Q", c["size"])
+            raw = struct.pack(
+                "<IIH6s128s",
+                c["cmd"],
+                domctl.XEN_DOMCTL_INTERFACE_VERSION,
+                host.domid(c["domain"]),
+                bytes(6),
+                union,
+            )
+            words, op = (place_call(host, raw, c["arg"], c["garbage"]),), HYPERVISOR_domctl
+        before = accounting(host)
+        rc = host.call(op, *words, caller=host.caller(c["caller"]))
+        if rc < 0 and rc != -errno.ENOMEM:
+            assert accounting(host) == before
 
 
 # -- sysctl ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from hypervisor_model.public.domctl import (
 from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY,
 )
-from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, ESRCH
+from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, ESRCH
 from hypervisor_model.public.xen import (
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
@@ -50,6 +50,8 @@ HEAP_METADATA = 2 * 4  # init_node_heap: nodes 1 and 2 keep 4 pages each
 MAX_PAGE = 1216  # highest RAM MFN + 1
 UINT_MAX = 0xFFFFFFFF
 MAX_LIVE = 4  # domUs alive at once
+POD = memory.XENMEMF_populate_on_demand
+HAP_P2M_TABLES = 11  # the host p2m's and ten nested p2ms' top-level tables, from the pool
 
 small_pages_st = st.one_of(st.integers(0, 64), st.integers(0, 400))
 pages_st = st.one_of(
@@ -342,16 +344,131 @@ class BuilderSessions(RuleBasedStateMachine):
             known = self.mfns.get(domid) or [1]
             frames = [known[c % len(known)] for c in choices]  # PV frees by MFN
         tot = self.tot(domid) if domid not in self.dead else 0
+        entries = self.pod(domid)[2] if self.hvm.get(domid) and domid in self.live else 0
         rc = self.dom0.decrease(domid, frames, order)
         assert 0 <= rc <= len(frames)
         if domid in self.dead:
             assert rc == 0
             return
         freed = tot - self.tot(domid)
-        if rc == len(frames):
+        if entries:  # PoD deals first: entries go, memory may go to the cache or back
+            assert 0 <= self.pod(domid)[2] <= entries and freed >= 0
+        elif rc == len(frames):
             assert freed == rc << order
         else:  # whole extents for the count; the failing one may have freed a prefix
             assert rc << order <= freed < (rc + 1) << order
+
+    # -- populate-on-demand -----------------------------------------------------------------
+
+    def offlined(self) -> int:
+        """RAM frames offlined so far (a pending-offline frame is offlined when freed)."""
+        count = 0
+        for mfn in self.offline_tried:
+            rc, (status,) = self.dom0.page_offline(sysctl.sysctl_query_page_offline, mfn, mfn)
+            assert rc == 0
+            count += bool(status & sysctl.PG_OFFLINE_STATUS_OFFLINED)
+        return count
+
+    def free_or_offlined(self) -> int:
+        return int(self.dom0.physinfo().free_pages) + self.offlined()
+
+    def pod(self, domid: int) -> tuple[int, int, int]:
+        """(tot_pages, pod_cache_pages, pod_entries) of a live HVM guest."""
+        rc, counts = self.dom0.pod_target(memory.XENMEM_get_pod_target, domid)
+        assert rc == 0, rc
+        return counts
+
+    @rule(
+        pick=st.integers(0, 9),
+        gfns=st.lists(st.integers(0, 255), min_size=1, max_size=4),
+        order=st.sampled_from([0, 0, 1, 3, 9]),
+    )
+    def mark_pod(self, pick: int, gfns: list[int], order: int) -> None:
+        """populate_physmap with XENMEMF_populate_on_demand: a count of extents; an HVM
+        guest's entries grow by at most those extents (the failing one may mark a prefix),
+        nothing is allocated; a PV guest's extents are all done, nothing changes; dom0
+        may not mark its own."""
+        domid = self.pick(pick)
+        hvm = self.hvm.get(domid, False) and domid in self.live
+        before = self.pod(domid) if hvm else None
+        tot = self.tot(domid) if domid not in self.dead else 0
+        rc, _ = self.dom0.reservation(
+            memory.XENMEM_populate_physmap, domid, [g << order for g in gfns], order, POD
+        )
+        assert 0 <= rc <= len(gfns)
+        if domid in self.dead or domid == 0:
+            assert rc == 0  # no such domain; or populate-on-demand on oneself
+            return
+        assert self.tot(domid) == tot
+        if before is None:
+            assert rc == len(gfns)
+            return
+        after = self.pod(domid)
+        assert after[:2] == before[:2]
+        assert before[2] <= after[2] <= before[2] + ((rc + 1) << order)
+
+    @rule(pick=st.integers(0, 9), pages=st.one_of(st.integers(0, 300), st.integers(0, 1300)))
+    def pod_target(self, pick: int, pages: int) -> None:
+        """XENMEM_set_pod_target against p2m_pod_set_mem_target's rules: nothing once memory
+        is populated and no entry is left, or below tot_pages; else the cache is to hold
+        target - populated, at most the entries once any memory is populated. ENOMEM keeps
+        what it got; the heap pays for exactly what the cache gained."""
+        target = pages
+        domid = self.pick(pick)
+        hvm = self.hvm.get(domid, False) and domid in self.live
+        before = self.pod(domid) if hvm else None
+        max_pages = int(self.dom0.info(domid).max_pages) if domid not in self.dead else 0
+        free = self.free_or_offlined()
+        rc, counts = self.dom0.pod_target(memory.XENMEM_set_pod_target, domid, target)
+        if domid in self.dead:
+            assert rc == -ESRCH
+            return
+        if before is None or target > max_pages:
+            assert rc == -EINVAL  # a PV guest (dom0 too), or above max_pages
+            assert before is None or self.pod(domid) == before
+            return
+        tot, cache, entries = before
+        populated = tot - cache
+        if (populated > 0 and entries == 0) or target < tot:
+            assert (rc, counts) == (0, before)
+            return
+        want = min(target - populated, entries) if populated > 0 else target - populated
+        after = self.pod(domid)
+        if rc == 0:
+            assert counts == after == (populated + want, want, entries)
+        else:
+            assert rc == -ENOMEM and cache <= after[1] < want
+        assert self.free_or_offlined() == free - (after[1] - cache)
+
+    # -- the paging pool ---------------------------------------------------------------------
+
+    @rule(
+        pick=st.integers(0, 9),
+        pages=st.one_of(st.integers(0, 400), st.sampled_from([2**32 - 1, 2**32, 2**40])),
+        odd=rarely_st,
+    )
+    def paging_pool(self, pick: int, pages: int, odd: bool) -> None:
+        """XEN_DOMCTL_set_paging_mempool_size: whole pages below 2^32, HVM only; the pool
+        becomes the size asked, the p2m tables it holds at least; ENOMEM keeps what it
+        got; the heap pays for exactly what the pool gained."""
+        domid = self.pick(pick)
+        hvm = self.hvm.get(domid, False) and domid in self.live
+        before = self.dom0.paging_pool(domid)
+        free = self.free_or_offlined()
+        rc, _ = self.dom0.mempool(domid, (pages << 12) + odd)
+        if domid in self.dead:
+            assert rc == -ESRCH
+            return
+        after = self.dom0.paging_pool(domid)
+        if not hvm:
+            assert rc == -EOPNOTSUPP
+        elif odd or pages > 2**32 - 1:
+            assert rc == -EINVAL and after == before
+        elif rc == 0:
+            assert after == max(pages, HAP_P2M_TABLES)
+        else:
+            assert rc == -ENOMEM and before <= after < pages
+        assert self.free_or_offlined() == free - (after - before)
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -457,11 +574,7 @@ class BuilderSessions(RuleBasedStateMachine):
         phys = self.dom0.physinfo()
         domains = [self.dom0.info(domid) for domid in [0, *self.live]]
         assert phys.outstanding_pages == sum(info.outstanding_pages for info in domains)
-        offlined = 0
-        for mfn in self.offline_tried:
-            rc, (status,) = self.dom0.page_offline(sysctl.sysctl_query_page_offline, mfn, mfn)
-            assert rc == 0
-            offlined += bool(status & sysctl.PG_OFFLINE_STATUS_OFFLINED)
+        offlined = self.offlined()
         owned = sum(info.tot_pages for info in domains)
         live = [0, *self.live]
         xens = HEAP_METADATA + sum(2 + self.dom0.paging_pool(domid) for domid in live)

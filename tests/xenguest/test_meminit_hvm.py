@@ -22,8 +22,9 @@ from xg_helpers import (
 )
 
 import hypervisor_model
+from hypervisor_model.public.memory import XENMEMF_populate_on_demand
 from xenctrl.api import HOST
-from xenctrl.domain import xc_domain_getinfo_single, xc_get_tot_pages
+from xenctrl.domain import xc_domain_get_pod_target, xc_domain_getinfo_single, xc_get_tot_pages
 from xenctrl.handle import xc_interface
 from xenctrl.misc import xc_physinfo
 from xenguest import (
@@ -423,6 +424,9 @@ def test_populate_failure_part_way_names_step_gfn_node(
     assert domain_outstanding(xch, d) == 0
 
 
+POD = XENMEMF_populate_on_demand  # 1 << 16
+
+
 @pytest.mark.parametrize(
     ("mode", "stake"),
     [
@@ -431,18 +435,41 @@ def test_populate_failure_part_way_names_step_gfn_node(
         ("numa", ("claim_memory", {HOST: 522208})),
     ],
 )
-def test_pod_fails_setting_the_pod_target(
+def test_pod_build_fills_the_cache_and_marks_every_gfn(
     xch: xc_interface, calls: list[Call], mode: str, stake: Call
 ) -> None:
-    """max 4 GiB, target 2 GiB: the claim covers the target (Xen claims before the PoD
-    target "because that function actually allocates"); PoD is not modelled: ENOSYS."""
+    """max 4 GiB, target 2 GiB: claim the target first (Xen claims before the PoD target
+    "because that function actually allocates"), set the PoD target to it (522208 pages:
+    the cache takes 522208 // 512 = 1019 superpages = 521728 pages, then 480 single pages,
+    redeeming the whole claim), then make the same populate calls as a 4 GiB guest, each
+    with XENMEMF_populate_on_demand: they mark 160 + 1046336 = 1046496 gfns PoD and
+    allocate nothing. tot_pages is the cache; the claim is released."""
     domid = new_domain(xch, 2 * GiB_KB)  # libxl: max_mem = target + 1 MiB
     dom = xc_dom_allocate(xch, domid)
     dom.claim_mode = mode  # type: ignore[assignment]
     hvm_layout(dom, 4 * GiB_KB, target_memkb=2 * GiB_KB)
+    free = int(xc_physinfo(xch).free_pages)
+    xc_dom_boot_mem_init(dom)
+    assert claim_calls(calls) == [stake, ("claim_pages", 0)]
+    assert populate_calls(calls) == [*range0_calls(POD, POD), *two_meg_calls(0x100000, 31, POD)]
+    assert xc_domain_get_pod_target(xch, domid) == (522208, 522208, CLAIM_4G)
+    assert xc_get_tot_pages(xch, domid) == 522208
+    assert int(xc_physinfo(xch).free_pages) == free - 522208
+    assert int(xc_physinfo(xch).outstanding_pages) == 0
+    assert (dom.stats.pages_4k, dom.stats.pages_2m, dom.stats.pages_1g) == (512, 1019, 2)
+
+
+def test_pod_target_above_max_pages_stops_the_build(xch: xc_interface, calls: list[Call]) -> None:
+    """A max_mem below the target (here 1 GiB + 1 MiB = 262400 pages, the target 522208),
+    claims off (a claim above max_pages would be refused first): XENMEM_set_pod_target is
+    EINVAL before anything is allocated."""
+    domid = new_domain(xch, 1 * GiB_KB)
+    dom = xc_dom_allocate(xch, domid)
+    dom.claim_mode = "off"
+    hvm_layout(dom, 4 * GiB_KB, target_memkb=2 * GiB_KB)
     with pytest.raises(XenguestError, match="setting the PoD target") as e:
         xc_dom_boot_mem_init(dom)
-    assert (e.value.step, e.value.errno) == ("meminit_hvm", errno.ENOSYS)
-    assert calls == [stake, ("claim_pages", 0)]
+    assert (e.value.step, e.value.errno) == ("meminit_hvm", errno.EINVAL)
+    assert calls == [("claim_pages", 0)]
     assert xc_get_tot_pages(xch, domid) == 0
     assert int(xc_physinfo(xch).outstanding_pages) == 0

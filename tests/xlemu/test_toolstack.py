@@ -289,6 +289,43 @@ def test_hvm_guests_own_their_video_ram() -> None:
     assert ts.api.domain_getinfo(pvh).tot_pages == 262144 + 8
 
 
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        # HVM: target (1024 - 8) MiB = 260096 pages, the cache that less the 32-page VGA
+        # hole = 260064; entries: every gfn of (2048 - 8) MiB = 522240 but the hole, 522208;
+        # tot = cache + 16 special/ioreq pages + 2048 pages of video RAM = 262128
+        ("hvm", (262128, 260064, 522208)),
+        # PVH: no video RAM, no hole: cache 262144, entries 524288, tot + 8 special pages
+        ("pvh", (262152, 262144, 524288)),
+    ],
+)
+def test_memory_below_maxmem_builds_a_pod_guest(kind: str, expected: tuple[int, ...]) -> None:
+    """libxl__build_hvm: total pages from maxmem, target from memory; meminit_hvm sets the
+    PoD target and marks the RAM PoD. Xen's max is the target + 1 MiB (libxl__build_pre):
+    (1024 + 1) MiB = 262400 pages; the paging pool follows maxmem: 4 * (256 + 2048) KiB."""
+    ts = toolstack()
+    domid = create(ts, 'name="p"', f'type="{kind}"', "memory=1024", "maxmem=2048")
+    assert xcd.xc_domain_get_pod_target(ts.xch, domid) == expected
+    assert ts.api.domain_getinfo(domid).max_pages == 262400
+    assert xcd.xc_get_paging_mempool_size(ts.xch, domid) == 4 * (256 + 2048) << 10
+
+
+def test_mem_set_moves_a_pod_guest_s_target() -> None:
+    """libxl_set_memory_target also sets the PoD target, (target + 1 MiB) / 4 KiB pages.
+    mem-set 1536: target 1536 MiB - 8 MiB video = 1564672 KiB -> (1564672 + 1024) / 4 =
+    391424 pages; populated 262128 - 260064 = 2064, so the cache grows to 391424 - 2064 =
+    389360 and tot_pages reaches 391424 (list: 391424 * 4 // 1024 = 1529 MiB). Lower
+    again: Xen leaves the cache to the balloon driver."""
+    ts = toolstack()
+    domid = create(ts, 'name="p"', 'type="hvm"', "memory=1024", "maxmem=2048")
+    ts.mem_set("p", "1536")
+    assert xcd.xc_domain_get_pod_target(ts.xch, domid) == (391424, 389360, 522208)
+    ts.mem_set("p", "512")
+    assert xcd.xc_domain_get_pod_target(ts.xch, domid) == (391424, 389360, 522208)
+    assert ts.list_lines("p")[1].split()[2] == "1529"
+
+
 # -- vNUMA ------------------------------------------------------------------------------------
 
 VNUMA = 'vnuma=[["pnode=0","size=512","vcpus=0"],["pnode=1","size=512","vcpus=1"]]'

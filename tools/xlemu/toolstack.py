@@ -483,7 +483,9 @@ class Toolstack:
     def mem_set(self, domain: str, size: str) -> None:
         """libxl_set_memory_target: the new target is the size less the video RAM, at most
         memory/static-max, at least LIBXL_MIN_DOM0_MEM for dom0; Xen's max follows the
-        size. Dom0's sizes are first filled in from Xen (libxl__fill_dom0_memory_info).
+        size, and an HVM or PVH guest's PoD target the new target plus 1 MiB (in pages: a
+        no-op unless it has PoD entries left). Dom0's sizes are first filled in from Xen
+        (libxl__fill_dom0_memory_info).
 
         A refusal prints libxl's line saying why, then xl's (set_memory_target in xl_mem.c)."""
         domid = self.find_domain(domain)
@@ -514,6 +516,14 @@ class Toolstack:
             if domid == 0 and new_target < LIBXL_MIN_DOM0_MEM_KB:
                 raise refuse(f"New target {new_target} for dom0 is below the minimum threshold")
             self._set_xen_max(domid, kb, "xc_domain_setmaxmem memkb=", failed)
+            kind = self.xs.try_read(f"{libxl_xs.libxl_path(domid)}/type", t)
+            if domid and kind not in (None, b"pv"):  # the PoD cache follows the target
+                pages = (new_target + LIBXL_MAXMEM_CONSTANT_KB) // 4
+                try:
+                    xcd.xc_domain_set_pod_target(self.xch, domid, pages)
+                except XenError as e:
+                    why = f"xc_domain_set_pod_target memkb={pages} failed rc=-1"
+                    raise refuse(f"{why}: {os.strerror(e.errno)}") from None
             self.xs.write(f"{memory}/target", str(new_target), t)
 
         self.xs.transact(set_target)
