@@ -551,7 +551,8 @@ def test_multicall_of_random_entries_gets_a_number_per_entry(
             for make, spec in c["entries"]
         ]
         raw = b"".join(
-            struct.pack("<8Q", op, POISON, *[*words, 0, 0, 0, 0, 0, 0][:6]) for op, words in entries
+            struct.pack("<8Q", op, POISON, *[w % 2**64 for w in [*words, 0, 0, 0, 0, 0, 0][:6]])
+            for op, words in entries  # an entry's words are 64 bits, as registers are
         )
         addr = host.place(raw) if c["list"] is None else c["list"]
         addr = host.freed if addr == FREED else addr
