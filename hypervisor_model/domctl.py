@@ -18,7 +18,7 @@ from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bi
 from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
-from hypervisor_model.errors import XenError
+from hypervisor_model.errors import Restart, XenError
 from hypervisor_model.guest_memory import (
     build,
     copy_struct_from_guest,
@@ -65,6 +65,15 @@ HAP_PADDR_BITS = 52  # hap_paddr_bits of the model's CPUs: the full PADDR_BITS
 
 
 def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
+    """A domctl; one preempted (Restart) has left the domctl lock and is issued again."""
+    while True:
+        try:
+            return _domctl(hv, current, arg)
+        except Restart:
+            hv.preempt_check()  # the continuation, re-issued after other callers ran
+
+
+def _domctl(hv: Hypervisor, current: Domain, arg: int) -> int:
     release = hv.release
     op = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_domctl)
     stable = op.cmd in release.stable_domctls
@@ -262,14 +271,8 @@ def _destroydomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
         paging.paging_teardown(hv, d)  # domain_relinquish_resources: PROG_paging first
         pod.empty_cache(d)  # ... whose paging_teardown ends with p2m_pod_empty_cache
     if d.is_dying == DOMDYING_dying:
-        while not relinquish_some(hv.heap, d, RELINQUISH_BATCH):
-            # domain_kill's -ERESTART: the continuation leaves do_domctl, dropping the
-            # domctl lock, and takes it again when re-issued
-            hv.domctl_lock.release()
-            try:
-                hv.preempt_check()
-            finally:
-                hv.domctl_lock.acquire()
+        if not relinquish_some(hv.heap, d, RELINQUISH_BATCH):
+            raise Restart  # domain_kill's -ERESTART: the next batch when re-issued
         d.is_dying = DOMDYING_dead
         with d.page_alloc_lock:
             hv.remove_domain(d)

@@ -13,3 +13,9 @@ class XenError(Exception):
     def __init__(self, errno: int, why: str = "") -> None:
         super().__init__(f"{errorcode.get(errno, errno)}{': ' + why if why else ''}")
         self.errno = errno
+
+
+class Restart(Exception):
+    """A preempted hypercall (Xen's -ERESTART): its continuation leaves the handler, and
+    the locks it took, and is re-issued whole once other callers have had a chance to run
+    (hypercall_create_continuation)."""

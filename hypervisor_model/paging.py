@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from hypervisor_model.domain import Domain
 from hypervisor_model.domheap import alloc_domheap_pages
-from hypervisor_model.errors import XenError
+from hypervisor_model.errors import Restart, XenError
 from hypervisor_model.guest_memory import parse
 from hypervisor_model.heap import PAGE_SHIFT, Heap
 from hypervisor_model.memflags import MEMF_bits, MEMF_get_bits, MEMF_no_owner, MEMF_no_scrub
@@ -111,7 +111,7 @@ def set_allocation(hv: Hypervisor, d: Domain, pages: int, preemptible: bool = Tr
                 return
         done += 1
         if preemptible and done % PREEMPT_EVERY == 0:
-            hv.preempt_check()
+            raise Restart  # the domctl returns -ERESTART: re-issued, it goes on from here
 
 
 def _take_p2m_table(d: Domain) -> None:
