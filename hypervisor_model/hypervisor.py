@@ -10,8 +10,10 @@ from __future__ import annotations
 import operator
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain
+from typing import Protocol
 
 from hypervisor_model import claims
 from hypervisor_model.console import Console
@@ -49,6 +51,15 @@ HYPERCALL_ARGS = 6  # x86_64 passes up to six argument registers
 Handler = Callable[..., int]
 
 
+class Scheduler(Protocol):
+    """Decides which calling thread runs, where a CPU could switch to another vCPU: the
+    host calls :meth:`preempt` at every hypercall entry and continuation point, where the
+    calling thread holds none of the model's locks."""
+
+    def preempt(self) -> None:
+        """The calling thread may be held here while others run."""
+
+
 class Hypervisor:
     """An emulated Xen host. Safe to call from many threads at once."""
 
@@ -71,6 +82,8 @@ class Hypervisor:
         self._domid_last = 0
         self.nr_cpus = sum(node.cpus for node in host.nodes if node.online)
         self._handlers: dict[int, Handler] = _handlers()
+        # None: callers' threads run free, as the OS schedules them (:meth:`scheduled_by`)
+        self.scheduler: Scheduler | None = None
         # A debug switch for single-threaded tests: verify every invariant after each call.
         self.check_after_each_hypercall = False
         # Probes on the machine: each is told, in the calling thread, what a hypercall moved.
@@ -223,6 +236,8 @@ class Hypervisor:
         this process's :attr:`arena`). Returns Xen's result: non-negative on success,
         ``-errno`` on failure.
         """
+        if self.scheduler is not None:
+            self.scheduler.preempt()  # between two hypercalls the CPU may run another vCPU
         if len(args) > HYPERCALL_ARGS:
             raise TypeError(f"expected at most {HYPERCALL_ARGS} argument words, got {len(args)}")
         words = [operator.index(a) & WORD_MASK for a in args]
@@ -268,7 +283,22 @@ class Hypervisor:
 
     def preempt_check(self) -> None:
         """A continuation point: let other threads' hypercalls run (hypercall_preempt_check)."""
-        time.sleep(0)
+        if self.scheduler is None:
+            time.sleep(0)
+        else:
+            self.scheduler.preempt()
+
+    @contextmanager
+    def scheduled_by(self, scheduler: Scheduler) -> Iterator[None]:
+        """Let ``scheduler`` choose which thread runs at hypercall entries and continuation
+        points while inside; the host has one scheduler at a time."""
+        if self.scheduler is not None:
+            raise RuntimeError("expected a host without a scheduler, got one scheduled already")
+        self.scheduler = scheduler
+        try:
+            yield
+        finally:
+            self.scheduler = None
 
     def check_invariants(self, *, frames: bool = True) -> None:
         """Raise :class:`InvariantError` unless every accounting invariant holds

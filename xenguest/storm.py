@@ -6,18 +6,26 @@ and destroy the domain if the build fails. The report says, per build, whether i
 admitted, refused cleanly at claim time (nothing populated) or failed part-way (memory
 populated, then thrown away), and what fraction of its memory landed on the nodes it asked
 for, read from Xen's own NUMA dump (debug key 'u'), as an administrator would.
+
+Builder threads on a host in this process take turns (:class:`Turns`): one runs at a time,
+and the turn passes at hypercall entries and continuation points in an order drawn from a
+seed, so a storm's interleaving, and with it its outcome, is replayed by its seed. Builder
+processes on a served host run free, interleaved as the operating system schedules them.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import random
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hypervisor_model import Hypervisor
 from xenctrl import XenError
 from xenctrl.domain import (
     default_createdomain,
@@ -37,6 +45,7 @@ from xenguest.layout import hvm_layout, vnuma_hvm, vnuma_pv
 
 LIBXL_MAXMEM_CONSTANT_KB = 1024  # libxl adds 1 MiB to max_mem on x86
 VIDEO_MEMKB = 8192  # libxl's default for an HVM guest with cirrus
+TURN_EVERY = 4  # switch points (hypercall entries, continuation points) in a turn
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,13 @@ class BuildResult:
 
 @dataclass
 class StormReport:
+    """How each build fared; for builders that took turns, the seed that ordered the turns
+    and the builders in the order they had them."""
+
     claim_mode: ClaimMode
     results: list[BuildResult]
+    seed: int | None = None
+    turns: list[int] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
         return sum(r.outcome == outcome for r in self.results)
@@ -109,13 +123,82 @@ class StormReport:
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
             for row in rows
         ]
-        lines.append(
+        lines.append(self.summary())
+        if self.seed is not None:
+            lines.append(f"turns: seed {self.seed} (the same seed replays this storm)")
+        return "\n".join(line.rstrip() for line in lines)
+
+    def summary(self) -> str:
+        """How many builds ended which way."""
+        return (
             f"claim mode {self.claim_mode}: {self.count('admitted')} admitted, "
             f"{self.count('refused')} refused at claim time, "
             f"{self.count('part-way')} failed part-way"
             + (f", {self.count('failed')} failed otherwise" if self.count("failed") else "")
         )
-        return "\n".join(line.rstrip() for line in lines)
+
+
+class Turns:
+    """Builders taking turns on a host (its :class:`~hypervisor_model.hypervisor.Scheduler`):
+    exactly one runs at a time; every ``every`` switch points the turn goes to a builder
+    drawn by ``random.Random(seed)`` (maybe the same one), and a builder that is done hands
+    it on. With the same seed and the same work the turns fall the same way every run.
+
+    Free threads contend for the heap lock and the GIL in a convoy; turns run each builder
+    with the CPU to itself. No model lock is held at a switch point, so the builder given
+    the turn never waits for one held by a builder without it. Threads that are not builders
+    pass through the switch points untouched.
+    """
+
+    def __init__(self, builders: int, seed: int, every: int = TURN_EVERY) -> None:
+        if builders < 1 or every < 1:
+            raise ValueError(f"expected builders and every >= 1, got {builders} and {every}")
+        self.seed, self.every = seed, every
+        self.history: list[int] = []  # the builders in the order they were given the turn
+        self._draw = random.Random(seed)
+        self._waiting = [threading.Lock() for _ in range(builders)]  # held: not its turn
+        for waiting in self._waiting:
+            waiting.acquire()
+        self._runnable = list(range(builders))
+        self._builder: dict[int, int] = {}  # thread ident -> builder, while it runs
+        self._left = 0
+        first = self._pass()
+        self._waiting[first].release()
+
+    @contextmanager
+    def turn(self, builder: int) -> Iterator[None]:
+        """Run the calling thread as ``builder``: from its first turn until it is done."""
+        self._waiting[builder].acquire()
+        me = threading.get_ident()
+        self._builder[me] = builder
+        try:
+            yield
+        finally:
+            del self._builder[me]
+            self._runnable.remove(builder)
+            if self._runnable:
+                self._waiting[self._pass()].release()
+
+    def preempt(self) -> None:
+        """A switch point: the turn passes on after ``every`` of them."""
+        builder = self._builder.get(threading.get_ident())
+        if builder is None:
+            return
+        self._left -= 1
+        if self._left:
+            return
+        chosen = self._pass()
+        if chosen != builder:
+            self._waiting[chosen].release()
+            self._waiting[builder].acquire()  # until the turn comes back
+
+    def _pass(self) -> int:
+        """Draw the builder to hold the turn next. Only the holder of the turn changes the
+        state, and it is done with it before it releases the one chosen."""
+        chosen = self._draw.choice(self._runnable)
+        self.history.append(chosen)
+        self._left = self.every
+        return chosen
 
 
 def build_domain(xch: xc_interface, request: BuildRequest, claim_mode: ClaimMode) -> BuildResult:
@@ -188,6 +271,9 @@ def run_builders(
     builders: int | None = None,
     *,
     processes: bool = False,
+    seed: int | None = None,
+    turn_every: int = TURN_EVERY,
+    free_running: bool = False,
 ) -> StormReport:
     """Run ``build`` on every job in parallel, then measure where memory landed.
 
@@ -195,38 +281,57 @@ def run_builders(
     job as it finishes one, so at most that many builds race at any moment. They are
     threads, or with ``processes`` Python processes of their own (``build`` and the jobs
     are then pickled, and a build opens its own handle on the server holding the host).
+
+    Threads on a host in this process take turns (:class:`Turns`, ``turn_every`` switch
+    points each) in the order of ``seed`` (default: one drawn at random, reported), unless
+    ``free_running``. Elsewhere builders run free and a seed is refused (ValueError): the
+    turns of callers in the server holding a host are not this process's to order.
     """
     count = min(builders or len(jobs), len(jobs))
-    run = _in_processes if processes else _in_threads
-    results = run(jobs, build, count)
+    takes_turns = isinstance(hv, Hypervisor) and not processes and not free_running
+    if seed is not None and not takes_turns:
+        where = "builders running free" if free_running else "builders on a served host"
+        raise ValueError(f"expected builder threads on a host in this process, got {where}")
+    turns = None
+    if takes_turns and count:
+        turns = Turns(count, random.randrange(1_000_000) if seed is None else seed, turn_every)
+    if processes:
+        results = _in_processes(jobs, build, count)
+    else:
+        assert isinstance(hv, Hypervisor) or turns is None
+        with hv.scheduled_by(turns) if turns else nullcontext():  # type: ignore[union-attr]
+            results = _in_threads(jobs, build, count, turns)
     done = [r for r in results if r is not None]
     with xc_interface_open(hv) as xch:
         placement = pages_by_node(xch)
     for r in done:
         if r.outcome == "admitted" and r.domid is not None:
             r.pages_by_node = placement.get(r.domid, {})
-    return StormReport(claim_mode, done)
+    if turns is None:
+        return StormReport(claim_mode, done)
+    return StormReport(claim_mode, done, turns.seed, turns.history)
 
 
 def _in_threads(
-    jobs: Sequence[J], build: Callable[[J], BuildResult], count: int
+    jobs: Sequence[J], build: Callable[[J], BuildResult], count: int, turns: Turns | None
 ) -> list[BuildResult | None]:
     results: list[BuildResult | None] = [None] * len(jobs)
-    start = threading.Barrier(count) if count else None
+    start = threading.Barrier(count) if count and turns is None else None  # turns: at once
     pending = iter(range(len(jobs)))
     claim_next = threading.Lock()
 
-    def builder() -> None:
-        if start is not None:
-            start.wait()
-        while True:
-            with claim_next:
-                i = next(pending, None)
-            if i is None:
-                return
-            results[i] = build(jobs[i])
+    def builder(me: int) -> None:
+        with turns.turn(me) if turns else nullcontext():
+            if start is not None:
+                start.wait()
+            while True:
+                with claim_next:
+                    i = next(pending, None)
+                if i is None:
+                    return
+                results[i] = build(jobs[i])
 
-    threads = [threading.Thread(target=builder) for _ in range(count)]
+    threads = [threading.Thread(target=builder, args=(me,)) for me in range(count)]
     for t in threads:
         t.start()
     for t in threads:
@@ -296,8 +401,22 @@ def boot_storm(
     builders: int | None = None,
     *,
     processes: bool = False,
+    seed: int | None = None,
+    turn_every: int = TURN_EVERY,
+    free_running: bool = False,
 ) -> StormReport:
-    """Build the requests in parallel (:func:`run_builders`: threads, or processes on a
-    served host), each as libxl would (:func:`build_domain`), and report how each fared."""
+    """Build the requests in parallel (:func:`run_builders`: threads taking turns in the
+    order of ``seed``, free-running threads, or processes on a served host), each as libxl
+    would (:func:`build_domain`), and report how each fared."""
     build = LibxlBuild(hv, claim_mode)
-    return run_builders(hv, requests, build, claim_mode, builders, processes=processes)
+    return run_builders(
+        hv,
+        requests,
+        build,
+        claim_mode,
+        builders,
+        processes=processes,
+        seed=seed,
+        turn_every=turn_every,
+        free_running=free_running,
+    )

@@ -8,8 +8,9 @@ lists), 8388601 in all. A 4 GiB HVM guest populates (4096 - 8) MiB * 256 - 32 (V
 of unclaimed memory: its structure and shared info on node 0, its 256-page HAP pool
 round-robin, 128 on each node.
 
-The scenarios are sized so that the outcome cannot depend on thread timing (the arguments
-are in each test's docstring).
+The scenarios are sized so that the outcome cannot depend on how the builders interleave
+(the arguments are in each test's docstring); each storm takes turns by a random seed,
+printed so that a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def storm(hv: hypervisor_model.Hypervisor, requests: list[BuildRequest], mode: s
     with Xenctrl(hv) as ctl:
         free_before = ctl.physinfo().free_pages
         report = boot_storm(hv, requests, mode)  # type: ignore[arg-type]
+        print(f"storm seed {report.seed}")  # shown with a failure: boot_storm(seed=...)
         hv.check_invariants()
         admitted = [r for r in report.results if r.outcome == "admitted"]
         alive = {int(i.domain): int(i.tot_pages) for i in xc_domain_getinfolist(ctl.xch, 1, 64)}
@@ -110,5 +112,6 @@ def test_table_has_one_row_per_request_and_a_summary(
     report = storm(xen_host, ONE_NODE_EACH, "numa")
     lines = report.table().splitlines()
     assert lines[0].split()[:5] == ["NAME", "DOMID", "OUTCOME", "MEMORY(MiB)", "LOCALITY"]
-    assert [line.split()[0] for line in lines[1:-1]] == [f"g{i}" for i in range(10)]
-    assert lines[-1] == "claim mode numa: 7 admitted, 3 refused at claim time, 0 failed part-way"
+    assert [line.split()[0] for line in lines[1:-2]] == [f"g{i}" for i in range(10)]
+    assert lines[-2] == "claim mode numa: 7 admitted, 3 refused at claim time, 0 failed part-way"
+    assert lines[-1] == f"turns: seed {report.seed} (the same seed replays this storm)"
