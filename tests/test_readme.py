@@ -1,6 +1,5 @@
-"""The README's examples are true: its xlemu sessions and its library example are run and
-their output compared (the storm's per-guest rows depend on thread timing; its summary and
-its outcomes per mode do not)."""
+"""The README's examples are true: its xlemu sessions (the boot storm's too: its seed fixes
+how the builders interleave) and its library example are run and their output compared."""
 
 from __future__ import annotations
 
@@ -79,24 +78,10 @@ def test_the_host_file_example_prints_what_the_readme_shows(tmp_path: Path) -> N
         assert actual == expected, command
 
 
-SUMMARY = re.compile(r"claim mode (\w+): (\d+) admitted, (\d+) refused at claim time, (\d+) failed")
-
-
-def test_the_boot_storm_ends_as_the_readme_says(tmp_path: Path) -> None:
-    """numa: exactly the README's counts. off: no refusals, and at least two of the five
-    lost part-way (node 1's 7168 free MiB hold at most three 2040 MiB guests)."""
+def test_the_boot_storm_prints_what_the_readme_shows(tmp_path: Path) -> None:
     storm = next(b for b in sessions() if "storm 5 pinned.cfg" in b)
-    results = {}
     for command, expected, actual in run_session(storm, tmp_path):
-        if " storm " in command:
-            want = SUMMARY.search(expected)
-            got = SUMMARY.search(actual)
-            assert want is not None and got is not None, actual
-            results[got.group(1)] = (want.groups(), got.groups())
-    want, got = results["numa"]
-    assert got == want == ("numa", "3", "2", "0")
-    _, (_, admitted, refused, part_way) = results["off"]
-    assert (refused, int(part_way) >= 2, int(admitted) + int(part_way)) == ("0", True, 5)
+        assert actual == expected, command
 
 
 def python_examples() -> list[str]:

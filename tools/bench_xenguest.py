@@ -3,14 +3,19 @@
 1. One 1 TiB HVM guest (hvm_layout 1 TiB, legacy claim) on a host of 4 nodes x 264 GiB.
 2. A boot storm of 256 x 4 GiB HVM guests, each with one vNUMA node on physical node
    i % 4, in numa claim mode, on a host of 4 nodes x 256 GiB (1 TiB): one thread per
-   builder ("storm"), and the same builds one after another ("sequential").
+   builder taking turns, as storms do ("storm", seed 1), the same with free-running
+   threads ("storm-free"), and the same builds one after another ("sequential"); when all
+   three ran, a table of the three side by side.
 3. One of those 4 GiB builds alone ("one-4g"): its CPU time, hypercalls and extents.
 
 Each phase runs in a child process of its own, so ru_maxrss (the process's peak RSS) is the
 phase's alone: once plain, for the wall time, and once under tracemalloc, for the peak of
 Python allocations (tracemalloc slows the run down, so its time is not the one reported).
+On a machine others share, threads that keep waking up get more of it than one busy thread,
+so the storms' wall times flatter threads: their CPU times and context switches say more.
 
-Run:  python tools/bench_xenguest.py [--no-tracemalloc] [--phase 1tib|storm|sequential|one-4g]
+Run:  python tools/bench_xenguest.py [--no-tracemalloc]
+          [--phase 1tib|storm|storm-free|sequential|one-4g]
 """
 
 from __future__ import annotations
@@ -79,28 +84,32 @@ def phase_1tib() -> dict[str, Any]:
     )
 
 
-def phase_storm(builders: int | None = None) -> dict[str, Any]:
-    """The storm with one thread per builder, or ``builders`` threads taking turns."""
+def phase_storm(builders: int | None = None, **how: Any) -> dict[str, Any]:
+    """The storm with one thread per builder, or ``builders`` threads, run ``how``
+    (boot_storm's seed or free_running)."""
     hv = hypervisor_model.boot(nodes=STORM_HOST_NODES)
     requests = [
         BuildRequest(f"g{i:03d}", STORM_MIB, vnuma=((i % len(STORM_HOST_NODES), STORM_MIB),))
         for i in range(STORM_GUESTS)
     ]
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start, cpu = time.perf_counter(), time.process_time()
-    report = boot_storm(hv, requests, "numa", builders)
+    report = boot_storm(hv, requests, "numa", builders, **how)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
     localities = [r.locality for r in report.results if r.locality is not None]
     with xc_interface_open(hv) as xch:
         free_after = int(xc_physinfo(xch).free_pages)
     return dict(
         seconds=seconds,
         cpu_seconds=cpu,
+        switches=(after.ru_nvcsw - before.ru_nvcsw) + (after.ru_nivcsw - before.ru_nivcsw),
         admitted=report.count("admitted"),
         refused=report.count("refused"),
         part_way=report.count("part-way"),
         free_after=free_after,
         min_locality=min(localities) if localities else None,
-        summary=report.table().splitlines()[-1],
+        summary=report.summary() + (f", seed {report.seed}" if report.seed is not None else ""),
     )
 
 
@@ -138,8 +147,9 @@ def phase_one_4g() -> dict[str, Any]:
 
 PHASES = {
     "1tib": phase_1tib,
-    "storm": phase_storm,
-    "sequential": lambda: phase_storm(builders=1),
+    "storm": lambda: phase_storm(seed=1),
+    "storm-free": lambda: phase_storm(free_running=True),
+    "sequential": lambda: phase_storm(builders=1, free_running=True),
     "one-4g": phase_one_4g,
 }
 EXPECTED_ONE_4G = dict(tot_pages=(4096 - 8) * 256 - 32)  # as each storm guest, by hand above
@@ -172,7 +182,8 @@ def report(phase: str, plain: dict[str, Any], traced: dict[str, Any] | None) -> 
     storm = f"boot storm, {STORM_GUESTS} x 4 GiB HVM (1 vnode each), numa claims, 4 x 256 GiB"
     title = {
         "1tib": "one 1 TiB HVM guest, legacy claim, host 4 x 264 GiB",
-        "storm": f"{storm}, one thread per builder",
+        "storm": f"{storm}, one thread per builder, taking turns",
+        "storm-free": f"{storm}, one thread per builder, running free",
         "sequential": f"{storm}, the builds one after another",
         "one-4g": "one 4 GiB HVM build of the storm (meminit), numa claim",
     }[phase]
@@ -196,6 +207,24 @@ def report(phase: str, plain: dict[str, Any], traced: dict[str, Any] | None) -> 
             print(f"   {key:<19} {plain[key]}")
 
 
+def compare_storms(storms: dict[str, dict[str, Any]]) -> None:
+    """The storm's three ways side by side, each as a ratio to the builds in sequence."""
+    ref = storms["sequential"]
+    print("== the storm three ways, against the builds one after another")
+    print(f"   {'':<22} {'wall':>7} {'ratio':>6} {'CPU':>7} {'ratio':>6} {'switches':>9}")
+    for phase, name in (
+        ("storm", "threads taking turns"),
+        ("storm-free", "free-running threads"),
+        ("sequential", "one after another"),
+    ):
+        got = storms[phase]
+        print(
+            f"   {name:<22} {got['seconds']:>6.2f}s {got['seconds'] / ref['seconds']:>5.2f}x"
+            f" {got['cpu_seconds']:>6.2f}s {got['cpu_seconds'] / ref['cpu_seconds']:>5.2f}x"
+            f" {got['switches']:>9}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", choices=sorted(PHASES), action="append")
@@ -206,10 +235,15 @@ def main() -> None:
     if args.child:
         child(args.child, args.tracemalloc)
         return
+    storms = {}
     for phase in args.phase or list(PHASES):
         plain = run_child(phase, traced=False)
         traced = None if args.no_tracemalloc else run_child(phase, traced=True)
         report(phase, plain, traced)
+        if "switches" in plain:
+            storms[phase] = plain
+    if len(storms) == 3:
+        compare_storms(storms)
 
 
 if __name__ == "__main__":

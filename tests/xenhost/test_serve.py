@@ -206,6 +206,26 @@ def test_storm_with_a_process_per_builder(short_dir: Path) -> None:
     assert len([n for n in saved_names(state).values() if n.startswith("pinned-")]) == 3
 
 
+def test_a_storm_on_a_served_host_runs_free(host: tuple[Env, Path]) -> None:
+    """Builder threads whose hypercalls a server runs interleave as its threads are
+    scheduled: no seed orders them, so one is refused and none reported; the storm runs."""
+    env, state = host
+    cfg = str(state.with_name("a.cfg"))
+    with served(env):
+        refused = xlemu(env, "storm", "2", cfg, "--seed", "1")
+        assert (refused.returncode, refused.stdout, refused.stderr) == (
+            1,
+            "",
+            "xlemu: storm: --seed orders builder threads on a host in this process; "
+            "a server holds this one\n",
+        )
+        run = xlemu(env, "storm", "2", cfg)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == (
+        "claim mode legacy: 2 admitted, 0 refused at claim time, 0 failed part-way"
+    )
+
+
 def test_the_xenstore_is_served_beside_the_host(
     host: tuple[Env, Path], bridge_library: Path
 ) -> None:

@@ -516,3 +516,16 @@ def test_odd_input_never_gives_a_traceback(xl: Xl, args: list[str]) -> None:
     if run.code:
         assert run.err.strip(), "a failure says why"
         assert len(run.err_lines) <= 2, run.err
+
+
+def test_storm_seed_with_builder_processes_is_refused(xl: Xl) -> None:
+    """A seed orders the turns of builder threads in this process; builder processes on a
+    server interleave as the OS schedules them, so no seed can replay them."""
+    cfg = xl.config("s.cfg", 'name = "s"\nmemory = 64\n')
+    before = xl.ok("list")
+    line = (
+        "xlemu: storm: --seed orders builder threads on a host in this process; "
+        "builder processes run as the OS schedules them"
+    )
+    one_line(xl("storm", "2", cfg, "--processes", "--seed", "1"), 1, line)
+    assert xl.ok("list") == before

@@ -435,11 +435,23 @@ def claim_set(ctx: click.Context, clear: bool, domain: str, targets: tuple[str, 
     help="legacy, numa or off (default: xl.conf's).",
 )
 @click.option("--processes", is_flag=True, help="Each builder a process, on a host server.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0),
+    default=None,
+    metavar="N",
+    help="Order the builders' turns by seed N, to replay a storm (default: a random seed).",
+)
 @click.argument("count", type=click.IntRange(1, 4096))
 @click.argument("config", shell_complete=_complete_file)
 @click.pass_context
 def storm(
-    ctx: click.Context, claim_mode: str | None, processes: bool, count: int, config: str
+    ctx: click.Context,
+    claim_mode: str | None,
+    processes: bool,
+    seed: int | None,
+    count: int,
+    config: str,
 ) -> None:
     """Create Count domains from one config at once, each as create builds it."""
     from xlemu.create import storm as create_storm
@@ -447,7 +459,7 @@ def storm(
 
     held = served(ctx.obj["state"], _notice) if processes else nullcontext()
     with held, toolstack(ctx) as ts:
-        report = create_storm(ts, config, count, claim_mode, processes=processes)  # type: ignore[arg-type]
+        report = create_storm(ts, config, count, claim_mode, processes=processes, seed=seed)  # type: ignore[arg-type]
     click.echo(report.table())
     if not report.count("admitted"):  # every create failed: as one failed create exits
         ctx.exit(3)

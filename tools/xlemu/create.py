@@ -19,6 +19,7 @@ from hypervisor_model.public.errno import ENOMEM
 from xenctrl import XenError, misc
 from xenctrl import domain as xcd
 from xenctrl.handle import Host
+from xenctrl.remote import RemoteHost
 from xenguest import XenguestError, hvm_layout, vnuma_hvm, vnuma_pv, xc_dom_allocate
 from xenguest.boot import xc_dom_boot_image
 from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
@@ -387,11 +388,27 @@ def create_domain(
 
 
 def storm(
-    ts: Toolstack, path: str, count: int, claim_mode: ClaimMode | None, *, processes: bool = False
+    ts: Toolstack,
+    path: str,
+    count: int,
+    claim_mode: ClaimMode | None,
+    *,
+    processes: bool = False,
+    seed: int | None = None,
 ) -> StormReport:
     """``count`` creates of one config at once, named NAME-1 ... NAME-count: each built
-    exactly as ``create`` builds it (:func:`build`), in a thread of its own, or with
-    ``processes`` in a process of its own on the server holding the host."""
+    exactly as ``create`` builds it (:func:`build`), in a thread of its own taking turns in
+    the order of ``seed`` (a random one if None), or with ``processes`` in a process of its
+    own on the server holding the host, free-running: no seed orders those."""
+    if seed is not None and (processes or isinstance(ts.hv, RemoteHost)):
+        raise ToolstackError(
+            "xlemu: storm: --seed orders builder threads on a host in this process; "
+            + (
+                "builder processes run as the OS schedules them"
+                if processes
+                else "a server holds this one"
+            )
+        )
     guest = guest_config(ts, read_config(path, []))
     names = [f"{guest.name}-{i}" for i in range(1, count + 1)]
     for name in names:  # names stay unique, as libxl__domain_rename insists
@@ -406,7 +423,7 @@ def storm(
             raise ToolstackError("xlemu: storm: builder processes need a served host")
         xs = ts.xs.socket
     create_one = StormCreate(ts.hv, guest, conf, xs)
-    return run_builders(ts.hv, names, create_one, conf.claim_mode, processes=processes)
+    return run_builders(ts.hv, names, create_one, conf.claim_mode, processes=processes, seed=seed)
 
 
 @dataclass(frozen=True)
