@@ -321,6 +321,55 @@ def test_uptime_text(seconds: int, long: str, short: str) -> None:
     assert (uptime_text(seconds, False), uptime_text(seconds, True)) == (long, short)
 
 
+VCPU_HEADER = (
+    "Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)"
+)
+
+
+def test_vcpu_list(xl: Xl) -> None:
+    """vcpulist and print_vcpuinfo (xl_vcpu.c): "%-32s %5u %5u", then "%5u %3c%c- " (CPU,
+    running, blocked) for an online vCPU or "%5c %3c%cp " for one that is down, the time and
+    both affinities as print_bitmap shows them. Default host: 8 CPUs, 4 per node. vCPU n
+    sits on the n-th CPU of its domain's nodes (sched_select_initial_cpu): dom0's 8 on CPUs
+    0-7, vCPU 0 running, the rest idle (blocked); web, placed on node 0, on CPUs 0 and 1,
+    idle; db, placed on node 1 (node 0 has web's 2 vCPUs more: numa_cmpf), created paused,
+    has vCPU 0 up on CPU 4 (the build sets its context) but neither running nor blocked, and
+    vCPU 1 down. Every affinity is all 8 CPUs."""
+    xl.ok("create", "-q", xl.config("web.cfg", 'name="web"\ntype="hvm"\nmemory=256\nvcpus=2\n'))
+    xl.ok("create", "-q", "-p", xl.config("db.cfg", 'name="db"\nmemory=64\nvcpus=2\n'))
+    dom0 = [f"Domain-0                             0 {v:5d}{v:5d}   {'r' if v == 0 else '-'}"
+            f"{'-' if v == 0 else 'b'}-       0.0  all / all" for v in range(8)]  # fmt: skip
+    assert xl.ok("vcpu-list").splitlines() == [
+        VCPU_HEADER,
+        *dom0,
+        "web                                  1     0    0   -b-       0.0  all / all",
+        "web                                  1     1    1   -b-       0.0  all / all",
+        "db                                   2     0    4   ---       0.0  all / all",
+        "db                                   2     1    -   --p       0.0  all / all",
+    ]
+    assert xl.ok("vcpu-list", "db", "web").splitlines()[1::2] == [
+        "db                                   2     0    4   ---       0.0  all / all",
+        "web                                  1     0    0   -b-       0.0  all / all",
+    ]
+
+
+def test_cpupool_list(xl: Xl) -> None:
+    """main_cpupoollist (xl_cpupool.c): "%-19s" then "%3d %9s       y       %4d" (CPUs,
+    scheduler, domains) or, with -c, the CPU list. One pool, Pool-0 (named in xenstore by
+    xen-init-dom0), with the 8 CPUs, credit2 and dom0 and web in it."""
+    xl.ok("create", "-q", xl.config("web.cfg", 'name="web"\nmemory=64\n'))
+    assert xl.ok("cpupool-list").splitlines() == [
+        "Name               CPUs   Sched     Active   Domain count",
+        "Pool-0               8   credit2       y          2",
+    ]
+    assert xl.ok("cpupool-list", "-c", "Pool-0").splitlines() == [
+        "Name               CPU list",
+        "Pool-0             0,1,2,3,4,5,6,7",
+    ]
+    run = xl("cpupool-list", "Pool-9")
+    assert (run.code, run.out, run.err) == (1, "", "Pool 'Pool-9' does not exist\n")
+
+
 # -- names -----------------------------------------------------------------------------------
 
 

@@ -297,6 +297,15 @@ def mem_set(ctx: click.Context, domain: str, mem: str) -> None:
         ts.mem_set(domain, mem)
 
 
+@xlemu.command("vcpu-list", usage="[Domain, ...]")
+@click.argument("domains", nargs=-1, shell_complete=_complete_domain)
+@click.pass_context
+def vcpu_list(ctx: click.Context, domains: tuple[str, ...]) -> None:
+    """List the VCPUs for all/some domains."""
+    with toolstack(ctx, save=False) as ts:
+        echo_lines(ts.vcpu_list_lines(list(domains)))
+
+
 @xlemu.command("vm-list")
 @click.pass_context
 def vm_list(ctx: click.Context) -> None:
@@ -410,6 +419,20 @@ def claims(ctx: click.Context, nodes: bool) -> None:
         if ts.conf.claim_mode == "off":
             click.echo("claim_mode not enabled (see man xl.conf).", err=True)
         echo_lines(ts.claims_node_lines() if nodes else ts.list_lines(claims=True))
+
+
+@xlemu.command(
+    "cpupool-list",
+    usage="[-c|--cpus] [<CPU Pool>]",
+    options="-c, --cpus                     Output list of CPUs used by a pool",
+)
+@click.option("-c", "--cpus", is_flag=True)
+@click.argument("pool", required=False)
+@click.pass_context
+def cpupool_list(ctx: click.Context, cpus: bool, pool: str | None) -> None:
+    """List CPU pools on host."""
+    with toolstack(ctx, save=False) as ts:
+        echo_lines(ts.cpupool_list_lines(pool, cpus))
 
 
 # -- beyond xl ------------------------------------------------------------------------------------

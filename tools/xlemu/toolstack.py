@@ -20,7 +20,9 @@ from xenhost.xenstore import XenstoreError, XsHandle
 from hypervisor_model.public import domctl, version
 from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, errorcode
 from xenctrl import XenError, misc
+from xenctrl import cpupool as cpupool_xc
 from xenctrl import domain as xcd
+from xenctrl import vcpu as vcpu_xc
 from xenctrl.api import HOST, Xenctrl
 from xenctrl.handle import Host, xc_interface
 from xenctrl.types import xc_domaininfo_t
@@ -425,6 +427,75 @@ class Toolstack:
             mem = (info.tot_pages + info.outstanding_pages) * 4 // 1024
             shared = info.shr_pages * 4 // 1024
             lines.append(f"{self.name(info.domain):<40s} {info.domain:5d} {mem:5d}  {shared:5d}")
+        return lines
+
+    def vcpu_list_lines(self, domains: list[str]) -> list[str]:
+        """``xl vcpu-list [Domain...]`` (vcpulist, print_vcpuinfo in xl_vcpu.c): a row per
+        vCPU libxl_list_vcpu lists (0..max_vcpu_id) with its CPU, state, time and hard and
+        soft affinity over the host's CPUs; an offline vCPU shows "-" and "--p"."""
+        nr_cpus = misc.xc_physinfo(self.xch).max_cpu_id + 1
+        lines = [
+            f"{'Name':<32s} {'ID':>5s} {'VCPU':>5s} {'CPU':>5s} {'State':>5s} {'Time(s)':>9s} "
+            "Affinity (Hard / Soft)"
+        ]
+        ids = [self.find_domain(d) for d in domains] or [i.domain for i in self.domain_infos()]
+        both = domctl.XEN_VCPUAFFINITY_HARD | domctl.XEN_VCPUAFFINITY_SOFT
+        for domid in ids:
+            try:
+                info = xcd.xc_domain_getinfo_single(self.xch, domid)
+            except XenError:
+                continue  # libxl_list_vcpu logs "Getting dominfo" and lists nothing
+            if info.max_vcpu_id == domctl.XEN_INVALID_MAX_VCPU_ID:
+                continue
+            name = self.name(domid)
+            for v in range(info.max_vcpu_id + 1):
+                vcpu = vcpu_xc.xc_vcpu_getinfo(self.xch, domid, v)
+                hard, soft = vcpu_xc.xc_vcpu_getaffinity(self.xch, domid, v, both)
+                if vcpu.online:
+                    running, blocked = "r" if vcpu.running else "-", "b" if vcpu.blocked else "-"
+                    where = f"{vcpu.cpu:5d} {running:>3s}{blocked}- "
+                else:
+                    where = f"{'-':>5s} {'-':>3s}-p "
+                maps = [
+                    print_bitmap(int.from_bytes(m or b"", "little"), nr_cpus) for m in (hard, soft)
+                ]
+                lines.append(
+                    f"{name:<32s} {domid:5d} {v:5d}{where}{vcpu.cpu_time / 1e9:9.1f}  "
+                    f"{maps[0]} / {maps[1]}"
+                )
+        return lines
+
+    def cpupool_list_lines(self, pool: str | None, cpus: bool) -> list[str]:
+        """``xl cpupool-list [-c] [Pool]`` (main_cpupoollist in xl_cpupool.c): the pools
+        libxl_list_cpupool finds, asking Xen from the id after each one, named from
+        xenstore's /local/pool/<id>/name."""
+        pools = []
+        poolid = 0
+        while True:
+            try:
+                info = cpupool_xc.xc_cpupool_getinfo(self.xch, poolid)
+            except XenError:  # ENOENT past the last pool
+                break
+            raw = self.xs.try_read(f"/local/pool/{info.cpupool_id}/name")
+            if raw is None:
+                break  # cpupool_info fails without a name
+            pools.append((raw.decode(), info))
+            poolid = info.cpupool_id + 1
+        if pool is not None and pool not in [n for n, _ in pools]:
+            raise ToolstackError(f"Pool '{pool}' does not exist")
+        lines = [
+            f"{'Name':<19s}" + ("CPU list" if cpus else "CPUs   Sched     Active   Domain count")
+        ]
+        for name, info in pools:
+            if pool is not None and name != pool:
+                continue
+            mask = int.from_bytes(info.cpumap, "little")
+            ids = [c for c in range(mask.bit_length()) if mask >> c & 1]
+            if cpus:
+                lines.append(f"{name:<19s}" + ",".join(map(str, ids)))
+            else:
+                sched = SCHEDULERS.get(info.sched_id, "unknown")
+                lines.append(f"{name:<19s}{len(ids):3d} {sched:>9s}       y       {info.n_dom:4d}")
         return lines
 
     def uptime_lines(
