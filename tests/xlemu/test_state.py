@@ -29,6 +29,14 @@ READ_ONLY = [
     ["domname", "1"],
     ["host", "show"],
     ["numa-picture"],
+    ["list", "-l"],
+    ["vm-list"],
+    ["sharing"],
+    ["uptime"],
+    ["vcpu-list"],
+    ["cpupool-list"],
+    ["help"],
+    ["-N", "create", "-q", "/dev/null", "name='dry'"],  # a dry run builds nothing
 ]
 
 
