@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from xenhost import bridge
 from xenhost.server import HostServer
+from xlemu.cli import main
 
 import hypervisor_model
 
@@ -85,6 +87,19 @@ def environment(home: Path, state: Path) -> dict[str, str]:
         "XDG_CACHE_HOME": env.get("XDG_CACHE_HOME", str(Path.home() / ".cache")),
         "XLEMU_STATE": str(state),
     }
+
+
+def xlemu_here(state: Path, *args: str) -> tuple[int, str, str]:
+    """``xlemu --state STATE ARGS`` in this process (``xlemu.cli.main``, as the console
+    script runs it): exit code, stdout, stderr. Cheaper than a process per command."""
+    with CliRunner().isolation() as (out, err, _):
+        try:
+            main(["--state", str(state), *args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 def xlemu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

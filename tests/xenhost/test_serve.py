@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from host_helpers import BUILDER, TIMEOUT, XLEMU, environment, run_bridged, xlemu
+from host_helpers import BUILDER, TIMEOUT, XLEMU, environment, run_bridged, xlemu, xlemu_here
 from xenhost.xenstore import XsHandle
 from xlemu.served import advert_path, served_by
 from xlemu.state import read_state
@@ -35,10 +35,8 @@ Env = dict[str, str]
 def host(short_dir: Path) -> tuple[Env, Path]:
     state = short_dir / "host.json"
     env = environment(short_dir, state)
-    init = xlemu(
-        env, "host", "init", "--nodes", "2", "--node-memory", "4096", "--dom0-memory", "512"
-    )
-    assert init.returncode == 0, init.stderr
+    init = "host init --nodes 2 --node-memory 4096 --dom0-memory 512"
+    assert xlemu_here(state, *init.split())[0] == 0
     for name in "abcdefg":
         (short_dir / f"{name}.cfg").write_text(f'name = "{name}"\nmemory = 256\n')
     return env, state
@@ -128,14 +126,14 @@ def test_a_killed_servers_advertisement_is_stale(host: tuple[Env, Path]) -> None
     itself (what the create saved is there), and a new server takes over both."""
     env, state = host
     with served(env) as (server, _):
-        assert xlemu(env, "create", "-q", str(state.with_name("a.cfg"))).returncode == 0
+        assert xlemu_here(state, "create", "-q", str(state.with_name("a.cfg")))[0] == 0
         server.send_signal(signal.SIGKILL)
         server.wait(TIMEOUT)
     assert advert_path(state).exists()
-    assert xlemu(env, "create", "-q", str(state.with_name("b.cfg"))).returncode == 0
+    assert xlemu_here(state, "create", "-q", str(state.with_name("b.cfg")))[0] == 0
     assert sorted(saved_names(state).values()) == ["Domain-0", "a", "b"]
     with served(env):
-        listed = xlemu(env, "list").stdout.splitlines()[1:]
+        listed = xlemu_here(state, "list")[1].splitlines()[1:]
         assert [row.split()[0] for row in listed] == ["Domain-0", "a", "b"]
 
 
@@ -175,13 +173,13 @@ def test_exec_runs_a_c_program_against_the_host(
     the state afterwards: domain "a" (PV, 256 MiB, max raised to 1 GiB) claims 2560 pages
     on node 0 and 512 anywhere: 3072 pages = 12 MiB, 10 on node 0 and 2 host-wide."""
     env, state = host
-    assert xlemu(env, "create", "-q", str(state.with_name("a.cfg"))).returncode == 0
-    assert xlemu(env, "mem-max", "a", "1G").returncode == 0
+    assert xlemu_here(state, "create", "-q", str(state.with_name("a.cfg")))[0] == 0
+    assert xlemu_here(state, "mem-max", "a", "1G")[0] == 0
     version = hex(XEN_DOMCTL_INTERFACE_VERSION)
     claim = [str(c_program("claim_set")), version, "1", "0=2560", "0x80000000=512"]
     run = xlemu(env, "exec", "--", *claim)
     assert (run.returncode, run.stdout.splitlines()[0], run.stderr) == (0, "set 0", "")
-    rows = xlemu(env, "claims", "--nodes").stdout.splitlines()
+    rows = xlemu_here(state, "claims", "--nodes")[1].splitlines()
     assert rows[2].split() == ["a", "1", "2", "10", "0"]
     with served(env) as (_, socket):  # under a server, exec uses it
         run = run_bridged(c_program("privcmd_probe"), socket=socket)
@@ -189,21 +187,25 @@ def test_exec_runs_a_c_program_against_the_host(
 
 
 def test_storm_with_a_process_per_builder(short_dir: Path) -> None:
-    """The README's storm, each builder a process of its own on a server started for the
-    run: node 1 (8192 MiB) admits three 2 GiB guests under NUMA claims and refuses two."""
+    """Each builder a process of its own, on a server started for the run: three 2 GiB
+    guests pinned to node 1 (5120 MiB = 1310720 pages, no dom0 memory) under NUMA claims:
+    two claims of 524288-odd pages fit, the third finds too little unclaimed and is refused
+    before it populates anything."""
     state = short_dir / "numa.json"
-    env = environment(short_dir, state)
-    assert xlemu(env, "host", "init", "--nodes", "2", "--node-memory", "8192").returncode == 0
+    init = "host init --nodes 2 --node-memory 5120 --dom0-memory 0"
+    assert xlemu_here(state, *init.split())[0] == 0
     cfg = short_dir / "pinned.cfg"
     cfg.write_text(
         'name = "pinned"\ntype = "hvm"\nmemory = 2048\nvnuma = [ ["pnode=1", "size=2048"] ]\n'
     )
-    run = xlemu(env, "storm", "5", str(cfg), "--claim-mode", "numa", "--processes")
+    run = xlemu(
+        environment(short_dir, state), "storm", "3", str(cfg), "--claim-mode", "numa", "--processes"
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == (
-        "claim mode numa: 3 admitted, 2 refused at claim time, 0 failed part-way"
+        "claim mode numa: 2 admitted, 1 refused at claim time, 0 failed part-way"
     )
-    assert len([n for n in saved_names(state).values() if n.startswith("pinned-")]) == 3
+    assert len([n for n in saved_names(state).values() if n.startswith("pinned-")]) == 2
 
 
 def test_a_storm_on_a_served_host_runs_free(host: tuple[Env, Path]) -> None:
@@ -233,14 +235,14 @@ def test_the_xenstore_is_served_beside_the_host(
     what ``xlemu list`` shows and reaches the state file with no hypercall (the store
     changed: within about a second); a program under exec finds it at $XENSTORED_PATH."""
     env, state = host
-    assert xlemu(env, "create", "-q", str(state.with_name("a.cfg"))).returncode == 0
+    assert xlemu_here(state, "create", "-q", str(state.with_name("a.cfg")))[0] == 0
     with served(env) as (server, _):
         advert = served_by(state)
         assert advert is not None and advert.pid == server.pid
         with XsHandle.open(str(advert.xenstore)) as xs:
             assert xs.read("/local/domain/1/name") == b"a"
             xs.write("/local/domain/1/name", "renamed")
-        assert xlemu(env, "list").stdout.splitlines()[2].split()[0] == "renamed"
+        assert xlemu_here(state, "list")[1].splitlines()[2].split()[0] == "renamed"
         deadline = time.monotonic() + TIMEOUT
         while saved_names(state)[1] != "renamed":
             assert time.monotonic() < deadline, "the server never saved the xenstore"
