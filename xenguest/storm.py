@@ -45,7 +45,7 @@ from xenguest.layout import hvm_layout, vnuma_hvm, vnuma_pv
 
 LIBXL_MAXMEM_CONSTANT_KB = 1024  # libxl adds 1 MiB to max_mem on x86
 VIDEO_MEMKB = 8192  # libxl's default for an HVM guest with cirrus
-TURN_EVERY = 4  # switch points (hypercall entries, continuation points) in a turn
+TURN_EVERY = 4  # switch points (hypercall entries, continuation points) in a turn, on average
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,12 @@ class StormReport:
 
 class Turns:
     """Builders taking turns on a host (its :class:`~hypervisor_model.hypervisor.Scheduler`):
-    exactly one runs at a time; every ``every`` switch points the turn goes to a builder
-    drawn by ``random.Random(seed)`` (maybe the same one), and a builder that is done hands
-    it on. With the same seed and the same work the turns fall the same way every run.
+    exactly one runs at a time. ``random.Random(seed)`` draws who has the turn next (maybe
+    the same builder) and for how many switch points: 1 to ``2 * every - 1``, so turns end
+    anywhere in a build, not at the same step of every builder (a turn ending between a
+    claim and the populate it protects is a race claims exist for). A builder that is done
+    hands the turn on. With the same seed and the same work the turns fall the same way
+    every run.
 
     Free threads contend for the heap lock and the GIL in a convoy; turns run each builder
     with the CPU to itself. No model lock is held at a switch point, so the builder given
@@ -180,7 +183,7 @@ class Turns:
                 self._waiting[self._pass()].release()
 
     def preempt(self) -> None:
-        """A switch point: the turn passes on after ``every`` of them."""
+        """A switch point: the turn passes on after as many as were drawn for it."""
         builder = self._builder.get(threading.get_ident())
         if builder is None:
             return
@@ -193,11 +196,11 @@ class Turns:
             self._waiting[builder].acquire()  # until the turn comes back
 
     def _pass(self) -> int:
-        """Draw the builder to hold the turn next. Only the holder of the turn changes the
-        state, and it is done with it before it releases the one chosen."""
+        """Draw the builder to hold the turn next, and its turn's length. Only the holder of
+        the turn changes the state, and it is done with it before it releases the one chosen."""
         chosen = self._draw.choice(self._runnable)
         self.history.append(chosen)
-        self._left = self.every
+        self._left = self._draw.randint(1, 2 * self.every - 1)
         return chosen
 
 
@@ -282,10 +285,10 @@ def run_builders(
     threads, or with ``processes`` Python processes of their own (``build`` and the jobs
     are then pickled, and a build opens its own handle on the server holding the host).
 
-    Threads on a host in this process take turns (:class:`Turns`, ``turn_every`` switch
-    points each) in the order of ``seed`` (default: one drawn at random, reported), unless
-    ``free_running``. Elsewhere builders run free and a seed is refused (ValueError): the
-    turns of callers in the server holding a host are not this process's to order.
+    Threads on a host in this process take turns (:class:`Turns`, of ``turn_every`` switch
+    points on average) in the order of ``seed`` (default: one drawn at random, reported),
+    unless ``free_running``. Elsewhere builders run free and a seed is refused (ValueError):
+    the turns of callers in the server holding a host are not this process's to order.
     """
     count = min(builders or len(jobs), len(jobs))
     takes_turns = isinstance(hv, Hypervisor) and not processes and not free_running
