@@ -9,7 +9,8 @@
  *     libxenforeignmemory and libxendevicemodel fall back; mmap (foreign mappings) fails
  *     with ENODEV.
  *   /dev/xen/hypercall: mmap gives hypercall buffers, shared anonymous memory, inherited
- *     by a forked child as the driver's shared mappings are; munmap ends them.
+ *     by a forked child as the driver's shared mappings are; munmap ends them. madvise
+ *     needs no stand-in: the buffers are ordinary memory to the kernel.
  * A hypercall sends the op, the argument words and the bytes of every live hypercall buffer
  * of this process, and writes back what the hypervisor wrote (the framing is documented in
  * xenctrl/wire.py; this file follows it). The emulated files are /dev/null descriptors
