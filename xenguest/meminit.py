@@ -283,26 +283,22 @@ def _populate_pv_range(p: _Populator, index: int, r: xen_vmemrange, pnode: int, 
 
 @traced
 def meminit_pv(dom: xc_dom_image) -> None:
-    """Claim and populate a PV guest's RAM.
-
-    Xen's meminit_pv cancels the claim only on success and leaves it on failure for
-    libxl's destroy to drop; here every failure cancels it too, so an error never leaves
-    a claim behind (the same end state as libxl's, without needing the destroy)."""
+    """Claim and populate a PV guest's RAM. As Xen's meminit_pv, the claim is cancelled
+    only on success: a failure leaves what remains of it for the toolstack's destroy of
+    the domain to drop (libxl's, or the storm runner's)."""
     step = "meminit_pv"
     _x86_compat(dom)
     dummy = [xen_vmemrange(0, dom.total_pages << PAGE_SHIFT)]
     ranges, vnode_to_pnode = _layout(dom, dummy)
     claims.stake(dom, step, dom.total_pages, _pages_per_pnode(ranges, vnode_to_pnode))
-    try:
-        total = sum(r.pages for r in ranges)
-        dom.p2m_size = max(r.end >> PAGE_SHIFT for r in ranges)
-        if total != dom.total_pages:
-            raise XenguestError(
-                step, EINVAL, f"vNUMA page count mismatch ({total:#x} != {dom.total_pages:#x})"
-            )
-        p = _Populator(dom, step)
-        for i, r in enumerate(ranges):
-            pnode = vnode_to_pnode[r.nid]
-            _populate_pv_range(p, i, r, pnode, _range_flags(dom.memflags, pnode))
-    finally:
-        claims.release(dom)
+    total = sum(r.pages for r in ranges)
+    dom.p2m_size = max(r.end >> PAGE_SHIFT for r in ranges)
+    if total != dom.total_pages:
+        raise XenguestError(
+            step, EINVAL, f"vNUMA page count mismatch ({total:#x} != {dom.total_pages:#x})"
+        )
+    p = _Populator(dom, step)
+    for i, r in enumerate(ranges):
+        pnode = vnode_to_pnode[r.nid]
+        _populate_pv_range(p, i, r, pnode, _range_flags(dom.memflags, pnode))
+    claims.release(dom)  # "Ensure no unclaimed pages are left unused"

@@ -13,7 +13,7 @@ import pytest
 from xg_helpers import Call, GiB_KB, claim_calls, new_domain, placement, populate_calls
 
 import hypervisor_model
-from xenctrl.domain import xc_get_tot_pages
+from xenctrl.domain import xc_domain_destroy, xc_get_tot_pages
 from xenctrl.handle import xc_interface
 from xenctrl.misc import xc_physinfo
 from xenguest import (
@@ -166,22 +166,26 @@ def test_refused_claim_returns_at_once(xch: xc_interface, calls: list[Call]) -> 
 
 def test_vnuma_page_count_mismatch_after_the_claim(xch: xc_interface, calls: list[Call]) -> None:
     """Xen checks the ranges after claiming: 1024 MiB of vnodes for 2048 MiB is 0x40000 !=
-    0x80000, EINVAL; the model cancels the claim Xen would leave for libxl's destroy."""
+    0x80000, EINVAL, and the claim of 524288 pages stays for the toolstack's destroy."""
     dom = pv_guest(xch, 2048)
     vnuma_pv(dom, [GiB_KB >> 1, GiB_KB >> 1], [0, 1])
     with pytest.raises(XenguestError, match="0x40000 != 0x80000") as e:
         xc_dom_boot_mem_init(dom)
     assert e.value.errno == errno.EINVAL
-    assert claim_calls(calls) == [("claim_pages", 524288), ("claim_pages", 0)]
+    assert claim_calls(calls) == [("claim_pages", 524288)]
+    assert int(xc_physinfo(xch).outstanding_pages) == 524288
+    xc_domain_destroy(xch, dom.guest_domid)  # libxl's destroy drops it
     assert int(xc_physinfo(xch).outstanding_pages) == 0
 
 
-def test_populate_failure_cancels_the_claim_unlike_xen(
+def test_populate_failure_leaves_the_claim_to_the_destroy(
     xen_host: hypervisor_model.Hypervisor, xch: xc_interface, calls: list[Call]
 ) -> None:
     """64 MiB: superpage 30 and the first page of the 4 KiB fallback fail: EBUSY at gfn 0x3C00
-    with 30*512 = 15360 pages populated. Documented deviation: Xen leaves the remaining claim
-    for libxl's destroy; the model cancels it, so outstanding is 0 with the domain alive."""
+    with 30*512 = 15360 pages populated. As Xen, the rest of the claim, 16384 - 15360 =
+    1024 pages, stays staked until the toolstack destroys the domain; then the host is as
+    before the build."""
+    free = int(xc_physinfo(xch).free_pages)
     dom = pv_guest(xch, 64)
     d = dom.guest_domid
     faults = xen_host.faults
@@ -191,8 +195,10 @@ def test_populate_failure_cancels_the_claim_unlike_xen(
     err = e.value
     assert (err.step, err.errno, err.gfn, err.node) == ("meminit_pv", errno.EBUSY, 0x3C00, None)
     assert err.populated_pages == 15360 == xc_get_tot_pages(xch, d)
-    assert calls[-2:] == [("exact", 1024, 0, 0x3C00, 0), ("claim_pages", 0)]
-    assert int(xc_physinfo(xch).outstanding_pages) == 0
+    assert calls[-1] == ("exact", 1024, 0, 0x3C00, 0)
+    assert int(xc_physinfo(xch).outstanding_pages) == 1024
+    xc_domain_destroy(xch, d)
+    assert (int(xc_physinfo(xch).outstanding_pages), int(xc_physinfo(xch).free_pages)) == (0, free)
 
 
 @pytest.mark.xen_host(nodes=[131072, 65536])
