@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hypervisor_model import pod
+from hypervisor_model import pod, vnuma
 from hypervisor_model.heap import NR_ZONES, PAGE_SHIFT
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ def _dump_numa(hv: Hypervisor, key: str) -> str:
                 for start, end, node in heap.split_by_node(low, low + pages):
                     per_node[node] -= end - start
         lines.extend(f"    Node {n}: {per_node.get(n, 0)}" for n in online)
+        lines.extend(vnuma.dump_lines(d))
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from construct import Construct
 
-from hypervisor_model import claims, paging, pod, vcpu
+from hypervisor_model import claims, paging, pod, vcpu, vnuma
 from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bitmap
 from hypervisor_model.codec import Record
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
@@ -473,6 +473,7 @@ _COMMANDS: dict[int, Callable[..., int]] = {
     abi.XEN_DOMCTL_gethvmcontext: vcpu.gethvmcontext,
     abi.XEN_DOMCTL_sethvmcontext: vcpu.sethvmcontext,
     abi.XEN_DOMCTL_shadow_op: paging.shadow_op,
+    abi.XEN_DOMCTL_setvnumainfo: vnuma.setvnumainfo,
     abi.XEN_DOMCTL_get_paging_mempool_size: paging.get_paging_mempool_size,
     abi.XEN_DOMCTL_set_paging_mempool_size: paging.set_paging_mempool_size,
 }

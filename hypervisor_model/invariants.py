@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from hypervisor_model.domain import Domain
 from hypervisor_model.domheap import mfn_span
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, page_to_zone
+from hypervisor_model.vnuma import vnuma_problems
 
 SUPERPAGE_PAGES = 512
 
@@ -113,7 +114,7 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
     spans.sort(key=itemgetter(0, 1, 2))  # start, end, then what (never the Domain)
     per_node, outside = _place(heap, spans)
     for d in domains:
-        out += _pod_problems(d)
+        out += _pod_problems(d) + vnuma_problems(d)
         owned = sum(run.length for run in d.pages)
         if owned != d.tot_pages:
             out.append(f"d{d.domain_id}: tot_pages {d.tot_pages} but owns {owned} pages")

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from hypervisor_model import claims, pod
+from hypervisor_model import claims, pod, vnuma
 from hypervisor_model.domain import Domain
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page, guest_remove_pages
 from hypervisor_model.errors import XenError
@@ -63,9 +63,9 @@ def max_order(hv: Hypervisor, d: Domain) -> int:
 # -- increase / decrease / populate -------------------------------------------------------
 
 
-def _construct_memflags(hv: Hypervisor, current: Domain, mem_flags: int) -> int:
+def _construct_memflags(hv: Hypervisor, current: Domain, d: Domain, mem_flags: int) -> int:
     """Translate XENMEMF_* into MEMF_* (construct_memop_from_reservation); EINVAL if the
-    flags are invalid for this caller."""
+    flags are invalid for this caller or, for a vnode, for the target domain ``d``."""
     memflags = 0
     address_bits = abi.XENMEMF_get_address_bits(mem_flags)
     max_page_order = max(hv.heap.max_page - 1, 0).bit_length()  # get_order_from_pages
@@ -74,7 +74,7 @@ def _construct_memflags(hv: Hypervisor, current: Domain, mem_flags: int) -> int:
             raise XenError(EINVAL, "address width too small")
         memflags = MEMF_bits(address_bits)
     if mem_flags & abi.XENMEMF_vnode:
-        return memflags  # no vNUMA topology is modelled: the node bits are ignored
+        return memflags | vnuma.vnode_memflags(d, mem_flags)
     node = abi.XENMEMF_get_node(mem_flags)
     if node == NUMA_NO_NODE:
         return memflags
@@ -100,7 +100,7 @@ def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: i
     if d is None:
         return start
     try:
-        memflags = _construct_memflags(hv, current, r.mem_flags)
+        memflags = _construct_memflags(hv, current, d, r.mem_flags)
     except XenError:
         return start
     populate_on_demand = op == abi.XENMEM_populate_physmap and (
@@ -296,6 +296,7 @@ _SIMPLE_OPS: dict[int, Callable[[Hypervisor, Domain, int], int]] = {
     abi.XENMEM_maximum_reservation: _domain_stat(lambda d: d.max_pages),
     abi.XENMEM_maximum_gpfn: _domain_stat(domain_get_maximum_gpfn),
     abi.XENMEM_claim_pages: _claim_pages,
+    abi.XENMEM_get_vnumainfo: vnuma.get_vnumainfo,
 }
 
 

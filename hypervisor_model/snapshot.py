@@ -173,7 +173,7 @@ _VNUMA = Record(
     {
         "nr_vnodes": Int(1, 32),
         "vdistance": List(Int(0, U32), 32 * 32),
-        "vcpu_to_vnode": List(Int(0, U32), NR_CPUS),
+        "vcpu_to_vnode": List(Int(0, U32), MAX_VIRT_CPUS),
         "vnode_to_pnode": List(Int(0, 0xFF), 32),
         "vmemrange": List(Row(Int(0, U64), Int(0, U64), Int(0, U32), Int(0, U32)), 170),
     }

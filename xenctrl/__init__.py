@@ -57,6 +57,7 @@ from xenctrl.domain import (
     xc_domain_get_pod_target,
     xc_domain_getinfo_single,
     xc_domain_getinfolist,
+    xc_domain_getvnuma,
     xc_domain_increase_reservation,
     xc_domain_increase_reservation_exact,
     xc_domain_max_vcpus,
@@ -69,6 +70,7 @@ from xenctrl.domain import (
     xc_domain_populate_physmap_exact,
     xc_domain_set_pod_target,
     xc_domain_setmaxmem,
+    xc_domain_setvnuma,
     xc_domain_unpause,
     xc_get_paging_mempool_size,
     xc_get_tot_pages,
@@ -111,6 +113,7 @@ from xenctrl.types import (
     xen_domctl_createdomain,
     xen_memory_claim_t,
     xen_pfn_t,
+    xen_vmemrange_t,
 )
 from xenctrl.vcpu import (
     xc_domain_hvm_getcontext,
@@ -173,6 +176,7 @@ __all__ = [
     "xc_domain_get_pod_target",
     "xc_domain_getinfo_single",
     "xc_domain_getinfolist",
+    "xc_domain_getvnuma",
     "xc_domain_hvm_getcontext",
     "xc_domain_hvm_setcontext",
     "xc_domain_increase_reservation",
@@ -187,6 +191,7 @@ __all__ = [
     "xc_domain_populate_physmap_exact",
     "xc_domain_set_pod_target",
     "xc_domain_setmaxmem",
+    "xc_domain_setvnuma",
     "xc_domain_unpause",
     "xc_domaininfo_t",
     "xc_get_cpumap_size",
@@ -224,4 +229,5 @@ __all__ = [
     "xen_domctl_createdomain",
     "xen_memory_claim_t",
     "xen_pfn_t",
+    "xen_vmemrange_t",
 ]

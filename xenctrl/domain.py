@@ -35,7 +35,12 @@ from xenctrl.handle import (
     xc_memory_op,
 )
 from xenctrl.misc import xc_get_nodemap_size
-from xenctrl.types import xc_domaininfo_t, xen_domctl_createdomain, xen_memory_claim_t
+from xenctrl.types import (
+    xc_domaininfo_t,
+    xen_domctl_createdomain,
+    xen_memory_claim_t,
+    xen_vmemrange_t,
+)
 
 traced = xenctrl_call  # traced as libxenctrl, its C integers converted
 
@@ -417,6 +422,108 @@ def xc_domain_set_pod_target(
 def xc_domain_get_pod_target(xch: xc_interface, domid: domid_t) -> tuple[int, int, int]:
     """(tot_pages, pod_cache_pages, pod_entries) of an HVM guest; C passes a target of -1."""
     return _pod_target(xch, memory.XENMEM_get_pod_target, domid, -1)
+
+
+# -- vNUMA ----------------------------------------------------------------------------------
+
+
+def _c_array(ctype: Any, values: Any, count: int, what: str) -> Any:
+    """A ctypes array of at least ``count`` items from a ctypes array or a sequence."""
+    if not isinstance(values, ctypes.Array):
+        values = (ctype * max(len(values), 1))(*values)
+    if len(values) < count:
+        raise ValueError(f"expected {what} of at least {count} items, got {len(values)}")
+    return values
+
+
+@traced
+def xc_domain_setvnuma(
+    xch: xc_interface,
+    domid: domid_t,
+    nr_vnodes: uint32_t,
+    nr_vmemranges: uint32_t,
+    nr_vcpus: uint32_t,
+    vmemrange: Any,
+    vdistance: Any,
+    vcpu_to_vnode: Any,
+    vnode_to_pnode: Any,
+) -> None:
+    """Give a domain its vNUMA topology (XEN_DOMCTL_setvnumainfo): ``vmemrange`` holds
+    ``xen_vmemrange_t`` items, the others unsigned ints (distances row by row). A zero
+    count or a missing array is EINVAL before any hypercall, as in libxc."""
+    arrays = (vmemrange, vdistance, vcpu_to_vnode, vnode_to_pnode)
+    if not (nr_vnodes and nr_vmemranges and nr_vcpus) or any(a is None for a in arrays):
+        raise XenError(EINVAL, trace.current_call(), "no vNUMA topology to set")
+    uint = ctypes.c_uint
+    ranges = _c_array(xen_vmemrange_t, vmemrange, nr_vmemranges, "vmemrange")
+    distances = _c_array(uint, vdistance, nr_vnodes * nr_vnodes, "vdistance")
+    vcpus = _c_array(uint, vcpu_to_vnode, nr_vcpus, "vcpu_to_vnode")
+    pnodes = _c_array(uint, vnode_to_pnode, nr_vnodes, "vnode_to_pnode")
+    size = ctypes.sizeof(xen_vmemrange_t)
+    with (
+        Bounce(xch, ranges, size * nr_vmemranges, "both") as r,
+        Bounce(xch, distances, 4 * nr_vnodes * nr_vnodes, "both") as dist,
+        Bounce(xch, vcpus, 4 * nr_vcpus, "both") as v2v,
+        Bounce(xch, pnodes, 4 * nr_vnodes, "both") as v2p,
+    ):
+        rc, _ = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_setvnumainfo,
+            domid,
+            domctl.xen_domctl_vnuma,
+            nr_vnodes=nr_vnodes,
+            nr_vmemranges=nr_vmemranges,
+            nr_vcpus=nr_vcpus,
+            pad=0,
+            vdistance=dist.addr,
+            vcpu_to_vnode=v2v.addr,
+            vnode_to_pnode=v2p.addr,
+            vmemrange=r.addr,
+        )
+    check(rc)
+
+
+@traced
+def xc_domain_getvnuma(
+    xch: xc_interface,
+    domid: domid_t,
+    nr_vnodes: uint32_t,
+    nr_vmemranges: uint32_t,
+    nr_vcpus: uint32_t,
+    vmemrange: Any,
+    vdistance: Any,
+    vcpu_to_vnode: Any,
+) -> tuple[int, int, int]:
+    """A domain's vNUMA topology (XENMEM_get_vnumainfo) into arrays with room for the
+    given counts (ctypes arrays, filled in place); returns (nr_vnodes, nr_vmemranges,
+    nr_vcpus) as Xen left them. Too little room is ENOBUFS, the error's ``.counts``
+    saying what is needed; a domain without a topology is EOPNOTSUPP."""
+    size = ctypes.sizeof(xen_vmemrange_t)
+    with (
+        Bounce(xch, vmemrange, size * nr_vmemranges, "out") as r,
+        Bounce(xch, vdistance, 4 * nr_vnodes * nr_vnodes, "out") as dist,
+        Bounce(xch, vcpu_to_vnode, 4 * nr_vcpus, "out") as v2v,
+    ):
+        rc, out = memory_op_struct(
+            xch,
+            memory.XENMEM_get_vnumainfo,
+            memory.xen_vnuma_topology_info,
+            domid=domid,
+            pad=0,
+            nr_vnodes=nr_vnodes,
+            nr_vcpus=nr_vcpus,
+            nr_vmemranges=nr_vmemranges,
+            vdistance=dist.addr,
+            vcpu_to_vnode=v2v.addr,
+            vmemrange=r.addr,
+        )
+    assert out is not None
+    counts = (int(out.nr_vnodes), int(out.nr_vmemranges), int(out.nr_vcpus))
+    if rc < 0:
+        error = XenError(-rc, trace.current_call())
+        error.counts = counts
+        raise error
+    return counts
 
 
 # -- the paging pool -------------------------------------------------------------------------

@@ -22,6 +22,8 @@ class XenError(OSError):
         super().__init__(errno, text)
         self.call = call
         self.nr_entries: int | None = None  # xc_domain_claim_memory: the count Xen reported
+        # xc_domain_getvnuma: (nr_vnodes, nr_vmemranges, nr_vcpus) as Xen left them
+        self.counts: tuple[int, int, int] | None = None
 
     def __str__(self) -> str:
         return str(self.strerror)

@@ -105,6 +105,12 @@ class xen_memory_claim_t(ctypes.Structure):
 memory_claim_t = xen_memory_claim_t
 
 
+class xen_vmemrange_t(ctypes.Structure):
+    """struct xen_vmemrange (24 bytes): guest-physical bytes [start, end) on vnode ``nid``."""
+
+    _fields_ = [("start", c_uint64), ("end", c_uint64), ("flags", c_uint32), ("nid", c_uint32)]
+
+
 class xc_vcpuinfo_t(ctypes.Structure):
     """struct xen_domctl_getvcpuinfo (24 bytes), libxc's xc_vcpuinfo_t."""
 

@@ -92,9 +92,9 @@ u64_st = st.one_of(
 
 
 class Host:
-    """A small 3-node host with two domUs holding memory (the HVM one also claims and has
-    populate-on-demand entries and cache), plus the means to place bytes in its hypercall
-    arena."""
+    """A small 3-node host with two domUs holding memory (the HVM one also claims, has
+    populate-on-demand entries and cache, and a vNUMA topology), plus the means to place
+    bytes in its hypercall arena."""
 
     def __init__(self, client: type) -> None:
         self.hv = hypervisor_model.boot(ranges=RANGES)
@@ -105,6 +105,26 @@ class Host:
         # populate-on-demand: 64 entries at gfn 64, a cache of 40 - 16 populated = 24
         assert self.dom0.populate(self.hvm, [64], 6, memory.XENMEMF_populate_on_demand) == 1
         assert self.dom0.pod_target(memory.XENMEM_set_pod_target, self.hvm, 40)[0] == 0
+        vnuma = struct.pack(  # xen_domctl_vnuma: 2 vnodes, 2 ranges, its one vCPU
+            "<IIII4Q",
+            2,
+            2,
+            1,
+            0,
+            self.place(struct.pack("<4I", 10, 20, 20, 10)),
+            self.place(struct.pack("<I", 1)),
+            self.place(struct.pack("<2I", 1, 0)),
+            self.place(struct.pack("<QQIIQQII", 0, 1 << 20, 0, 0, 1 << 20, 2 << 20, 0, 1)),
+        )
+        rc = self.call(
+            HYPERVISOR_domctl,
+            self.place(
+                struct.pack(
+                    "<IIH6s128s", domctl.XEN_DOMCTL_setvnumainfo, 0x18, self.hvm, bytes(6), vnuma
+                )
+            ),
+        )
+        assert rc == 0
         self.pv = self.dom0.create(hvm=False, max_mib=1)
         assert self.dom0.claim_pages(self.pv, 120) == 0
         assert self.dom0.populate(self.pv, range(8), 1) == 8
@@ -417,18 +437,52 @@ pool_call_st = st.fixed_dictionaries(
 )
 
 
+vnuma_call_st = st.fixed_dictionaries(
+    {
+        "vnuma": st.sampled_from(["set", "get"]),
+        "counts": st.tuples(*[st.one_of(st.integers(0, 4), u32_st)] * 3),
+        "pad": mostly(st.just(0), u32_st),
+        "handles": st.lists(handle_st, min_size=4, max_size=4),
+        "domain": domain_st,
+        "arg": arg_kind_st,
+        "garbage": garbage_st,
+        "caller": caller_st,
+    }
+)
+
+
+def vnuma_call(host: Host, c: dict[str, Any]) -> Call:
+    """XEN_DOMCTL_setvnumainfo or XENMEM_get_vnumainfo with random counts and arrays."""
+    a, b, n = c["counts"]
+    handles = [host.handle(h) for h in c["handles"]]
+    domid = host.domid(c["domain"])
+    if c["vnuma"] == "set":
+        union = struct.pack("<IIII4Q", a, b, n, c["pad"], *handles)  # xen_domctl_vnuma
+        raw = struct.pack(
+            "<IIH6s128s", domctl.XEN_DOMCTL_setvnumainfo, 0x18, domid, bytes(6), union
+        )
+        return HYPERVISOR_domctl, (place_call(host, raw, c["arg"], c["garbage"]),)
+    raw = struct.pack("<HHIII3Q", domid, c["pad"] & 0xFFFF, a, b, n, *handles[:3])
+    arg = place_call(host, raw, c["arg"], c["garbage"])
+    return HYPERVISOR_memory_op, (memory.XENMEM_get_vnumainfo, arg)
+
+
 @fuzz_settings
-@given(calls=st.lists(st.one_of(pod_target_st, pool_call_st), min_size=1, max_size=3))
-def test_failed_pod_and_pool_calls_change_nothing(
+@given(
+    calls=st.lists(st.one_of(pod_target_st, pool_call_st, vnuma_call_st), min_size=1, max_size=3)
+)
+def test_failed_pod_pool_and_vnuma_calls_change_nothing(
     guest_class: type, calls: list[dict[str, Any]]
 ) -> None:
-    """XENMEM_{set,get}_pod_target, XEN_DOMCTL_shadow_op and the paging-mempool domctls with
-    random words, domains, callers and structures: a number always; a failure other than
-    ENOMEM (which keeps what it got, as Xen does) leaves every domain and the heap as
-    they were."""
+    """XENMEM_{set,get}_pod_target, XEN_DOMCTL_shadow_op, the paging-mempool domctls and
+    the vNUMA calls with random words, domains, callers and structures: a number always; a
+    failure other than ENOMEM (which keeps what it got, as Xen does) leaves every domain
+    and the heap as they were."""
     host = Host(guest_class)
     for c in calls:
-        if "target" in c:
+        if "vnuma" in c:
+            op, words = vnuma_call(host, c)
+        elif "target" in c:
             raw = c["raw"] or struct.pack(
                 "<QQQQH6x", c["target"], 0, 0, 0, host.domid(c["domain"])
             )  # xen_pod_target

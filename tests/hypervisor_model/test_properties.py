@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 
 import hypervisor_model
 from hypervisor_model import snapshot
-from hypervisor_model.guest_memory import build
+from hypervisor_model.guest_memory import build, parse
 from hypervisor_model.public import domctl, memory, sysctl
 from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST,
@@ -36,7 +36,7 @@ from hypervisor_model.public.domctl import (
 from hypervisor_model.public.domctl import (
     XEN_DOMCTL_CLAIM_MEMORY_LEGACY as LEGACY,
 )
-from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, ESRCH
+from hypervisor_model.public.errno import E2BIG, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, ESRCH
 from hypervisor_model.public.xen import (
     HYPERVISOR_domctl,
     HYPERVISOR_memory_op,
@@ -99,6 +99,10 @@ batch_step_st = st.tuples(
     st.integers(0, 2),
     st.lists(st.integers(0, 255), min_size=1, max_size=4),
 )
+
+
+def parse_vnuma(union: bytes) -> Any:
+    return parse(domctl.xen_domctl_vnuma, union)
 
 
 def place(hv: hypervisor_model.Hypervisor, raw: bytes) -> int:
@@ -469,6 +473,84 @@ class BuilderSessions(RuleBasedStateMachine):
         else:
             assert rc == -ENOMEM and before <= after < pages
         assert self.free_or_offlined() == free - (after - before)
+
+    # -- vNUMA ------------------------------------------------------------------------------
+
+    def get_vnuma(self, domid: int) -> tuple[int, tuple[int, ...], bytes]:
+        """XENMEM_get_vnumainfo with room for 4 vnodes, 4 ranges and 8 vCPUs: the result,
+        the counts as copied back and the arrays."""
+        arrays = place(self.hv, bytes(4 * 24 + 16 * 4 + 8 * 4))
+        raw = build(
+            memory.xen_vnuma_topology_info,
+            dict(
+                domid=domid,
+                pad=0,
+                nr_vnodes=4,
+                nr_vcpus=8,
+                nr_vmemranges=4,
+                vmemrange=arrays,
+                vdistance=arrays + 96,
+                vcpu_to_vnode=arrays + 160,
+            ),
+        )
+        rc, after = issue_bytes(
+            self.hv, raw, lambda addr: (HYPERVISOR_memory_op, [memory.XENMEM_get_vnumainfo, addr])
+        )
+        counts = struct.unpack_from("<III", after, 4)  # nr_vnodes, nr_vcpus, nr_vmemranges
+        return rc, counts, self.hv.arena.copy_from_guest(arrays, 192)
+
+    @rule(
+        pick=st.integers(0, 9),
+        nr=st.sampled_from([0, 1, 2, 3]),
+        vcpus=st.sampled_from([1, 1, 1, 2]),
+        vnode=st.integers(0, 3),
+        pnodes=st.lists(st.sampled_from([0, 1, 2, 2, 63, 64]), min_size=3, max_size=3),
+        flags=rarely_st,
+    )
+    def set_vnuma(
+        self, pick: int, nr: int, vcpus: int, vnode: int, pnodes: list[int], flags: bool
+    ) -> None:
+        """XEN_DOMCTL_setvnumainfo against vnuma_init's order: the vCPU count must be
+        max_vcpus (EINVAL), at least one vnode (EINVAL), each vCPU on a vnode that exists
+        (E2BIG), each pnode below MAX_NUMNODES (E2BIG), range flags 0 (EINVAL). A failure
+        leaves the old topology; a success reads back as set."""
+        domid = self.pick(pick)
+        d = self.hv.find_domain(domid)
+        ranges = b"".join(struct.pack("<QQII", i << 20, (i + 1) << 20, 0, i) for i in range(nr))
+        if flags and nr:
+            ranges = ranges[:16] + struct.pack("<I", 1) + ranges[20:]
+        union = build(
+            domctl.xen_domctl_vnuma,
+            dict(
+                nr_vnodes=nr,
+                nr_vmemranges=nr,
+                nr_vcpus=vcpus,
+                pad=0,
+                vdistance=place(self.hv, bytes(4 * max(nr * nr, 1))),
+                vcpu_to_vnode=place(self.hv, struct.pack("<2I", vnode, 0)),
+                vnode_to_pnode=place(self.hv, struct.pack("<3I", *pnodes)),
+                vmemrange=place(self.hv, ranges or bytes(24)),
+            ),
+        )
+        before = self.get_vnuma(domid)
+        rc, _ = self.dom0.domctl(
+            domctl.XEN_DOMCTL_setvnumainfo, domid, domctl.xen_domctl_vnuma, parse_vnuma(union)
+        )
+        if d is None:
+            assert rc == -ESRCH
+            return
+        if vcpus != d.max_vcpus or nr == 0:
+            expected = -EINVAL
+        elif any(vnode >= nr for _ in range(d.max_vcpus)) or any(p >= 64 for p in pnodes[:nr]):
+            expected = -E2BIG
+        else:
+            expected = -EINVAL if flags else 0
+        assert rc == expected
+        after = self.get_vnuma(domid)
+        if rc:
+            assert after == before
+        else:
+            assert after[:2] == (0, (nr, d.max_vcpus, nr))
 
     # -- batches ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from construct import Array, Bytes, Default, FormatField, Renamed, Struct
 
 from hypervisor_model.codec import plain
 from hypervisor_model.guest_memory import build, parse
-from hypervisor_model.public import domctl, sysctl, xen
+from hypervisor_model.public import domctl, memory, sysctl, xen
 from xenctrl import types
 
 # -- one helper: walk a construct layout and its ctypes twin side by side ------------------
@@ -125,6 +125,7 @@ CASES = [
     pytest.param(types.xen_memory_claim_t, domctl.xen_memory_claim_t, 16, id="xen_memory_claim_t"),
     pytest.param(types.memory_claim_t, domctl.memory_claim_t, 16, id="memory_claim_t"),
     pytest.param(types.xc_meminfo_t, sysctl.xen_sysctl_meminfo, 16, id="xc_meminfo_t"),
+    pytest.param(types.xen_vmemrange_t, memory.xen_vmemrange, 24, id="xen_vmemrange_t"),
     pytest.param(
         types.xen_domctl_createdomain,
         domctl.xen_domctl_createdomain,

@@ -196,7 +196,8 @@ def test_storm_with_a_process_per_builder(short_dir: Path) -> None:
     assert xlemu_here(state, *init.split())[0] == 0
     cfg = short_dir / "pinned.cfg"
     cfg.write_text(
-        'name = "pinned"\ntype = "hvm"\nmemory = 2048\nvnuma = [ ["pnode=1", "size=2048"] ]\n'
+        'name = "pinned"\ntype = "hvm"\nmemory = 2048\n'
+        'vnuma = [ ["pnode=1", "size=2048", "vcpus=0"] ]\n'
     )
     run = xlemu(
         environment(short_dir, state), "storm", "3", str(cfg), "--claim-mode", "numa", "--processes"

@@ -215,7 +215,7 @@ def two(xl: Xl) -> Xl:
     """web (HVM 1024 MiB, 2 vCPUs) and db (HVM, vNUMA 512 MiB on node 0), then mem-max web
     2048 and mem-set web 900."""
     xl.ok("create", "-q", xl.config("web.cfg", 'name="web"\ntype="hvm"\nmemory=1024\nvcpus=2\n'))
-    db = 'name="db"\ntype="hvm"\nvnuma=[["pnode=0","size=512"]]\n'
+    db = 'name="db"\ntype="hvm"\nvnuma=[["pnode=0","size=512","vcpus=0"]]\n'
     xl.ok("create", "-q", xl.config("db.cfg", db))
     xl.ok("mem-max", "web", "2048")
     xl.ok("mem-set", "web", "900")

@@ -189,7 +189,7 @@ def test_create_with_too_little_memory_says_so(xl: Xl, settings: list[str], line
 def test_create_larger_than_the_host_says_so(xl: Xl, mode: str, why: str) -> None:
     """A refused claim says how much the guest needs and how much there is: exit 3."""
     xl.claim_mode(mode)
-    vnuma = 'vnuma=[["pnode=0","size=20000"],["pnode=1","size=20000"]]'
+    vnuma = 'vnuma=[["pnode=0","size=20000","vcpus=0"],["pnode=1","size=20000"]]'
     extra = [vnuma] if mode == "numa" else ["memory=40000"]
     run = xl("create", "-q", "/dev/null", "name='big'", "type='hvm'", *extra)
     one_line(run, 3, f"libxl: error: Domain 1:cannot (re-)build domain: -3: {why}")
@@ -217,7 +217,7 @@ def test_create_with_vnuma_smaller_than_memory_warns(xl: Xl) -> None:
     holds (256 - 8) MiB = 63488 pages - 32 (VGA hole) + 16 special + 2048 video RAM = 65520
     -> 255 MiB."""
     run = xl("create", "-q", "/dev/null", "name='v'", "type='hvm'", "memory=512",
-             'vnuma=[["pnode=0","size=256"]]')  # fmt: skip
+             'vnuma=[["pnode=0","size=256","vcpus=0"]]')  # fmt: skip
     assert (run.code, run.err_lines) == (
         0,
         ["xlemu: warning: vnuma holds 256 MiB, less than memory = 512: the guest gets 256 MiB"],

@@ -51,7 +51,7 @@ def records(xl: Xl) -> dict[str, tuple[object, ...]]:
         # HVM with a vNUMA layout over both nodes: no placement, no node affinity set
         (
             'type = "hvm"\nvcpus = 2\n'
-            'vnuma = [ ["pnode=0", "size=512"], ["pnode=1", "size=512"] ]\n',
+            'vnuma = [ ["pnode=0", "size=512", "vcpus=0"], ["pnode=1", "size=512", "vcpus=1"] ]\n',
             {"all"},
         ),
     ],

@@ -26,6 +26,7 @@ from xenguest.dom import ClaimMode, xc_dom_boot_mem_init
 from xenguest.magic import alloc_magic_pages
 from xenguest.storm import BuildResult, StormReport, run_builders
 from xlemu import libxl_xs, xlcfg
+from xlemu import vnuma as vnuma_cfg
 from xlemu.devicemodel import populate_video_ram
 from xlemu.domconfig import domain_config, to_json
 from xlemu.libxl_xs import LIBXL_MAXMEM_CONSTANT_KB, DomainInfo
@@ -39,6 +40,7 @@ from xlemu.toolstack import (
     need_memory_kb,
     paging_memory_kb,
 )
+from xlemu.vnuma import Vnode
 from xlemu.xlconf import parse_failure
 
 LIBXL_DEFAULT_MEMKB = 32 * 1024
@@ -69,6 +71,7 @@ class GuestConfig:
     place: bool = True  # libxl's automatic NUMA placement (within ``nodes``)
     uuid: str | None = None  # uuid=, else each build draws one (libxl_uuid_generate)
     kernel: str | None = None
+    vnodes: tuple[Vnode, ...] = ()  # each vnode's vCPUs and distances (vnuma=)
 
     @property
     def hvm(self) -> bool:
@@ -183,13 +186,20 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
     maxmem = cfg.get_long("maxmem").value
     vcpus = cfg.get_long("vcpus").value or 1
     maxvcpus = cfg.get_long("maxvcpus").value
-    if maxvcpus is not None and maxvcpus < vcpus:
-        raise ToolstackError("xl: maxvcpus < vcpus")
     # an unset memory is maxmem, else libxl's default; memory = 0 stays 0 (parse_config_data)
     given = memory if memory is not None else maxmem
     target_kb = LIBXL_DEFAULT_MEMKB if given is None else given << 10
     maxmem_kb = (maxmem << 10) if maxmem is not None else target_kb
     vnuma = _vnuma(ts, cfg)
+    count, vnodes = maxvcpus or vcpus, tuple[Vnode, ...]()
+    if vnuma:  # parse_vnuma_config: the vnodes' vCPUs may set the count
+        host = misc.xc_physinfo(ts.xch)
+        bits = maxvcpus or host.max_cpu_id + 1  # libxl_cpu_bitmap_alloc(max_vcpus or all)
+        raw = cfg.get_list("vnuma", dont_warn=True).value or ()
+        vnodes = tuple(vnuma_cfg.parse_vnode(v, len(vnuma), bits) for v in raw)
+        count = vnuma_cfg.max_vcpus(vnodes, maxvcpus, vcpus, host.nr_cpus)
+    if count < vcpus:
+        raise ToolstackError("xl: maxvcpus < vcpus")
     if vnuma:
         total_kb = sum(size for _, size in vnuma) << 10
         if maxmem is not None and maxmem_kb != total_kb:
@@ -216,12 +226,13 @@ def guest_config(ts: Toolstack, cfg: xlcfg.Config) -> GuestConfig:
         _type(cfg),
         target_kb,
         maxmem_kb,
-        maxvcpus or vcpus,
+        count,
         nodes,
         vnuma,
         place,
         _uuid(cfg.get_string("uuid", dont_warn=True).value),
         cfg.get_string("kernel", dont_warn=True).value,
+        vnodes,
     )
     # xl and libxl pass these on and the build fails somewhere inside: say what is wrong
     if target_kb <= guest.video_kb:
@@ -263,6 +274,18 @@ def build(
             libxl_error(f'Domain with name "{guest.name}" already exists.', domid), -ERROR_FAIL
         )
     libxl_xs.domain_make(ts.xs, domid, info)
+    # libxl__build_hvm checks a vNUMA layout once the domain is made
+    if guest.vnuma and (why := vnuma_cfg.config_check(guest.vnodes, guest.vcpus)):
+        libxl_xs.destroy(ts.xs, domid)
+        xcd.xc_domain_destroy(ts.xch, domid)
+        raise ToolstackError(
+            libxl_error(why)
+            + "\n"
+            + libxl_error(
+                f"cannot (re-)build domain: {vnuma_cfg.ERROR_VNUMA_CONFIG_INVALID}", domid
+            ),
+            -ERROR_FAIL,
+        )
     if guest.nodes == []:  # cpus= names no CPU of the host: an empty hard affinity
         libxl_xs.destroy(ts.xs, domid)  # Xen refuses it (vcpu_set_hard_affinity)
         xcd.xc_domain_destroy(ts.xch, domid)
@@ -357,6 +380,7 @@ def _build(ts: Toolstack, domid: int, guest: GuestConfig, progress: Progress | N
         )
         if guest.vnuma:
             vnuma_hvm(dom, sizes, pnodes, guest.video_kb)
+            vnuma_cfg.set_vnuma_info(xch, domid, guest.vnodes, pnodes, dom.vmemranges, guest.vcpus)
     else:
         dom.total_pages = dom.target_pages = guest.memory_kb >> 2
         if guest.vnuma:
