@@ -115,10 +115,6 @@ class RunMap:
         if i == 0:
             self._firsts[c] = run.start
 
-    def _add(self, run: Run) -> None:
-        """Insert a run where its start belongs."""
-        self._add_after(*self._before(run.start), run)
-
     def _add_after(self, c: int, i: int, run: Run) -> None:
         """Insert a run after position ``(c, i)`` ((-1, -1): before every run)."""
         if c < 0:  # before every run: the front of the first chunk, or a first chunk
@@ -221,10 +217,11 @@ class RunMap:
             c, i = self._before(piece.start)
             whole = self._runs[c][i]
             self._delete(c, i)
-            if whole.start < piece.start:
-                self._add(whole.piece(whole.start, piece.start))
-            if piece.end < whole.end:
-                self._add(whole.piece(piece.end, whole.end))
+            # What is left of the run goes back through insert: a remainder of one key has
+            # no direction of its own and may now continue its neighbour.
+            for rest in (whole.piece(whole.start, piece.start), whole.piece(piece.end, whole.end)):
+                if rest.length > 0:
+                    self.insert(rest.start, rest.length, rest.value, rest.step, rest.tag)
         return pieces
 
     @classmethod
