@@ -501,6 +501,15 @@ def test_bad_claim_mode_in_xl_conf(xl: Xl) -> None:
         ["claim-set", "0", "node0=1M", "node0=2M"],
         ["debug-keys", ""],
         ["top", "--svg", "/nonexistent-dir/x.svg"],
+        ["numa-picture", "--svg", "/nonexistent-dir/x.svg"],
+        ["numa-picture", "--theme", "blue"],
+        ["vcpu-list", "nosuch"],
+        ["uptime", "99"],
+        ["sharing", "99"],
+        ["list", "-l", "nosuch"],
+        ["cpupool-list", "-c", "foo"],
+        ["help", "host", "frob"],
+        ["-N", "help"],
         ["storm", "0", "x.cfg"],
         ["storm", "2", "/nonexistent.cfg"],
         ["host", "init", "--from", "/nonexistent.toml"],
@@ -509,9 +518,10 @@ def test_bad_claim_mode_in_xl_conf(xl: Xl) -> None:
     ids=lambda a: " ".join(a),
 )
 def test_odd_input_never_gives_a_traceback(xl: Xl, args: list[str]) -> None:
-    """Whatever the outcome, at most xl-style lines on stderr, never a Python traceback."""
+    """Whatever the outcome, at most xl-style lines on stderr, never a Python traceback or
+    an exception's repr ("[Errno 2] ...")."""
     run = xl(*args)
-    assert "Traceback" not in run.err
+    assert "Traceback" not in run.err and "[Errno" not in run.err
     assert run.code in (0, 1, 2, 3, 6)  # 3, 6: -ERROR_FAIL, -ERROR_INVAL from libxl
     if run.code:
         assert run.err.strip(), "a failure says why"

@@ -68,6 +68,8 @@ def help_(ctx: click.Context, words: tuple[str, ...]) -> None:
     """Print the full list of commands, or one command's usage."""
     command: click.Command = xlemu
     chain = []
+    if words == ("help",):  # help in xl.c: "help help" is the full list
+        words = ()
     for i, word in enumerate(words):  # by prefix, as cmdtable_lookup finds them
         found = command.get_command(ctx, word) if isinstance(command, XlGroup) else None
         if found is None:  # help in xl.c says so on stdout and exits 0
@@ -637,8 +639,9 @@ def main(argv: list[str] | None = None) -> None:
     except (StateError, HostConfigError) as e:
         click.echo(f"xlemu: {e}", err=True)
         sys.exit(1)
-    except OSError as e:
-        click.echo(f"xlemu: {e}", err=True)
+    except OSError as e:  # a file a command reads or writes: its name and why, as C tools say
+        where = f"{e.filename}: " if e.filename is not None else ""
+        click.echo(f"xlemu: {where}{e.strerror or e}", err=True)
         sys.exit(1)
     else:
         sys.exit(code if isinstance(code, int) else 0)
