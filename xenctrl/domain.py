@@ -92,7 +92,7 @@ def xc_domain_create(
     check(rc)
     back = dict(fields) | dict(reply.payload)  # a member the release lacks keeps its value
     raw = build(domctl.xen_domctl_createdomain, back)
-    ctypes.memmove(ctypes.addressof(config), raw, ctypes.sizeof(config))
+    memoryview(config).cast("B")[:] = raw[: ctypes.sizeof(config)]  # a copy that keeps the GIL
     return int(reply.domain)
 
 

@@ -4,7 +4,6 @@ the special pages, unpause. A failed build leaves no domain, claim or memory beh
 
 from __future__ import annotations
 
-import ctypes
 import re
 import sys
 import uuid
@@ -263,7 +262,7 @@ def build(
         )
     config = xcd.default_createdomain(guest.type == "hvm", guest.vcpus, pvh=guest.type == "pvh")
     info = guest.info(guest.uuid or str(uuid.uuid4()))
-    ctypes.memmove(config.handle, uuid.UUID(info.uuid).bytes, 16)  # the domain's handle
+    memoryview(config.handle).cast("B")[:] = uuid.UUID(info.uuid).bytes  # the domain's handle
     try:
         domid = xcd.xc_domain_create(ts.xch, config=config)
     except XenError as e:
