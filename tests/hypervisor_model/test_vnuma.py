@@ -23,6 +23,7 @@ from hypervisor_model.public.errno import (
     ESRCH,
 )
 from hypervisor_model.public.xen import DOMID_SELF, HYPERVISOR_memory_op
+from hypervisor_model.snapshot import StateError, load_state, save_state
 
 RANGES = struct.pack("<QQIIQQII", 0, 1 << 20, 0, 0, 1 << 20, 2 << 20, 0, 1)
 
@@ -137,3 +138,23 @@ def test_get_checks_in_xens_order(host: hypervisor_model.Hypervisor, dom0: Guest
     # room for 3 vnodes and 3 ranges: the ranges are written, the distances cannot be
     rc, counts, arrays = getvnuma(dom0, d, room=(3, 1, 3), vdistance=0x1000)
     assert (rc, counts, arrays) == (-EFAULT, (3, 1, 3), RANGES + bytes(20))
+
+
+def test_the_topology_survives_save_and_resume(dom0: Guest) -> None:
+    d = dom0.create()
+    assert setvnuma(dom0, d) == 0
+    doc = save_state(dom0.hv)
+    again = load_state(doc)
+    assert save_state(again) == doc
+    assert getvnuma(Guest(again), d) == (0, (2, 1, 2), WHOLE)
+
+
+def test_a_damaged_topology_is_refused_on_load(dom0: Guest) -> None:
+    """A saved vCPU map naming a vnode that does not exist fails the invariant check."""
+    d = dom0.create()
+    assert setvnuma(dom0, d) == 0
+    doc = save_state(dom0.hv)
+    saved = next(s for s in doc["domains"] if s["domain_id"] == d)
+    saved["vnuma"]["vcpu_to_vnode"] = [2]
+    with pytest.raises(StateError, match="vCPU map does not fit"):
+        load_state(doc)
