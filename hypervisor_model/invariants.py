@@ -26,10 +26,11 @@ from hypervisor_model.vnuma import vnuma_problems
 SUPERPAGE_PAGES = 512
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from hypervisor_model.heap import Heap
     from hypervisor_model.hypervisor import Hypervisor
+    from hypervisor_model.runmap import RunMap
 
 
 class InvariantError(AssertionError):
@@ -124,9 +125,8 @@ def _frame_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
         if last_gfn > d.max_mapped_pfn:
             out.append(f"d{d.domain_id}: gfn {last_gfn:#x} mapped above max_mapped_pfn")
         mapped = sorted(mfn_span(run) for run in d.p2m)  # the p2m is one-to-one onto owned frames
-        for low, count in mapped:
-            if d.pages.covered(low, low + count) != count:
-                out.append(f"d{d.domain_id}: p2m maps frames {low:#x}+{count} it does not own")
+        for low, count in _not_within(mapped, d.pages):
+            out.append(f"d{d.domain_id}: p2m maps frames {low:#x}+{count} it does not own")
         for (low, count), (nxt, _) in pairwise(mapped):
             if nxt < low + count:
                 out.append(f"d{d.domain_id}: frame {nxt:#x} mapped at two gfns")
@@ -170,6 +170,23 @@ def _pod_problems(d: Domain) -> list[str]:
     if not d.is_translated and (entries or cache):
         out.append(f"d{d.domain_id}: a PV guest with PoD state")
     return out
+
+
+def _not_within(spans: list[tuple[int, int]], runs: RunMap) -> Iterator[tuple[int, int]]:
+    """The sorted ``(start, count)`` spans not wholly covered by ``runs``: one sweep along
+    both, not a search per span."""
+    owned = [(run.start, run.start + run.length) for run in runs]
+    j = 0
+    for low, count in spans:
+        end = low + count
+        while j < len(owned) and owned[j][1] <= low:
+            j += 1
+        k, reached = j, low
+        while reached < end and k < len(owned) and owned[k][0] <= reached:
+            reached = max(reached, owned[k][1])
+            k += 1
+        if reached < end:
+            yield low, count
 
 
 def _place(
