@@ -171,11 +171,14 @@ def set_claim_entries(heap: Heap, d: ClaimHolder, entries: Sequence[tuple[int, i
     if node_sum + host > unclaimed + d.outstanding_pages:
         raise XenError(ENOMEM, "not enough unclaimed memory on the host")
 
-    release_all(heap, d)
+    # The old set released and the new one staked, as counter changes in one step.
+    for node in d.claims.keys() | nodes.keys():
+        heap.claimed_pages[node] += nodes.get(node, 0) - d.claims.get(node, 0)
+    heap.outstanding_claims += host + node_sum - d.outstanding_pages
+    d.claims.clear()
+    d.claims.update((node, pages) for node, pages in nodes.items() if pages)
+    d.node_claims = node_sum
     d.outstanding_pages = host + node_sum
-    heap.outstanding_claims += host + node_sum
-    for node, pages in nodes.items():
-        _set_node_claim(heap, d, node, pages)
 
 
 def get_claim_entries(heap: Heap, d: ClaimHolder) -> list[tuple[int, int]]:

@@ -249,23 +249,34 @@ class Hypervisor:
         if op not in self._handlers:
             return -ENOSYS
         self.faults.before_hypercall_hook(caller)
-        hooks = list(self.trace_hooks)
         running = self._running
-        outer = getattr(running, "memory", None), getattr(running, "watch", None)  # may nest
-        running.memory, running.watch = memory, Watch(self) if hooks else None
-        if running.watch is not None:
-            running.watch.reach(current)
+        outer = getattr(running, "memory", None)  # a fault hook's hypercall may nest
+        running.memory = memory
         try:
-            rc = self.dispatch(current, op, words)
-            watch = running.watch
+            if self.trace_hooks:
+                rc = self._watched(current, op, words)
+            else:
+                rc = self.dispatch(current, op, words)
         finally:
-            running.memory, running.watch = outer
-        if watch is not None:
-            moved = watch.moved()
-            for hook in hooks:
-                hook(moved)
+            running.memory = outer
         if self.check_after_each_hypercall:
             check_invariants(self)
+        return rc
+
+    def _watched(self, current: Domain, op: int, words: Sequence[int]) -> int:
+        """Dispatch while the machine's probes watch the counters the hypercall moves."""
+        hooks = list(self.trace_hooks)
+        running = self._running
+        outer = getattr(running, "watch", None)
+        watch = running.watch = Watch(self)
+        watch.reach(current)
+        try:
+            rc = self.dispatch(current, op, words)
+        finally:
+            running.watch = outer
+        moved = watch.moved()
+        for hook in hooks:
+            hook(moved)
         return rc
 
     def dispatch(self, current: Domain, op: int, words: Sequence[int]) -> int:
