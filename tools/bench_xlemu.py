@@ -32,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 'name = "big"\ntype = "hvm"\nmemory = 65536\nvcpus = 4\n'  # 64 GiB
+PACKAGES = ("hypervisor_model", "xenctrl", "xenguest", "xlemu", "xenhost")
+PACKAGE_DIRS = "*" + " + ".join(f"{p}.__path__" for p in PACKAGES)  # each package's directory
 PV = 'name = "pv200"\ntype = "pv"\nmemory = 204800\nvcpus = 4\n'  # 200 GiB
 
 
@@ -82,8 +84,18 @@ def main() -> None:
     else:
         script = Path(sys.executable).with_name("xlemu")
         xlemu = [str(script)] if script.exists() else [sys.executable, "-m", "xlemu"]
-    for package in ("hypervisor_model", "xenctrl", "xenguest", "tools"):
-        compileall.compile_dir(str(tree / package), quiet=1)
+    # Compile where the packages are imported from (an editable install may link them from
+    # a directory of its own), with the environment the commands will have.
+    where = subprocess.run(
+        [sys.executable, "-c", f"import {', '.join(PACKAGES)}; print({PACKAGE_DIRS})"],
+        env=base_env,
+        cwd=tempfile.gettempdir(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for directory in where:
+        compileall.compile_dir(directory, quiet=1)
 
     with tempfile.TemporaryDirectory(prefix="bench-xlemu-") as tmp:
         d = Path(tmp)
