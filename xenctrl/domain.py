@@ -266,10 +266,7 @@ def xc_domain_claim_memory(
     returned = int(reply.payload.nr_entries)
     if user is not claim_set and isinstance(user, MutableSequence):
         user[:nr_entries] = list(claim_set[:nr_entries])  # the bounce is BOTH: GET fills a list
-    if rc < 0:
-        error = XenError(-rc, trace.current_call())
-        error.nr_entries = returned
-        raise error
+    check(rc, nr_entries=returned)
     return returned
 
 
@@ -519,10 +516,7 @@ def xc_domain_getvnuma(
         )
     assert out is not None
     counts = (int(out.nr_vnodes), int(out.nr_vmemranges), int(out.nr_vcpus))
-    if rc < 0:
-        error = XenError(-rc, trace.current_call())
-        error.counts = counts
-        raise error
+    check(rc, counts=counts)
     return counts
 
 

@@ -312,8 +312,17 @@ def as_pfn_array(extent_start: Any, nr_extents: int) -> ctypes.Array[ctypes.c_ui
     return (ctypes.c_uint64 * max(len(values), 1))(*values)
 
 
-def check(rc: int, call: str | None = None) -> int:
-    """Turn a negative hypercall result into XenError (privcmd gives -1 and errno)."""
+def check(
+    rc: int,
+    call: str | None = None,
+    *,
+    nr_entries: int | None = None,
+    counts: tuple[int, int, int] | None = None,
+) -> int:
+    """Turn a negative hypercall result into XenError (privcmd gives -1 and errno), with
+    what Xen reported back beside the errno (see XenError's attributes)."""
     if rc < 0:
-        raise XenError(-rc, call or trace.current_call())
+        error = XenError(-rc, call or trace.current_call())
+        error.nr_entries, error.counts = nr_entries, counts
+        raise error
     return rc

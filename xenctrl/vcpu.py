@@ -11,9 +11,7 @@ import ctypes
 
 from hypervisor_model.guest_memory import sizeof
 from hypervisor_model.public import arch_x86, domctl
-from xenctrl import trace
 from xenctrl.cints import domid_t, uint32_t, xenctrl_call
-from xenctrl.errors import XenError
 from xenctrl.handle import Bounce, Buffer, check, do_domctl, xc_interface
 from xenctrl.misc import xc_get_cpumap_size
 from xenctrl.types import xc_vcpuinfo_t
@@ -125,5 +123,4 @@ def xc_domain_hvm_setcontext(xch: xc_interface, domid: domid_t, hvm_ctxt: Buffer
             size=len(raw),
             buffer=buf.addr,
         )
-    if rc < 0:
-        raise XenError(-rc, trace.current_call())
+    check(rc)

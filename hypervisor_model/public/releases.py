@@ -15,30 +15,12 @@ from dataclasses import dataclass
 from construct import Construct, Struct
 
 from . import domctl, sysctl
-from .xen import (
-    DOMID_ANY,
-    HYPERVISOR_domctl,
-    HYPERVISOR_sysctl,
-    int32_t,
-    uint32_t,
-    xen_domain_handle_t,
-)
+from .xen import DOMID_ANY, HYPERVISOR_domctl, HYPERVISOR_sysctl
 
-# XEN_DOMCTL_createdomain payload of Xen 4.17 (64 bytes): no altp2m member, so
-# vmtrace_size, cpupool_id and arch sit 4 bytes earlier than in master (4.17 domctl.h).
+# XEN_DOMCTL_createdomain payload of Xen 4.17 (64 bytes): master's without the altp2m
+# member, so vmtrace_size, cpupool_id and arch sit 4 bytes earlier (4.17 domctl.h).
 xen_domctl_createdomain_4_17: Construct = Struct(
-    "ssidref" / uint32_t,
-    "handle" / xen_domain_handle_t,
-    "flags" / uint32_t,
-    "iommu_opts" / uint32_t,
-    "max_vcpus" / uint32_t,
-    "max_evtchn_port" / uint32_t,
-    "max_grant_frames" / int32_t,
-    "max_maptrack_frames" / int32_t,
-    "grant_opts" / uint32_t,
-    "vmtrace_size" / uint32_t,
-    "cpupool_id" / uint32_t,
-    "arch" / domctl.xen_arch_domainconfig,
+    *(field for field in domctl.xen_domctl_createdomain.subcons if field.name != "altp2m")
 )
 
 # init_xen_cap_info: PV (with 32-bit PV guests, which the model runs) and HVM; Xen leaves

@@ -12,20 +12,22 @@ from hypothesis import strategies as st
 from hypervisor_model import runmap as runmap_module
 from hypervisor_model.runmap import Run, RunMap
 
-# (insert start, length, value or None, step) or (remove start, end)
-ops = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("insert"),
-            st.integers(0, 60),
-            st.integers(1, 8),
-            st.one_of(st.none(), st.integers(0, 60)),
-            st.sampled_from([1, -1]),
-        ),
-        st.tuples(st.just("remove"), st.integers(0, 60), st.integers(0, 70)),
-    ),
-    max_size=40,
-)
+
+def op_lists(steps: list[int]) -> st.SearchStrategy[list[tuple]]:
+    """(insert start, length, value or None, step) or (remove start, end), ``steps`` the
+    strides an insert's values may take."""
+    insert = st.tuples(
+        st.just("insert"),
+        st.integers(0, 60),
+        st.integers(1, 8),
+        st.one_of(st.none(), st.integers(0, 60)),
+        st.sampled_from(steps),
+    )
+    remove = st.tuples(st.just("remove"), st.integers(0, 60), st.integers(0, 70))
+    return st.lists(st.one_of(insert, remove), max_size=40)
+
+
+ops = op_lists([1, -1])
 
 
 def check_against_pages(sequence: list[tuple], runmap: RunMap) -> None:
@@ -79,19 +81,7 @@ def test_small_chunks_split_and_empty_as_one_map(sequence: list[tuple]) -> None:
         check_against_pages(sequence, RunMap())
 
 
-any_step_ops = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("insert"),
-            st.integers(0, 60),
-            st.integers(1, 8),
-            st.one_of(st.none(), st.integers(0, 60)),
-            st.sampled_from([1, -1, 2, -2, 3]),
-        ),
-        st.tuples(st.just("remove"), st.integers(0, 60), st.integers(0, 70)),
-    ),
-    max_size=40,
-)
+any_step_ops = op_lists([1, -1, 2, -2, 3])
 
 
 @settings(max_examples=200, deadline=None)

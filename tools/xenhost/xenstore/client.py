@@ -14,7 +14,6 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Protocol, TypeVar
 
 from xenhost.xenstore.connection import Connection, Message
@@ -155,12 +154,7 @@ class XsHandle:
     def __enter__(self) -> XsHandle:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- the exchange --------------------------------------------------------------------------

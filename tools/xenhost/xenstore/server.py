@@ -21,7 +21,6 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from xenhost.xenstore.connection import Connection
 from xenhost.xenstore.protocol import handle
@@ -108,12 +107,7 @@ class XenstoreServer:
     def __enter__(self) -> XenstoreServer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
