@@ -6,15 +6,27 @@ everything else goes through :meth:`Hypervisor.hypercall`, as it does on real Xe
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
-from pathlib import Path
 
-from hypervisor_model.errors import XenError
-from hypervisor_model.guest_memory import Arena, GuestFault, GuestMemory, HypercallBuffer
-from hypervisor_model.host import HostConfig, HostConfigError, load_host, make_host
-from hypervisor_model.hypervisor import Hypervisor
-from hypervisor_model.invariants import InvariantError
+from hypervisor_model import lazy
 
+# Members are imported on first use: the public ABI or one layer needs no whole hypervisor.
+__getattr__ = lazy.face(
+    __name__,
+    {
+        "hypervisor_model.errors": ("XenError",),
+        "hypervisor_model.guest_memory": (
+            "Arena",
+            "GuestFault",
+            "GuestMemory",
+            "HypercallBuffer",
+        ),
+        "hypervisor_model.host": ("HostConfig", "HostConfigError", "load_host", "make_host"),
+        "hypervisor_model.hypervisor": ("Hypervisor",),
+        "hypervisor_model.invariants": ("InvariantError",),
+    },
+)
 __all__ = [
     "Arena",
     "GuestFault",
@@ -30,6 +42,15 @@ __all__ = [
     "load_host",
     "make_host",
 ]
+
+if typing.TYPE_CHECKING:  # the members, for type checkers
+    from pathlib import Path
+
+    from hypervisor_model.errors import XenError
+    from hypervisor_model.guest_memory import Arena, GuestFault, GuestMemory, HypercallBuffer
+    from hypervisor_model.host import HostConfig, HostConfigError, load_host, make_host
+    from hypervisor_model.hypervisor import Hypervisor
+    from hypervisor_model.invariants import InvariantError
 
 
 def boot(
@@ -48,6 +69,9 @@ def boot(
     matrix (default 10 local, 20 remote); ``dom0_memory`` is dom0's RAM in MiB; ``xen`` the
     Xen release whose hypercall ABI the host speaks ("master" or "4.17").
     """
+    from hypervisor_model.host import make_host
+    from hypervisor_model.hypervisor import Hypervisor
+
     return Hypervisor(
         make_host(
             nodes,
@@ -63,4 +87,7 @@ def boot(
 
 def boot_from_toml(path: str | Path) -> Hypervisor:
     """Boot the host a TOML file describes (see :func:`hypervisor_model.host.load_host`)."""
+    from hypervisor_model.host import load_host
+    from hypervisor_model.hypervisor import Hypervisor
+
     return Hypervisor(load_host(path))

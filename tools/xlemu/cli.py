@@ -22,7 +22,7 @@ from xenhost.xenstore import XenstoreError, XsHandle
 from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
 from hypervisor_model.public.releases import RELEASES
 from hypervisor_model.snapshot import StateError
-from xlemu import libxl_xs, picture
+from xlemu import picture
 from xlemu.state import StateFile, read_xenstore, session, state_file
 from xlemu.toolstack import Toolstack, ToolstackError
 from xlemu.xlcommand import XlGroup, XlUsageError, help_text
@@ -130,7 +130,9 @@ def _complete_domain(
         return []
     with XsHandle.local(store) as xs:
         ids = xs.directory("/local/domain")
-        names = [libxl_xs.domain_name(xs, int(i)) for i in ids if i.isdigit()]
+        from xlemu.libxl_xs import domain_name
+
+        names = [domain_name(xs, int(i)) for i in ids if i.isdigit()]
     return [CompletionItem(n) for n in names if n is not None and n.startswith(incomplete)]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass, field
-from html import escape
 
 SYMBOLS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 CLAIMED, FREE, OTHER = ":", ".", "#"
@@ -188,6 +187,8 @@ class _Canvas:
         bold: bool = False,
         anchor: str = "start",
     ) -> None:
+        from html import escape  # only the SVG needs it
+
         weight = ' font-weight="bold"' if bold else ""
         self.out.append(
             f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{fill or self.t.text}"'
@@ -205,6 +206,8 @@ class _Canvas:
         title: str = "",
         extra: str = "",
     ) -> None:
+        from html import escape
+
         inner = f"<title>{escape(title)}</title>" if title else ""
         self.out.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{fill}" '

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
@@ -67,6 +66,8 @@ class Channel(Protocol):
 
 class SocketChannel:
     def __init__(self, path: str) -> None:
+        import socket  # only a client of a served store needs it
+
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
