@@ -243,7 +243,8 @@ def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
     # saved before the model kept them: what the state showed then, the highest gfn mapped
     started = kwargs.get("creation_finished", False)
     kwargs.setdefault("vcpu_online", (1 << kwargs.get("nr_vcpus", 0)) - 1 if started else 0)
-    kwargs.setdefault("max_mapped_pfn", max((r.end for r in kwargs["p2m"]), default=1) - 1)
+    if "max_mapped_pfn" not in kwargs:  # only then is the p2m read here
+        kwargs["max_mapped_pfn"] = max((r.end for r in kwargs["p2m"]), default=1) - 1
     return Domain(**kwargs)
 
 
