@@ -53,6 +53,40 @@ def _continues(left: Run, right: Run, any_step: bool) -> int | None:
     return step
 
 
+def _stride(a: Run, b: Run) -> tuple[int, int] | None:
+    """How far ``b`` is from ``a`` in keys and values, if it repeats ``a``'s shape."""
+    if a.length != b.length or a.step != b.step or (a.value is None) != (b.value is None):
+        return None
+    return b.start - a.start, 0 if a.value is None or b.value is None else b.value - a.value
+
+
+def _row(run: Run) -> list[Any]:
+    return [run.start, run.length, run.value, run.step]
+
+
+def _rows(first: Run, count: int, stride: tuple[int, int]) -> list[list[Any]]:
+    """The saved rows of ``count`` runs repeating ``first`` at ``stride``."""
+    if count >= 3:
+        return [[*_row(first), count, *stride]]
+    rows = [_row(first)]
+    if count == 2:
+        value = None if first.value is None else first.value + stride[1]
+        rows.append([first.start + stride[0], first.length, value, first.step])
+    return rows
+
+
+def _unsaved(rows: Iterable[Sequence[Any]]) -> Iterator[Run]:
+    """The runs of saved rows, a progression's one by one."""
+    for row in rows:
+        if len(row) == 4:
+            yield Run(row[0], row[1], row[2], row[3], None)
+            continue
+        start, length, value, step, count, key_stride, value_stride = row
+        for i in range(count):
+            at = None if value is None else value + i * value_stride
+            yield Run(start + i * key_stride, length, at, step, None)
+
+
 _reading = threading.Lock()
 CHUNK = 256  # runs per chunk: a chunk splits in two when it reaches twice this
 
@@ -81,7 +115,7 @@ class RunMap:
             raise AttributeError(name)
         with _reading:  # two threads may reach a waiting map at once: one reads it
             if "_saved" in vars(self):  # ValueError if damaged; it stays unread then
-                rows = (Run(s, n, value, step, None) for s, n, value, step in vars(self)["_saved"])
+                rows = _unsaved(vars(self)["_saved"])
                 vars(self).update(vars(RunMap.from_runs(rows, any_step=self.any_step)))
                 del vars(self)["_saved"]
         return vars(self)[name]
@@ -224,11 +258,42 @@ class RunMap:
                     self.insert(rest.start, rest.length, rest.value, rest.step, rest.tag)
         return pieces
 
+    def saved(self) -> list[list[Any]]:
+        """The runs as rows to save: ``[start, length, value, step]``, and where three or more
+        runs of one length and step recur at fixed strides of keys and values (extents taken
+        from alternating nodes), one row ``[start, length, value, step, count, key stride,
+        value stride]`` for them all (value stride 0 when there is no value)."""
+        rows: list[list[Any]] = []
+        first: Run | None = None  # the first run of the progression being gathered
+        count, stride, prev = 0, (0, 0), None
+        for run in self:
+            s = _stride(prev, run) if prev is not None else None
+            if s is not None and (count == 1 or s == stride):
+                count, stride = count + 1, s
+            elif s is not None and count == 2:  # prev may start a longer one with this run
+                rows.append(_row(first))  # type: ignore[arg-type]
+                first, stride = prev, s
+            else:
+                if first is not None:
+                    rows += _rows(first, count, stride)
+                first, count = run, 1
+            prev = run
+        if first is not None:
+            rows += _rows(first, count, stride)
+        return rows
+
+    @staticmethod
+    def saved_length(rows: Sequence[Sequence[Any]]) -> int:
+        """How many runs saved rows stand for (before any merging), to bound a load."""
+        if sum(map(len, rows)) == 4 * len(rows):  # plain runs only: no walk in Python
+            return len(rows)
+        return sum(row[4] if len(row) == 7 else 1 for row in rows)
+
     @classmethod
     def from_saved(cls, rows: Sequence[Sequence[Any]], *, any_step: bool = False) -> RunMap:
-        """A map of saved ``[start, length, value, step]`` rows, read when first used, so a
-        command that never looks at it pays nothing; then as :meth:`from_runs` (ValueError
-        if the rows overlap or are out of order)."""
+        """A map of rows :meth:`saved` made, read when first used, so a command that never
+        looks at it pays nothing; then as :meth:`from_runs` (ValueError if the runs overlap
+        or are out of order)."""
         made = cls.__new__(cls)
         made.any_step = any_step
         vars(made)["_saved"] = rows

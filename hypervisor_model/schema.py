@@ -4,8 +4,8 @@ A saved state may be damaged or hostile. Before it is parsed, its size, the numb
 in it and of lists and objects are bounded; after, every value is checked against a declared
 shape (types, integer ranges, lengths, keys). A bad file so costs bounded time and memory
 and ends in one short line saying where it went wrong. Shapes compose (``Record``, ``Map``,
-``List``, ``Row``; ``Lazy`` for a recursive one such as a tree) and check large lists of
-integers at C speed.
+``List``, ``Row``, ``ByLength``; ``Lazy`` for a recursive one such as a tree) and check large
+lists of integers at C speed.
 """
 
 from __future__ import annotations
@@ -234,6 +234,32 @@ class Row(Schema):
         return all(
             item.fast(list(col))
             for item, col in zip(self.items, zip(*values, strict=True), strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class ByLength(Schema):
+    """A list whose length says which shape it has (a short row or a long one)."""
+
+    shapes: Mapping[int, Schema]
+
+    def check(self, value: Any, depth: int = 0) -> None:
+        if type(value) is not list or len(value) not in self.shapes:
+            lengths = " or ".join(map(str, sorted(self.shapes)))
+            raise SchemaError(f"expected a list of {lengths}, got {describe(value)}")
+        self.shapes[len(value)].check(value, depth)
+
+    def fast(self, values: list[Any]) -> bool:
+        """Many lists at once, those of each length together."""
+        if set(map(type, values)) - {list}:
+            return False
+        lengths = set(map(len, values))
+        if len(lengths) == 1:
+            (length,) = lengths
+            return length in self.shapes and self.shapes[length].fast(values)
+        return lengths <= self.shapes.keys() and all(
+            shape.fast([v for v in values if len(v) == length])
+            for length, shape in self.shapes.items()
         )
 
 

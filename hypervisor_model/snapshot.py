@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import ExitStack
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import IO, Any
 
 from hypervisor_model.console import CONRING_SIZE
@@ -36,6 +36,7 @@ from hypervisor_model.schema import (
     U32,
     U64,
     Bool,
+    ByLength,
     Int,
     List,
     Optional,
@@ -51,8 +52,9 @@ from hypervisor_model.schema import (
 FORMAT = "xenemu-host"
 # 2: the host's Xen release ("xen"); a version 1 state runs master. 3: Xen's own pages (heap
 # metadata; each domain's structure, shared info and paging pool), populate-on-demand and
-# vNUMA state; an older state has none of them and loads as it was.
-VERSION = 3
+# vNUMA state; an older state has none of them and loads as it was. 4: runs that recur at fixed
+# strides saved as one row of 7 (RunMap.saved); every state before has rows of 4 only.
+VERSION = 4
 _RUNMAPS = ("pages", "p2m", "pod_entries")
 _PAGELISTS = ("paging_pool", "pod_super", "pod_single")
 _SKIPPED = ("page_alloc_lock",)
@@ -62,10 +64,6 @@ class StateError(ValueError):
     """A saved host that cannot be loaded: unknown format, newer version, or damaged."""
 
 
-def _runs(runmap: RunMap) -> list[list[Any]]:
-    return [[r.start, r.length, r.value, r.step] for r in runmap]
-
-
 def _domain_state(d: Domain) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for f in fields(d):
@@ -73,7 +71,7 @@ def _domain_state(d: Domain) -> dict[str, Any]:
             continue
         value = getattr(d, f.name)
         if f.name in _RUNMAPS:
-            value = _runs(value)
+            value = value.saved()
         elif f.name in _PAGELISTS:
             value = value.runs()
         elif isinstance(value, VnumaInfo):
@@ -135,7 +133,7 @@ def _domain_schema() -> Record:
         "int": Int(0, U64),
         "bool": Bool(),
         "bytes": Str(64, "[0-9a-f]*"),
-        "RunMap": List(_RUN, MAX_VALUES),
+        "RunMap": List(ByLength({4: _RUN, 7: _Progression()}), MAX_VALUES),
         "PageList": List(_PAGE_RUN, MAX_VALUES),
         "int | None": Optional(_MFN),
         "list[int]": List(_MFN, MAX_VALUES),
@@ -166,6 +164,35 @@ def _domain_schema() -> Record:
 
 # [start, length, value or null, step]: a RunMap run (MFNs or guest frames)
 _RUN = Row(Int(0, U64), Int(1, U64), Optional(Int(0, U64)), Int(-U64, U64))
+MAX_RUNS = MAX_VALUES // 4  # in all maps: no more than a state of plain runs could hold
+_RUN_PARTS = ("start", "length", "value", "step")
+
+
+def _last_run(row: list[Any]) -> list[Any]:
+    start, length, value, step, count, key_stride, value_stride = row
+    last = None if value is None else value + (count - 1) * value_stride
+    return [start + (count - 1) * key_stride, length, last, step]
+
+
+@dataclass(frozen=True)
+class _Progression(Schema):
+    """``count`` runs recurring at strides (RunMap.saved): the first and the last are runs,
+    so every one between is too."""
+
+    row = Row(*_RUN.items, Int(1, MAX_RUNS), Int(-U64, U64), Int(-U64, U64))
+
+    def check(self, value: Any, depth: int = 0) -> None:
+        self.row.check(value, depth)
+        try:
+            _RUN.check(_last_run(value))
+        except SchemaError as e:
+            part = _RUN_PARTS[int(e.where[0])]
+            raise SchemaError(f"its last run's {part}: {e.problem}") from None
+
+    def fast(self, values: list[Any]) -> bool:
+        return self.row.fast(values) and _RUN.fast(list(map(_last_run, values)))
+
+
 _MFN = Int(0, (1 << (PADDR_BITS - PAGE_SHIFT)) - 1)
 # [first, count, step]: a run of a page list (step 0 is refused when it is read)
 _PAGE_RUN = Row(_MFN, Int(1, U64), Int(-U64, U64))
@@ -306,6 +333,9 @@ def _rebuild(doc: dict[str, Any], writable: bool) -> Hypervisor:
     heap.outstanding_claims = doc["heap"]["outstanding_claims"]
     heap.claimed_pages = list(doc["heap"]["claimed_pages"])
     heap.metadata = sorted((s, e) for s, e in doc["heap"].get("metadata", []))
+    runs = sum(RunMap.saved_length(d.get(name, ())) for d in doc["domains"] for name in _RUNMAPS)
+    if runs > MAX_RUNS:
+        raise StateError(f"damaged state: expected at most {MAX_RUNS} runs in all, got {runs}")
     domids = [state["domain_id"] for state in doc["domains"]]
     if len(set(domids)) != len(domids):
         raise StateError("damaged state: domains: a domain id appears twice")

@@ -527,3 +527,24 @@ def test_sharing_counters_are_0_for_anyone(dom0: Guest, cmd: int) -> None:
     assert hv.hypercall(HYPERVISOR_memory_op, cmd, 0) == 0
     assert hv.hypercall(HYPERVISOR_memory_op, cmd, 0xDEAD, caller=domu) == 0
     assert hv.hypercall(HYPERVISOR_memory_op, cmd | 1 << 6, 0) == -ENOSYS
+
+
+def test_pv_extents_from_alternating_nodes_save_in_few_rows(dom0: Guest) -> None:
+    """8 extents of 2 MiB go to node 1 and node 0 in turn (round-robin, as above). Node 0
+    gives the odd ones (gfns 512, 1536, 2560, 3584) from one block, top down: 4 runs of 512
+    frames, each 512 frames above the last and 1024 gfns below it, saved as one row. Node 1's
+    first come from the pieces its low end was split into, at no fixed stride: a row each.
+    A version 3 state, a row per run, loads as the same host."""
+    d = dom0.create(hvm=False, max_mib=16)
+    assert dom0.populate(d, [i << 9 for i in range(8)], order=9) == 8
+    doc = snapshot.save_state(dom0.hv)
+    (rows,) = [state["pages"] for state in doc["domains"] if state["domain_id"] == d]
+    assert len(rows) == 5 and rows[0][1:] == [512, 3584, 1, 4, 512, -1024]
+    assert [row[1:] for row in rows[1:]] == [[512, g, 1] for g in (0, 2048, 1024, 3072)]
+    runs = [[r.start, r.length, r.value, r.step] for r in dom0.hv.find_domain(d).pages]
+    assert len(runs) == 8
+    older = {**doc, "version": 3, "domains": [dict(state) for state in doc["domains"]]}
+    for state in older["domains"]:
+        if state["domain_id"] == d:
+            state["pages"] = runs
+    assert snapshot.save_state(snapshot.load_state(older)) == doc

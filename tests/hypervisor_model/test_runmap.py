@@ -65,6 +65,9 @@ def check_against_pages(sequence: list[tuple], runmap: RunMap) -> None:
                 )
             assert not continued, f"{left} and {right} should have merged"
         assert RunMap.from_runs(runs, any_step=runmap.any_step).overlapping(0, 1 << 10) == runs
+        saved = runmap.saved()  # saved and read back: the same runs, in no more rows
+        assert list(RunMap.from_saved(saved, any_step=runmap.any_step)) == runs
+        assert len(saved) <= len(runs) and RunMap.saved_length(saved) == len(runs)
 
 
 @settings(max_examples=300, deadline=None)
@@ -140,4 +143,41 @@ def test_a_saved_map_is_read_when_first_used() -> None:
     with pytest.raises(ValueError):
         damaged.find(0)
     with pytest.raises(ValueError):  # still damaged, still unread
+        len(damaged)
+
+
+def test_extents_from_alternating_nodes_save_as_one_row_per_node() -> None:
+    """A PV guest's 2 MiB extents (here 4 pages) taken from two nodes in turn: gfns 0-3 on
+    node A's frames 100-103, gfns 4-7 on node B's 200-203, gfns 8-11 on A's 104-107... Per
+    node, each run is 4 frames and 8 gfns on from the last: five runs, one saved row each."""
+    pages = RunMap(any_step=True)
+    for extent in range(10):
+        node_base = 100 if extent % 2 == 0 else 200
+        pages.insert(node_base + 4 * (extent // 2), 4, 4 * extent, 1, None)  # mfn -> gfn
+    assert len(pages) == 10
+    assert pages.saved() == [[100, 4, 0, 1, 5, 4, 8], [200, 4, 4, 1, 5, 4, 8]]
+    assert RunMap.saved_length(pages.saved()) == 10
+    assert list(RunMap.from_saved(pages.saved(), any_step=True)) == list(pages)
+
+
+def test_a_progression_starts_where_it_is_longest() -> None:
+    """Keys 0, 5, 7, 9 (values 10, 20, 30, 40): 0 -> 5 is a stride of 5 keys, but 5 -> 7 -> 9
+    recur at 2 keys and 10 values, so 0 stays a plain row and the other three are one. Two
+    runs alone are two plain rows (a row of 7 would save nothing), and runs without values
+    recur with a value stride of 0."""
+    runs = RunMap()
+    for key, value in ((0, 10), (5, 20), (7, 30), (9, 40)):
+        runs.insert(key, 1, value, 1, None)
+    assert runs.saved() == [[0, 1, 10, 1], [5, 1, 20, 1, 3, 2, 10]]
+    pair = RunMap.from_runs([Run(0, 2, 5, -1, None), Run(4, 2, 9, -1, None)])
+    assert pair.saved() == [[0, 2, 5, -1], [4, 2, 9, -1]]
+    holes = RunMap.from_runs([Run(k, 1, None, 1, None) for k in (1, 3, 5, 7)])
+    assert holes.saved() == [[1, 1, None, 1, 4, 2, 0]]
+    assert list(RunMap.from_saved(holes.saved())) == list(holes)
+
+
+def test_a_saved_progression_that_overlaps_is_refused_when_read() -> None:
+    """Three runs of 4 keys every 2 keys overlap: a ValueError at first use, as for rows."""
+    damaged = RunMap.from_saved([[0, 4, 0, 1, 3, 2, 8]])
+    with pytest.raises(ValueError):
         len(damaged)

@@ -12,6 +12,7 @@ import pytest
 from hypervisor_model.schema import (
     MAX_DEPTH,
     Bool,
+    ByLength,
     Int,
     Lazy,
     List,
@@ -102,6 +103,30 @@ def test_bulk_checks_agree_with_item_by_item_ones(rows: list[Any]) -> None:
     assert RUN.fast(rows) == one_by_one
     if not one_by_one:
         assert error(List(RUN, 100), rows).startswith(f"[{len(rows) - 1}]")
+
+
+SHORT_OR_LONG = ByLength({4: RUN, 6: Row(*RUN.items, Int(1, 9), Int(0, 9))})
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[0, 1, None, 1], [2, 1, 3, 1, 9, 9]], None),
+        ([[0, 1, None, 1]] * 3, None),
+        ([[0, 1, None, 1], [2, 1, 3, 1, 10, 9]], "[1][4]: expected 1..9, got 10"),
+        ([[0, 1, None, 1], [2, 1, 3, 1, 9]], "[1]: expected a list of 4 or 6, got a list of 5"),
+        ([[0, 1, None, 1], "x"], "[1]: expected a list of 4 or 6, got 'x'"),
+        ([[0, 1, None, 1], [2, 1, 3, 1, 1, 1], [0, 0, 0, 0]], "[2][1]: expected 1..100, got 0"),
+    ],
+)
+def test_a_row_of_each_length_has_its_own_shape(rows: list[Any], message: str | None) -> None:
+    """ByLength: a short row is a run, a long one a run with two more columns; checked in
+    bulk, the rows of each length together, and one by one where that finds a fault."""
+    assert SHORT_OR_LONG.fast(rows) == (message is None)
+    if message is None:
+        List(SHORT_OR_LONG, 10).check(rows)
+    else:
+        assert error(List(SHORT_OR_LONG, 10), rows) == message
 
 
 TREE: Schema = Record(

@@ -199,7 +199,7 @@ DIGITS = "@5000 digits@"  # stands for a 5000-digit number, which json.dumps ref
 DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
     "newer-version": (_set("version", 99), "expected state version 2 or older, got 99"),
     "version-a-string": (_set("version", "1"), "expected state version 2 or older, got '1'"),
-    "newer-host-version": (_set("host.version", 99), "expected state version 3 or older, got 99"),
+    "newer-host-version": (_set("host.version", 99), "expected state version 4 or older, got 99"),
     "other-format": (_set("format", "something-else"), "expected an xlemu-state file"),
     "not-an-object": (lambda doc: [1, 2], "expected an xlemu-state file"),
     "unknown-top-key": (_set("colour", 1), "damaged state: unexpected key 'colour'"),
@@ -294,6 +294,20 @@ DAMAGES: dict[str, tuple[Callable[[Doc], Any], str]] = {
     "run-of-strings": (
         _set("host.domains.1.pages", [["a", 1, None, 1]]),
         "damaged state: host.domains[1].pages[0][0]: expected an integer, got 'a'",
+    ),
+    "run-of-five": (
+        _set("host.domains.1.pages", [[0, 1, None, 1, 2]]),
+        "damaged state: host.domains[1].pages[0]: expected a list of 4 or 7, got a list of 5",
+    ),
+    "runs-recurring-below-zero": (  # gfns 0, -1, -2: the third run's value is out of range
+        _set("host.domains.1.pages", [[1000, 1, 0, 1, 3, 512, -1]]),
+        "damaged state: host.domains[1].pages[0]: its last run's value: "
+        "expected 0..18446744073709551615, got -2",
+    ),
+    "runs-recurring-beyond-any-state": (  # 2 x 2 000 000 runs and dom0's one, over a bound of
+        # 2 000 000 runs in all: what a state of plain rows of 4 values could hold
+        _set("host.domains.1.pages", [[0, 1, None, 1, 2_000_000, 2, 0]] * 2),
+        "damaged state: expected at most 2000000 runs in all, got 4000001",
     ),
     "claim-on-node-70": (
         _set("host.domains.1.claims", [[70, 1]]),
