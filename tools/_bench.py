@@ -138,3 +138,8 @@ def ms(s: float) -> str:
 
 def mib(n_bytes: float) -> str:
     return f"{n_bytes / (1 << 20):.1f} MiB"
+
+
+def size(n_bytes: float) -> str:
+    """MiB, or KiB below one MiB (a saved state may be either)."""
+    return mib(n_bytes) if n_bytes >= 1 << 20 else f"{n_bytes / 1024:.1f} KiB"

@@ -2,7 +2,8 @@
 
 Rows of the issue's table: ``xlemu info`` cold next to ``python -c "import click"`` (the
 reference: the interpreter and the CLI library alone), and ``xlemu list`` with a 200 GiB
-PV guest on the host (2 MiB extents from meminit_pv: ~100 000 extents of saved state).
+PV guest on the host (2 MiB extents from meminit_pv, from the two nodes in turn: ~100 000
+runs in the physmap) next to ``xlemu list`` of the same host without the guest.
 Also ``python -c pass``, importing ``xlemu.cli``, and creating a 64 GiB HVM guest.
 
 Each line is the median of --runs runs, the commands interleaved so that all see the same
@@ -130,15 +131,20 @@ def main() -> None:
             create.append(wall([*xlemu, "create", "-q", str(d / "big.cfg")], env))
 
         pv_times: list[float] = []
+        empty_times: list[float] = []
         pv_state = 0
         pv_create = 0.0
         if not args.no_pv:
             pv_env = {**env, "XLEMU_STATE": str(d / "pv.json")}
+            empty_env = {**env, "XLEMU_STATE": str(d / "empty.json")}
             wall([*xlemu, "host", "init", "--nodes", "2", "--node-memory", str(128 * 1024)], pv_env)
+            shutil.copy(d / "pv.json", d / "empty.json")
             (d / "pv.cfg").write_text(PV, encoding="utf-8")
             pv_create = wall([*xlemu, "create", "-q", str(d / "pv.cfg")], pv_env)
             pv_state = (d / "pv.json").stat().st_size
-            pv_times = [wall([*xlemu, "list"], pv_env) for _ in range(max(3, args.runs // 3))]
+            for _ in range(max(3, args.runs // 3)):  # interleaved with the reference
+                pv_times.append(wall([*xlemu, "list"], pv_env))
+                empty_times.append(wall([*xlemu, "list"], empty_env))
             if args.instructions:
                 counts["xlemu list, a 200 GiB PV guest on the host"] = instructions(
                     [*xlemu, "list"], pv_env
@@ -154,8 +160,11 @@ def main() -> None:
         print(line(name, measured, note))
     print(line("xlemu create (HVM 64 GiB on 2 x 64 GiB)", create))
     if pv_times:
-        note = f"   state {pv_state / (1 << 20):.1f} MiB; create took {pv_create:.1f} s"
+        note = f"   state {pv_state / 1024:.0f} KiB; create took {pv_create:.1f} s"
         print(line("xlemu list, a 200 GiB PV guest on the host", pv_times, note))
+        ratios = [p / e for p, e in zip(pv_times, empty_times, strict=True)]
+        note = f"   the guest costs {statistics.median(ratios):.2f} x"
+        print(line("xlemu list, the same host without the guest", empty_times, note))
     click = counts.get('python -c "import click"')
     if click:
         print("  instructions (valgrind), one run each:")
