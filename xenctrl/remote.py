@@ -10,7 +10,6 @@ unchanged against an in-process host or a served one.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from pathlib import Path
 
@@ -44,6 +43,8 @@ class Connection:
         self.arena = Arena()  # this caller's address space, sent with each hypercall
         self.notices: list[str] = []
         self._lock = threading.Lock()  # one request at a time on the stream
+        import socket  # only a served host needs it: an in-process one is far more common
+
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._sock.connect(str(path))

@@ -36,9 +36,12 @@ connection are answered in order, one at a time; connections run concurrently.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the socket is the caller's: this module only reads and writes it
+    import socket
 
 VERSION = 1
 HELLO, HYPERCALL, SAVE = 1, 2, 3
