@@ -426,28 +426,28 @@ def _public_name(layout: Construct) -> str:
     return "record"
 
 
-_codecs: dict[int, Codec] = {}  # by id() of the layout, which ``_held`` keeps alive
-_held: list[Construct] = []
+class _Codecs(dict[Construct, Codec]):
+    """The codec of each layout met so far, by the layout itself (construct compares
+    layouts by identity); a missing one is derived, once, on first use."""
+
+    def __missing__(self, layout: Construct) -> Codec:
+        with _lock:
+            made = self.get(layout)
+            if made is None:
+                try:
+                    if not isinstance(layout, Struct) or _hooked(layout):
+                        raise _Unsupported("not a plain Struct")
+                    shape: _Shape | None = _Shape(layout)
+                    size = struct.calcsize("<" + shape.codes)  # type: ignore[union-attr]
+                except _Unsupported:
+                    shape, size = None, layout.sizeof()
+                made = self[layout] = Codec(layout, size, shape)
+        return made
+
+
+_codecs = _Codecs()
 _lock = threading.RLock()  # deriving a layout derives its nested layouts first
 
-
-def codec(layout: Construct) -> Codec:
-    """The codec of ``layout``, derived on first use and kept for the process."""
-    try:
-        return _codecs[id(layout)]
-    except KeyError:
-        pass
-    with _lock:
-        made = _codecs.get(id(layout))
-        if made is None:
-            try:
-                if not isinstance(layout, Struct) or _hooked(layout):
-                    raise _Unsupported("not a plain Struct")
-                shape: _Shape | None = _Shape(layout)
-                size = struct.calcsize("<" + shape.codes)  # type: ignore[union-attr]
-            except _Unsupported:
-                shape, size = None, layout.sizeof()
-            made = Codec(layout, size, shape)
-            _held.append(layout)
-            _codecs[id(layout)] = made
-    return made
+# The codec of ``layout``, derived on first use and kept for the process (a dict lookup,
+# with no Python frame, once it is known).
+codec: Callable[[Construct], Codec] = _codecs.__getitem__

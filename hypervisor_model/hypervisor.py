@@ -7,12 +7,12 @@ into the caller's hypercall buffers, which the handlers reach as ``hv.caller_mem
 
 from __future__ import annotations
 
-import operator
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
+from operator import index
 from typing import Protocol
 
 from hypervisor_model import claims
@@ -47,6 +47,7 @@ from hypervisor_model.version import do_xen_version
 
 WORD_MASK = (1 << 64) - 1
 HYPERCALL_ARGS = 6  # x86_64 passes up to six argument registers
+_NO_WORDS = [0] * HYPERCALL_ARGS  # the registers a call leaves unset read as 0
 
 Handler = Callable[..., int]
 
@@ -73,7 +74,7 @@ class Hypervisor:
         self.console = Console()
         self.heap.faults = self.faults
         self.arena = Arena()  # the hypercall buffers of callers in this process
-        self._running = threading.local()  # per thread, as Xen's `current` is per CPU
+        self._running = _Running()  # per thread, as Xen's `current` is per CPU
         self.domctl_lock = threading.Lock()
         self.sysctl_lock = threading.Lock()
         self._domlist_lock = threading.Lock()
@@ -103,7 +104,7 @@ class Hypervisor:
 
     def _reached(self, d: Domain, *, new: bool = False) -> None:
         """Tell this thread's counter watch, if any, that the hypercall reached ``d``."""
-        watch: Watch | None = getattr(self._running, "watch", None)
+        watch = self._running.watch
         if watch is not None:
             watch.reach(d, new=new)
 
@@ -224,7 +225,7 @@ class Hypervisor:
     def caller_memory(self) -> GuestMemory:
         """The memory of the caller whose hypercall runs in this thread, where its guest
         handles point (copy_from_guest acts on current's address space)."""
-        memory: GuestMemory | None = getattr(self._running, "memory", None)
+        memory = self._running.memory
         return self.arena if memory is None else memory
 
     def hypercall(
@@ -240,23 +241,26 @@ class Hypervisor:
             self.scheduler.preempt()  # between two hypercalls the CPU may run another vCPU
         if len(args) > HYPERCALL_ARGS:
             raise TypeError(f"expected at most {HYPERCALL_ARGS} argument words, got {len(args)}")
-        words = [operator.index(a) & WORD_MASK for a in args]
-        words += [0] * (HYPERCALL_ARGS - len(words))
-        current = self.find_domain(caller)
+        words = [index(a) & WORD_MASK for a in args] if args else []
+        words += _NO_WORDS[len(words) :]
+        current = self._domains.get(caller)
         if current is None:
             return -ESRCH  # only an existing domain can issue hypercalls
-        op = operator.index(op)
-        if op not in self._handlers:
+        if self.trace_hooks:
+            self._reached(current)  # find_domain's report of the caller
+        op = index(op)
+        handler = self._handlers.get(op)
+        if handler is None:
             return -ENOSYS
         self.faults.before_hypercall_hook(caller)
         running = self._running
-        outer = getattr(running, "memory", None)  # a fault hook's hypercall may nest
+        outer = running.memory  # a fault hook's hypercall may nest
         running.memory = memory
         try:
             if self.trace_hooks:
                 rc = self._watched(current, op, words)
             else:
-                rc = self.dispatch(current, op, words)
+                rc = _call(handler, self, current, words)
         finally:
             running.memory = outer
         if self.check_after_each_hypercall:
@@ -267,7 +271,7 @@ class Hypervisor:
         """Dispatch while the machine's probes watch the counters the hypercall moves."""
         hooks = list(self.trace_hooks)
         running = self._running
-        outer = getattr(running, "watch", None)
+        outer = running.watch
         watch = running.watch = Watch(self)
         watch.reach(current)
         try:
@@ -285,12 +289,7 @@ class Hypervisor:
         handler = self._handlers.get(op)
         if handler is None:
             return -ENOSYS
-        try:
-            return handler(self, current, *words)
-        except XenError as e:
-            return -e.errno
-        except GuestFault:
-            return -EFAULT
+        return _call(handler, self, current, words)
 
     def preempt_check(self) -> None:
         """A continuation point: let other threads' hypercalls run (hypercall_preempt_check)."""
@@ -315,6 +314,24 @@ class Hypervisor:
         """Raise :class:`InvariantError` unless every accounting invariant holds
         (``frames=False``: all but the walk over every frame's owner)."""
         check_invariants(self, frames=frames)
+
+
+class _Running(threading.local):
+    """What runs in one thread (as Xen's ``current`` per CPU): the caller's memory, and the
+    counter watch of a traced hypercall."""
+
+    memory: GuestMemory | None = None
+    watch: Watch | None = None
+
+
+def _call(handler: Handler, hv: Hypervisor, current: Domain, words: Sequence[int]) -> int:
+    """Run a handler; Xen's errors become its ``long`` result."""
+    try:
+        return handler(hv, current, *words)
+    except XenError as e:
+        return -e.errno
+    except GuestFault:
+        return -EFAULT
 
 
 def _handlers() -> dict[int, Handler]:
