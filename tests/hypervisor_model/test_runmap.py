@@ -181,3 +181,32 @@ def test_a_saved_progression_that_overlaps_is_refused_when_read() -> None:
     damaged = RunMap.from_saved([[0, 4, 0, 1, 3, 2, 8]])
     with pytest.raises(ValueError):
         len(damaged)
+
+
+progressions = st.lists(  # (count, length, value or None, key gap after each run, value stride)
+    st.tuples(
+        st.integers(1, 6),
+        st.integers(1, 4),
+        st.one_of(st.none(), st.integers(0, 1000)),
+        st.integers(0, 3),
+        st.integers(-5, 5),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(progressions)
+def test_runs_that_recur_save_and_load_as_they_were(groups: list[tuple]) -> None:
+    """Runs laid out as progressions (and mixtures of them) come back from their saved rows
+    as the same map, in no more rows than runs."""
+    pages = RunMap(any_step=True)
+    key = 0
+    for count, length, value, gap, value_stride in groups:
+        for i in range(count):
+            at = None if value is None else value + 200 * length + i * value_stride
+            pages.insert(key, length, at, 1, None)
+            key += length + gap
+    saved = pages.saved()
+    assert list(RunMap.from_saved(saved, any_step=True)) == list(pages)
+    assert len(saved) <= len(pages) and RunMap.saved_length(saved) == len(pages)
