@@ -38,6 +38,7 @@ from xenctrl.errors import XenError
 from xenctrl.remote import Connection, RemoteHost
 
 Host = Hypervisor | RemoteHost  # what a handle can be opened on
+ENTRY_SIZE = sizeof(xen.multicall_entry)
 Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
 
 
@@ -234,35 +235,59 @@ def memory_op_struct(
     """xc_memory_op as libxenctrl issues it on Linux x86_64, also returning the argument
     structure as Xen left it: a one-entry multicall, whose entry brings back the whole
     64-bit result that privcmd's int return would truncate (xc_private.c xc_memory_op)."""
-    raw = build(layout, fields) if layout is not None else b""
-    user = bytearray(raw)
-    with Bounce(xch, user if layout is not None else None, len(user), "both") as arg:
-        args = (cmd, arg.addr)
+    return _memory_op(xch, cmd, layout, fields, None, 0)
+
+
+def _memory_op(
+    xch: xc_interface,
+    cmd: int,
+    layout: Construct | None,
+    fields: dict[str, Any],
+    frames: ctypes.Array[ctypes.c_uint64] | None,
+    nr_frames: int,
+) -> tuple[int, Record | None]:
+    """Issue the memory_op multicall. The argument structure, the entry and, for the
+    reservation ops, ``nr_frames`` of ``frames`` as the extent list share one hypercall
+    buffer (each bounced both ways, where libxenctrl bounces three): the structure first,
+    the list last, so that the list ends where the buffer does."""
+    size = sizeof(layout) if layout is not None else 0
+    list_at = size + ENTRY_SIZE
+    list_bytes = nr_frames * 8 if frames is not None else 0
+    with xch.arena.alloc(list_at + list_bytes) as buf:
+        mem = buf.mem
+        if frames is not None:
+            fields["extent_start"] = buf.addr + list_at
+            mem[list_at : list_at + list_bytes] = memoryview(frames).cast("B")[:list_bytes]
+        raw = build(layout, fields) if layout is not None else b""
+        mem[:size] = raw
+        args = (cmd, buf.addr if layout is not None else 0)
         call = dict(op=HYPERVISOR_memory_op, result=0, args=[*args, 0, 0, 0, 0])
-        entry = bytearray(build(xen.multicall_entry, call))
-        with Bounce(xch, entry, len(entry), "both") as list_:
-            mc_args = (list_.addr, 1)
-            rc = xch.hypercall(HYPERVISOR_multicall, *mc_args)
-    result = parse(xen.multicall_entry, bytes(entry)).result
+        entry_in = build(xen.multicall_entry, call)
+        mem[size:list_at] = entry_in
+        mc_args = (buf.addr + size, 1)
+        rc = xch.hypercall(HYPERVISOR_multicall, *mc_args)
+        out = bytes(mem[:size])
+        entry_out = bytes(mem[size:list_at])
+        if frames is not None and list_bytes:
+            ctypes.memmove(frames, bytes(mem[list_at : list_at + list_bytes]), list_bytes)
+    result = parse(xen.multicall_entry, entry_out).result
     result -= (result >> 63) << 64  # the entry holds a long
-    ran = (
-        None
-        if rc
-        else trace.subcall(HYPERVISOR_memory_op, args, layout, None, raw, bytes(user), result)
-    )
-    entry_in = build(xen.multicall_entry, call)
-    trace.hypercall(
-        xch,
-        HYPERVISOR_multicall,
-        mc_args,
-        xen.multicall_entry,
-        None,
-        entry_in,
-        bytes(entry),
-        rc,
-        entries=[ran] if ran is not None else None,
-    )
-    return rc or result, parse(layout, bytes(user)) if layout is not None else None
+    if trace.tracing():
+        ran = None
+        if not rc:
+            ran = trace.subcall(HYPERVISOR_memory_op, args, layout, None, raw, out, result)
+        trace.hypercall(
+            xch,
+            HYPERVISOR_multicall,
+            mc_args,
+            xen.multicall_entry,
+            None,
+            entry_in,
+            entry_out,
+            rc,
+            entries=[ran] if ran is not None else None,
+        )
+    return rc or result, parse(layout, out) if layout is not None else None
 
 
 def reservation(
@@ -276,17 +301,14 @@ def reservation(
 ) -> int:
     """The three reservation ops: the extent list is bounced both ways, NULL stays NULL."""
     frames = as_pfn_array(extent_start, nr_extents)
-    with Bounce(xch, frames, nr_extents * 8, "both") as lst:
-        rc = xc_memory_op(
-            xch,
-            op,
-            memory.xen_memory_reservation,
-            extent_start=lst.addr,
-            nr_extents=nr_extents,
-            extent_order=extent_order & 0xFFFFFFFF,
-            mem_flags=mem_flags & 0xFFFFFFFF,
-            domid=domid & 0xFFFF,
-        )
+    fields = dict(
+        nr_extents=nr_extents,
+        extent_order=extent_order & 0xFFFFFFFF,
+        mem_flags=mem_flags & 0xFFFFFFFF,
+        domid=domid & 0xFFFF,
+        extent_start=0,
+    )
+    rc, _ = _memory_op(xch, op, memory.xen_memory_reservation, fields, frames, nr_extents)
     if (
         frames is not None
         and frames is not extent_start
