@@ -11,7 +11,7 @@ an insert or removal anywhere costs a search and a small shift, never a shift of
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -85,6 +85,10 @@ def _unsaved(rows: Iterable[Sequence[Any]]) -> Iterator[Run]:
         for i in range(count):
             at = None if value is None else value + i * value_stride
             yield Run(start + i * key_stride, length, at, step, None)
+
+
+def _start(run: Run) -> int:
+    return run.start
 
 
 _reading = threading.Lock()
@@ -243,6 +247,81 @@ class RunMap:
             self._put(lc, li, run)
         else:
             self._add_after(lc, li, run)
+
+    def insert_many(self, runs: Sequence[Run]) -> None:
+        """:meth:`insert` each of ``runs``, given in key order over unmapped keys; runs
+        that fall between the same two mapped keys go in together, in one splice."""
+        i = 0
+        while i < len(runs):
+            lc, li = self._before(runs[i].start)
+            rc, ri = self._after(lc, li)
+            j = len(runs)
+            if rc >= 0:  # the runs before the next mapped key
+                j = bisect_left(runs, self._runs[rc][ri].start, i + 1, key=_start)
+            if j - i == 1:
+                run = runs[i]
+                self.insert(run.start, run.length, run.value, run.step, run.tag)
+            else:
+                self._splice(lc, li, rc, ri, runs[i:j])
+            i = j
+
+    def _splice(self, lc: int, li: int, rc: int, ri: int, runs: Sequence[Run]) -> None:
+        """Put runs in key order between the runs at ``(lc, li)`` and ``(rc, ri)``
+        (either (-1, -1): none), merging those that continue one another."""
+        any_step = self.any_step
+        merged: list[Run] = []
+        end = None
+        for run in runs:
+            start, length, _, step, _ = run
+            if length <= 0:
+                continue
+            if length == 1 and step != 1:
+                run = run._replace(step=1)
+            elif step != 1 and step != -1 and (step == 0 or not any_step):
+                raise ValueError(f"expected a step of 1 or -1, got {step}")
+            if end is not None and end > start:
+                raise ValueError(f"expected runs in order, got {start:#x} after {merged[-1]}")
+            if end == start and (s := _continues(merged[-1], run, any_step)) is not None:
+                last = merged[-1]
+                merged[-1] = Run(last.start, last.length + length, last.value, s, run.tag)
+            else:
+                merged.append(run)
+            end = start + length
+        if not merged:
+            return
+        left = self._runs[lc][li] if lc >= 0 else None
+        right = self._runs[rc][ri] if rc >= 0 else None
+        if (left is not None and left.start + left.length > merged[0].start) or (
+            right is not None and end is not None and right.start < end
+        ):
+            raise ValueError(f"expected unmapped keys, got overlap at {merged[0].start:#x}")
+        if right is not None and (s := _continues(merged[-1], right, any_step)) is not None:
+            last = merged[-1]
+            merged[-1] = Run(last.start, last.length + right.length, last.value, s, last.tag)
+            self._delete(rc, ri)  # after (lc, li): that position stays
+        at = li + 1
+        if left is not None and (s := _continues(left, merged[0], any_step)) is not None:
+            head = merged[0]
+            merged[0] = Run(left.start, left.length + head.length, left.value, s, left.tag)
+            at = li
+            self._count -= 1
+        if lc < 0:  # before every run: the front of the first chunk, or a first chunk
+            if not self._runs:
+                self._runs.append([])
+                self._starts.append([])
+                self._firsts.append(merged[0].start)
+            lc, at = 0, 0
+        chunk, starts = self._runs[lc], self._starts[lc]
+        chunk[at : li + 1] = merged
+        starts[at : li + 1] = [r.start for r in merged]
+        self._firsts[lc] = starts[0]
+        self._count += len(merged)
+        if len(chunk) >= 2 * CHUNK:  # cut in chunks of CHUNK runs
+            self._runs[lc : lc + 1] = [chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)]
+            self._starts[lc : lc + 1] = [
+                starts[k : k + CHUNK] for k in range(0, len(starts), CHUNK)
+            ]
+            self._firsts[lc : lc + 1] = [starts[k] for k in range(0, len(starts), CHUNK)]
 
     def remove(self, start: int, end: int) -> list[Run]:
         """Unmap ``[start, end)`` and return the pieces that were mapped there."""
