@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hypervisor_model.claims import ClaimHolder
     from hypervisor_model.domain import Domain
     from hypervisor_model.hypervisor import Hypervisor
 
@@ -95,7 +96,7 @@ class Faults:
 
     # -- hooks called by the model ------------------------------------------------------------
 
-    def allocation_fails(self, d: Domain | None) -> bool:
+    def allocation_fails(self, d: ClaimHolder | None) -> bool:
         """Called for every domain allocation; True to fail it."""
         if d is None or not self._failing:
             return False
@@ -107,6 +108,15 @@ class Faults:
                         del self._failing[key]
                     return True
         return False
+
+    def calm(self, d: ClaimHolder | None) -> bool:
+        """True if no allocation of ``d`` is armed to fail (the next ones go through)."""
+        failing = self._failing
+        return not failing or d is None or not (failing.get(d.domain_id) or failing.get(None))
+
+    def populate_armed(self, d: Domain) -> bool:
+        """True if some populate extent of ``d`` has a fault or an action armed."""
+        return bool(self._at_gfn) and any(f.domid == d.domain_id for f in list(self._at_gfn))
 
     def extent_may_populate(self, d: Domain, gfn: int, order: int) -> bool:
         """Called before each populate extent; runs due actions, False to fail the extent."""

@@ -4,6 +4,10 @@ State is one entry per free block, never per page. Every rule here is Xen's; the
 simplification is scrubbing: the model scrubs instantly, so every free block is clean, lists
 take blocks at the head, and ``scrub_pages`` is always 0 (as Xen reports it anyway).
 The claim rules that live inside the allocator are delegated to :mod:`claims`.
+
+Extents are allocated in batches (:meth:`Heap.alloc_extents`) with exactly the outcome of
+one allocation after another, and a block split for one request stays a *carve* for the
+next ones of its order until anything else looks at the node's lists (:meth:`Heap._take`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from hypervisor_model import claims
 from hypervisor_model.faults import Faults
@@ -74,6 +79,28 @@ def cycle_node(node: int, mask: int) -> int:
     return nxt if nxt < MAX_NUMNODES else first_node(mask)
 
 
+class Extents(NamedTuple):
+    """``length`` extents of ``size`` pages on ``node``: at ``mfn``, ``mfn - size``, ... (the
+    buddy allocator hands a split block out from the top down)."""
+
+    mfn: int
+    length: int
+    node: int
+    size: int
+
+    @property
+    def last(self) -> int:
+        """The last extent's first frame, the lowest frame of the run."""
+        return self.mfn - (self.length - 1) * self.size
+
+    def longer(self, more: int) -> Extents:
+        return self._replace(length=self.length + more)
+
+    def mfns(self) -> range:
+        """Each extent's first frame, in order."""
+        return range(self.mfn, self.mfn - self.length * self.size, -self.size)
+
+
 class Heap:
     """The domain heap of one host, with the counters Xen keeps under ``heap_lock``."""
 
@@ -104,6 +131,13 @@ class Heap:
         )
         self._range_starts = [s for s, _, _ in ranges]
         self._ranges = ranges
+        # The zones each node's RAM lies in: a search for free memory looks at no others.
+        self._zone_span = [(1, 0)] * nr_nodes
+        for s, e, n in ranges:
+            low, high = self._zone_span[n]
+            span = (page_to_zone(s), page_to_zone(e - 1))
+            self._zone_span[n] = span if low > high else (min(low, span[0]), max(high, span[1]))
+        self._carves: dict[int, list[int]] = {}  # node -> [zone, head, pages, order], see _take
         self.total_pages = sum(e - s for s, e, _ in ranges)
         self.max_page = max((e for _, e, _ in ranges), default=0)  # highest RAM MFN + 1
         # cpu_to_node(0): the boot CPU's node, where Xen runs what no domain asks for
@@ -232,11 +266,13 @@ class Heap:
 
     def free_blocks(self) -> Iterator[tuple[int, int, int]]:
         """Every free block as ``(head, order, node)``."""
+        self._settle_carves()
         for head, (order, node) in self._free.items():
             yield head, order, node
 
     def free_lists(self) -> Iterator[tuple[int, int, int, list[int]]]:
         """Every non-empty free list as ``(node, zone, order, heads)``, heads in list order."""
+        self._settle_carves()
         for node, zones in enumerate(self._lists):
             for zone, orders in enumerate(zones):
                 for order, lst in enumerate(orders or ()):
@@ -245,6 +281,7 @@ class Heap:
 
     def restore_free_list(self, node: int, zone: int, order: int, heads: list[int]) -> None:
         """Append blocks to a free list in the given order, counting them as free."""
+        self._settle_carves()
         lst = self._zone_lists(node, zone)[order]
         for head in heads:
             lst[head] = None
@@ -254,10 +291,12 @@ class Heap:
             self.total_avail_pages += 1 << order
 
     def free_block_count(self) -> int:
+        self._settle_carves()
         return len(self._free)
 
     def find_free_block(self, mfn: int) -> int | None:
         """Head of the free block containing ``mfn``, if it is free."""
+        self._settle_carves()
         for order in range(MAX_ORDER + 1):
             head = mfn & ~((1 << order) - 1)
             if self._free.get(head, (None,))[0] == order:
@@ -268,8 +307,9 @@ class Heap:
 
     def get_free_buddy(
         self, zone_lo: int, zone_hi: int, order: int, memflags: int, d: claims.ClaimHolder | None
-    ) -> tuple[int, int, int] | None:
-        """Find and unlink a free block of at least ``order``: ``(head, order, node)``.
+    ) -> tuple[int, int] | None:
+        """Find a free block of at least ``order``, split it and take ``2**order`` pages of
+        it: ``(mfn, node)``.
 
         Node choice (get_free_buddy): the requested node, else round-robin after
         ``d.last_alloc_node`` within the domain's node affinity, then the other online
@@ -290,9 +330,9 @@ class Heap:
         first, retried = node, False
         while True:
             if node < len(self.avail) and claims.node_can_serve(self, node, 1 << order, holder):
-                found = self._take(node, zone_lo, zone_hi, order)
-                if found is not None:
-                    return found[0], found[1], node
+                mfn = self._take(node, zone_lo, zone_hi, order)
+                if mfn is not None:
+                    return mfn, node
             if memflags & MEMF_exact_node and req_node != NUMA_NO_NODE:
                 return None
             if not nodemask >> node & 1:
@@ -311,11 +351,33 @@ class Heap:
                 if node >= MAX_NUMNODES:
                     return None
 
-    def _take(self, node: int, zone_lo: int, zone_hi: int, order: int) -> tuple[int, int] | None:
-        """Unlink the first block of the smallest sufficient order, zones high to low."""
+    def _take(self, node: int, zone_lo: int, zone_hi: int, order: int) -> int | None:
+        """Take ``2**order`` pages from the first block of the smallest sufficient order,
+        zones high to low: the block's top, its lower halves going back to the lists of their
+        orders (alloc_heap_pages keeps the upper half at each halving).
+
+        Those halves are the rest of the block, which the next requests of the same order
+        split from the top in turn. So the rest stays a carve (``zone, head, pages left,
+        order``) instead of being pushed half by half: the lists of the orders it would fill
+        held nothing else when the block was taken, so a request of that order reaching the
+        carve's zone takes the carve's top, as it would have taken the smallest half. Any
+        other look at the node's lists settles the carve first (:meth:`_settle_carves`)."""
+        request = 1 << order
+        carve = self._carves.get(node)
+        if carve is not None and carve[3] != order:
+            self._settle_carves()
+            carve = None
         avail, lists = self.avail[node], self._lists[node]
-        for zone in range(zone_hi, zone_lo - 1, -1):
-            if avail[zone] < 1 << order:
+        low, high = self._zone_span[node]
+        for zone in range(min(zone_hi, high), max(zone_lo, low) - 1, -1):
+            if carve is not None and zone == carve[0]:
+                left = carve[2] - request
+                if left:
+                    carve[2] = left
+                else:
+                    del self._carves[node]
+                return carve[1] + left
+            if avail[zone] < request:
                 continue
             orders = lists[zone]
             assert orders is not None  # the zone has free memory
@@ -324,8 +386,52 @@ class Heap:
                 if lst:
                     head, _ = lst.popitem(last=False)
                     del self._free[head]
-                    return head, j
+                    end = head + (1 << j)
+                    if not lst:
+                        head = self._adopt(orders, j, head)
+                    left = end - head - request
+                    if left:
+                        if carve is not None:
+                            self._settle_carves()  # a carve in a zone below: give it back
+                        self._carves[node] = [zone, head, left, order]
+                    return head + left
         return None
+
+    def _adopt(self, orders: list[OrderedDict[int, None]], order: int, head: int) -> int:
+        """Take into a carve the free blocks that lie right below the one of ``order`` at
+        ``head``, each of the next larger order and alone in its list: the requests after it
+        would take them in turn, from the top down (a settled carve looks so). Returns where
+        the carve starts."""
+        for j in range(order + 1, MAX_ORDER + 1):
+            lst = orders[j]
+            if not lst:
+                continue
+            below = next(iter(lst))
+            if len(lst) != 1 or below + (1 << j) != head:
+                break
+            lst.clear()
+            del self._free[below]
+            head = below
+        return head
+
+    def _settle_carves(self) -> None:
+        """Give each carve's rest to the free lists, as the halvings would have left it:
+        one block per set bit of its size, largest first (each alone in its list)."""
+        if not self._carves:
+            return
+        free = self._free
+        for node, (zone, head, left, _) in self._carves.items():
+            orders = self._lists[node][zone]
+            assert orders is not None
+            while left:
+                order = left.bit_length() - 1
+                lst = orders[order]
+                lst[head] = None
+                lst.move_to_end(head, last=False)
+                free[head] = (order, node)
+                head += 1 << order
+                left -= 1 << order
+        self._carves.clear()
 
     def alloc_heap_pages(
         self,
@@ -335,35 +441,136 @@ class Heap:
         memflags: int,
         d: claims.ClaimHolder | None,
     ) -> tuple[int, int] | None:
-        """Allocate ``2**order`` contiguous pages; return ``(mfn, node)`` (alloc_heap_pages).
+        """Allocate ``2**order`` contiguous pages; return ``(mfn, node)`` (alloc_heap_pages)."""
+        runs = self.alloc_extents(((zone_lo, zone_hi),), order, memflags, d, 1)
+        return (runs[0].mfn, runs[0].node) if runs else None
 
-        Claims: the host-wide check comes first, the per-node check is part of the node
-        search, and the domain's claim is redeemed in the same locked region.
+    def alloc_extents(
+        self,
+        attempts: Sequence[tuple[int, int]],
+        order: int,
+        memflags: int,
+        d: claims.ClaimHolder | None,
+        count: int,
+        faults: Faults | None = None,
+    ) -> list[Extents]:
+        """Allocate up to ``count`` extents of ``2**order`` pages, one after another, each
+        as alloc_heap_pages over the zone ranges ``attempts`` in turn would (the DMA
+        fallback of alloc_domheap_pages), stopping at the first that fails (or that
+        ``faults`` fails). Returns the extents in order, as runs.
+
+        The result is exactly that of ``count`` separate allocations: the batch holds
+        heap_lock throughout (one of the interleavings Xen allows) and saves their work
+        in two ways. A block split for one extent is carved from the top for the next
+        (:meth:`_take`). And where the next extent must take the same path as the last
+        (same first node, no fault armed), as many as the carve, the node's unclaimed
+        memory and the host's allow are taken in one step, their claims redeemed at once:
+        redemption drains the node's claim, then the host-wide one, then the other nodes',
+        so the sum of per-extent redemptions is one redemption of the sum.
         """
         if order > MAX_ORDER:
-            return None
+            return []
         request = 1 << order
         holder = d if d is not None and not memflags & MEMF_no_refcount else None
+        nodemask = self.online_mask
+        if d is not None and nodemask & d.node_affinity:
+            nodemask &= d.node_affinity
+        # Where every extent starts its node search at the same node, an extent taken from a
+        # carve is followed by others from it: the nodes searched before it are unchanged.
+        same_start = (
+            d is None or MEMF_get_node(memflags) != NUMA_NO_NODE or nodemask.bit_count() == 1
+        )
+        runs: list[Extents] = []
+        done = 0
         with self.lock:
+            while done < count:
+                if faults is not None and faults.allocation_fails(d):
+                    break
+                found = self._alloc_locked(attempts, order, memflags, d, holder)
+                if found is None:
+                    break
+                mfn, node = found
+                steps = 1
+                carve = self._carves.get(node)
+                if (
+                    same_start
+                    and carve is not None
+                    and carve[1] + carve[2] == mfn  # this extent came from the carve
+                    and (faults is None or faults.calm(d))
+                ):
+                    steps += self._carry_on(node, carve, request, holder, count - done - 1)
+                if runs and runs[-1].node == node and runs[-1].last == mfn + request:
+                    runs[-1] = runs[-1].longer(steps)
+                else:
+                    runs.append(Extents(mfn, steps, node, request))
+                done += steps
+        return runs
+
+    def _alloc_locked(
+        self,
+        attempts: Sequence[tuple[int, int]],
+        order: int,
+        memflags: int,
+        d: claims.ClaimHolder | None,
+        holder: claims.ClaimHolder | None,
+    ) -> tuple[int, int] | None:
+        """One extent, heap_lock held: the host-wide claim check comes first, the per-node
+        check is part of the node search, and the claim is redeemed in the same region."""
+        request = 1 << order
+        for zone_lo, zone_hi in attempts:
             if not claims.host_can_serve(self, request, holder):
-                return None
+                continue
             found = self.get_free_buddy(zone_lo, zone_hi, order, memflags, d)
             if found is None:
-                return None
-            head, buddy_order, node = found
-            # Halve the block, giving back the lower half each time and keeping the upper.
-            while buddy_order != order:
-                buddy_order -= 1
-                self._push(head, buddy_order, node)
-                head += 1 << buddy_order
-            self.avail[node][page_to_zone(head)] -= request
+                continue
+            mfn, node = found
+            self.avail[node][page_to_zone(mfn)] -= request
             self.total_avail_pages -= request
             self.node_avail_pages[node] -= request
             if holder is not None and holder.outstanding_pages:
                 claims.redeem(self, holder, node, request)
             if d is not None:
                 d.last_alloc_node = node
-            return head, node
+            return found
+        return None
+
+    def _carry_on(
+        self,
+        node: int,
+        carve: list[int],
+        request: int,
+        holder: claims.ClaimHolder | None,
+        most: int,
+    ) -> int:
+        """Take up to ``most`` more extents from ``node``'s carve in one step, as many as
+        the checks of alloc_heap_pages would pass one by one; return how many. Each extent
+        lowers the node's memory unclaimed by others by ``request``. The host-wide check
+        passes on the domain's claim while it covers a request (unclaimed memory stays as
+        it is), then, with what is left of the claim spent, on unclaimed memory alone: so
+        on ``claim + unclaimed`` pages if unclaimed memory covers a request, else on the
+        claim's whole requests."""
+        zone, _, left, _ = carve
+        node_room = self.node_avail_pages[node] - self.claimed_pages[node]
+        claim = 0
+        if holder is not None:
+            node_room += holder.claims.get(node, 0)
+            claim = holder.outstanding_pages
+        unclaimed = self.total_avail_pages - self.outstanding_claims
+        host_room = claim + unclaimed if unclaimed >= request else claim
+        steps = min(most, left // request, node_room // request, host_room // request)
+        if steps <= 0:
+            return 0
+        pages = steps * request
+        if left > pages:
+            carve[2] = left - pages
+        else:
+            del self._carves[node]
+        self.avail[node][zone] -= pages
+        self.total_avail_pages -= pages
+        self.node_avail_pages[node] -= pages
+        if claim:
+            claims.redeem(self, holder, node, pages)  # type: ignore[arg-type]
+        return steps
 
     # -- freeing --------------------------------------------------------------------------
 
@@ -373,6 +580,7 @@ class Heap:
             self._free_block(head, order)
 
     def _free_block(self, head: int, order: int) -> None:
+        self._settle_carves()  # a buddy may be in a carve
         node = self.mfn_to_nid(head)
         assert node is not None and head & ((1 << order) - 1) == 0
         size = 1 << order
