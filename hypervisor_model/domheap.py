@@ -7,18 +7,17 @@ Xen's: a domain's ``page_alloc_lock`` before ``heap_lock``, never the other way 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import islice
 
 from hypervisor_model.domain import Domain
-from hypervisor_model.errors import XenError
-from hypervisor_model.heap import NR_ZONES, Heap, aligned_chunks, bits_to_zone
+from hypervisor_model.heap import NR_ZONES, Extents, Heap, aligned_chunks, bits_to_zone
 from hypervisor_model.memflags import (
     MEMF_get_bits,
     MEMF_no_dma,
     MEMF_no_owner,
     MEMF_no_refcount,
 )
-from hypervisor_model.public.errno import E2BIG, EINVAL, EPERM
 from hypervisor_model.runmap import Run, RunMap
 
 BITS_PER_LONG = 64
@@ -31,59 +30,117 @@ def alloc_domheap_pages(
     heap: Heap, d: Domain | None, order: int, memflags: int, gfn: int | None = None
 ) -> int | None:
     """Allocate ``2**order`` pages for ``d`` and assign them to it; return the first MFN.
-    ``gfn`` is the guest frame they are for (recorded with ownership, as the M2P).
+    ``gfn`` is the guest frame they are for (recorded with ownership, as the M2P)."""
+    runs = alloc_domheap_extents(heap, d, order, memflags, 1, None if gfn is None else [gfn])
+    return runs[0].mfn if runs else None
+
+
+def alloc_domheap_extents(
+    heap: Heap,
+    d: Domain | None,
+    order: int,
+    memflags: int,
+    count: int,
+    gfns: Sequence[int] | None = None,
+) -> list[Extents]:
+    """Allocate ``count`` extents of ``2**order`` pages for ``d`` one after another and
+    assign each to it, as that many alloc_domheap_pages calls would; stop at the first
+    that fails. ``gfns[i]`` is the guest frame extent i is for (the M2P of a PV guest).
 
     Zones above the DMA zone are tried first, then all zones unless MEMF_no_dma
-    (alloc_domheap_pages). A failed assignment frees the pages: a claim already redeemed
-    for them stays spent, as in Xen.
+    (alloc_domheap_pages). An extent assign_pages refuses is freed again and ends the
+    batch: a claim already redeemed for it stays spent, as in Xen. The batch holds the
+    domain's page_alloc_lock throughout, so what assign_pages will accept is known first.
     """
-    if heap.faults is not None and heap.faults.allocation_fails(d):
-        return None
     bits = MEMF_get_bits(memflags) or BITS_PER_LONG + 12
     if d is not None and d.physaddr_bitsize and not memflags & MEMF_no_owner:
         bits = min(bits, d.physaddr_bitsize)  # domain_clamp_alloc_bitsize
     zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
     if memflags & MEMF_no_owner:
         memflags |= MEMF_no_refcount
-    found = None
+    attempts = []
     if not heap.dma_bitsize:
         memflags &= ~MEMF_no_dma
     elif (dma_zone := bits_to_zone(heap.dma_bitsize)) < zone_hi:
-        found = heap.alloc_heap_pages(dma_zone + 1, zone_hi, order, memflags, d)
-    if found is None:
-        if memflags & MEMF_no_dma:
-            return None
-        found = heap.alloc_heap_pages(1, zone_hi, order, memflags, d)
-        if found is None:
-            return None
-    mfn, node = found
-    if d is not None and not memflags & MEMF_no_owner:
-        try:
-            assign_pages(d, mfn, 1 << order, node, memflags, gfn)
-        except XenError:
-            heap.free_heap_pages(mfn, order)
-            return None
-    return mfn
-
-
-def assign_pages(
-    d: Domain, mfn: int, nr: int, node: int, memflags: int, gfn: int | None = None
-) -> None:
-    """Make ``d`` the owner of ``nr`` pages (assign_pages): refused for a dying domain
-    (EINVAL), or beyond max_pages (EPERM when already over, else E2BIG)."""
+        attempts.append((dma_zone + 1, zone_hi))
+    if not memflags & MEMF_no_dma:
+        attempts.append((1, zone_hi))
+    if d is None or memflags & MEMF_no_owner:
+        return heap.alloc_extents(attempts, order, memflags, d, count, heap.faults)
     with d.page_alloc_lock:
-        if d.is_dying:
-            raise XenError(EINVAL, f"d{d.domain_id} is dying")
-        if not memflags & MEMF_no_refcount:
-            if d.tot_pages > d.max_pages:
-                raise XenError(EPERM, f"d{d.domain_id} already above max_pages")
-            if nr > d.max_pages - d.tot_pages:
-                raise XenError(E2BIG, f"d{d.domain_id} would exceed max_pages")
-            d.tot_pages += nr
-        # A PV guest's frames keep their guest frame (Xen's M2P); a translated guest's p2m
-        # says the same the other way round, so its frames need no value and coalesce.
-        d.pages.insert(mfn, nr, None if d.is_translated else gfn, 1, None)
-        d.node_pages[node] = d.node_pages.get(node, 0) + nr
+        fits = _assignable(d, 1 << order, memflags, count)
+        runs = heap.alloc_extents(attempts, order, memflags, d, min(count, fits + 1), heap.faults)
+        if sum(r.length for r in runs) > fits:
+            refused = runs.pop()
+            if refused.length > 1:
+                runs.append(refused._replace(length=refused.length - 1))
+            heap.free_heap_pages(refused.last, order)
+        _assign(d, runs, memflags, gfns)
+    return runs
+
+
+def _assignable(d: Domain, nr: int, memflags: int, most: int) -> int:
+    """How many extents of ``nr`` pages assign_pages accepts one after another, up to
+    ``most``: none for a dying domain (EINVAL), none once tot_pages is above max_pages
+    (EPERM), then as many as fit under max_pages (E2BIG after)."""
+    if d.is_dying:
+        return 0
+    if memflags & MEMF_no_refcount:
+        return most
+    if d.tot_pages > d.max_pages:
+        return 0
+    return min(most, (d.max_pages - d.tot_pages) // nr)
+
+
+def _assign(d: Domain, runs: list[Extents], memflags: int, gfns: Sequence[int] | None) -> None:
+    """Make ``d`` the owner of the extents (assign_pages), each with its guest frame for a
+    PV guest (Xen's M2P); a translated guest's p2m says the same the other way round, so
+    its frames need no value and coalesce."""
+    if not runs:
+        return
+    size = runs[0].size
+    if not memflags & MEMF_no_refcount:
+        d.tot_pages += sum(r.length for r in runs) * size
+    owned: list[Run] = []
+    first = 0
+    for r in runs:
+        d.node_pages[r.node] = d.node_pages.get(r.node, 0) + r.length * size
+        if gfns is None or d.is_translated:
+            owned.append(Run(r.last, r.length * size, None, 1, None))
+        else:
+            owned += pairs_as_runs(r.mfns(), gfns[first : first + r.length], size, any_step=True)
+        first += r.length
+    if len(owned) == 1:
+        d.pages.insert(*owned[0])
+    else:
+        owned.sort()
+        d.pages.insert_many(owned)
+
+
+def pairs_as_runs(
+    keys: Sequence[int], values: Sequence[int], size: int, *, any_step: bool = False
+) -> list[Run]:
+    """Runs mapping ``size`` keys from each of ``keys`` to as many values from the matching
+    one of ``values`` (unsorted): one run where single keys go one by one and their values
+    step evenly (by 1 or -1 unless ``any_step``), else one per key."""
+    n = len(keys)
+    if size == 1 and n > 1:
+        across, step = keys[1] - keys[0], values[1] - values[0]
+        if (
+            across in (1, -1)
+            and step
+            and (any_step or step in (1, -1))
+            and _evenly(keys, across)
+            and _evenly(values, step)
+        ):
+            first = 0 if across == 1 else n - 1
+            return [Run(keys[first], n, values[first], step * across, None)]
+    return [Run(key, size, value, 1, None) for key, value in zip(keys, values, strict=True)]
+
+
+def _evenly(values: Sequence[int], step: int) -> bool:
+    """True if ``values`` go from the first by ``step``."""
+    return list(values) == list(range(values[0], values[0] + step * len(values), step))
 
 
 def _disown(heap: Heap, d: Domain, mfn: int, nr: int) -> None:
@@ -139,15 +196,56 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
         if d.is_translated:
             if gfn + nr > P2M_LIMIT:
                 return False
-            d.p2m.remove(gfn, gfn + nr)
-            d.p2m.insert(gfn, nr, mfn, 1, None)
-            replaced = d.pod_entries.remove(gfn, gfn + nr)  # p2m_add_page over PoD entries
-            d.pod_entry_count -= sum(r.length for r in replaced)
-            d.max_mapped_pfn = max(d.max_mapped_pfn, gfn + nr - 1)  # p2m_pt/ept_set_entry
+            _map(d, [Run(gfn, nr, mfn, 1, None)])
         elif owned.value_at(mfn) != gfn or (nr > 1 and owned.step != 1):
             d.pages.remove(mfn, mfn + nr)  # set_gpfn_from_mfn for each page
             d.pages.insert(mfn, nr, gfn, 1, None)
         return True
+
+
+def guest_physmap_add_extents(d: Domain, runs: list[Extents], gfns: Sequence[int]) -> None:
+    """Map extent i of ``runs``, just allocated for a translated guest, at ``gfns[i]``, as
+    guest_physmap_add_page would one extent after another; the caller holds
+    page_alloc_lock since the allocation and keeps every extent below P2M_LIMIT."""
+    mappings: list[Run] = []
+    first = 0
+    for r in runs:
+        mappings += pairs_as_runs(gfns[first : first + r.length], r.mfns(), r.size)
+        first += r.length
+    mappings.sort()
+    end = -1
+    for run in mappings:
+        if run.start < end:  # a gfn mapped twice: the later extent wins, so map in turn
+            first = 0
+            for r in runs:
+                for gfn, mfn in zip(gfns[first : first + r.length], r.mfns(), strict=True):
+                    _map(d, [Run(gfn, r.size, mfn, 1, None)])
+                first += r.length
+            return
+        end = run.start + run.length
+    if mappings:
+        _map(d, mappings)
+
+
+def _map(d: Domain, mappings: list[Run]) -> None:
+    """Enter disjoint p2m runs, in gfn order, over whatever was mapped there (left
+    allocated) and over PoD entries (p2m_add_page takes them out of the count)."""
+    start, end = mappings[0].start, mappings[-1].end
+    for index in (d.p2m, d.pod_entries):
+        covered = index.overlapping(start, end) if index else None
+        if not covered:
+            continue
+        gone = 0
+        at = 0
+        for run in mappings:  # the runs that meet something: both lists go up
+            while at < len(covered) and covered[at].end <= run.start:
+                at += 1
+            if at < len(covered) and covered[at].start < run.end:
+                gone += sum(p.length for p in index.remove(run.start, run.end))
+        if index is d.pod_entries:
+            d.pod_entry_count -= gone
+    d.p2m.insert_many(mappings)
+    d.max_mapped_pfn = max(d.max_mapped_pfn, end - 1)  # p2m_pt/ept_set_entry
 
 
 def mfn_span(run: Run) -> tuple[int, int]:

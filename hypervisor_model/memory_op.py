@@ -7,15 +7,20 @@ extent, becomes the count of extents completed so far (0 for bad arguments).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hypervisor_model import claims, pod, vnuma
 from hypervisor_model.domain import Domain
-from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page, guest_remove_pages
+from hypervisor_model.domheap import (
+    P2M_LIMIT,
+    alloc_domheap_extents,
+    guest_physmap_add_extents,
+    guest_remove_pages,
+)
 from hypervisor_model.errors import XenError
 from hypervisor_model.guest_memory import GuestFault, copy_struct_from_guest, handle_range_ok
-from hypervisor_model.heap import MAX_ORDER, PAGE_SHIFT
+from hypervisor_model.heap import MAX_ORDER, PAGE_SHIFT, Extents
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.memflags import NUMA_NO_NODE, MEMF_bits, MEMF_exact_node, MEMF_node
 from hypervisor_model.public import domctl as domctl_abi
@@ -126,44 +131,105 @@ def _extent_list(hv: Hypervisor, handle: int, start: int, end: int) -> list[int]
     readable = hv.caller_memory.readable(handle + start * PFN.size) // PFN.size if handle else 0
     count = min(end - start, readable)
     raw = hv.caller_memory.copy_from_guest(handle + start * PFN.size, count * PFN.size)
-    return [v for (v,) in PFN.iter_unpack(raw)]
-
-
-def _write_mfn(hv: Hypervisor, handle: int, index: int, mfn: int) -> bool:
-    """Tell a PV guest the machine frame of extent ``index`` (__copy_mfn_to_guest_offset)."""
-    return hv.caller_memory.try_copy_to_guest(handle + index * PFN.size, PFN.pack(mfn))
+    return list(struct.unpack(f"<{count}Q", raw))
 
 
 def _extent_loop(
-    hv: Hypervisor, start: int, items: Iterable[int], step: Callable[[int, int], bool]
+    hv: Hypervisor, start: int, items: Sequence[int], step: Callable[[int, int], bool]
 ) -> int:
-    """Run ``step(index, item)`` per extent until one fails; return the extents done.
+    """Run ``step(index, item)`` per extent until one fails; return the extents done."""
 
-    Other hypercalls get to run every PREEMPT_EVERY extents, as with Xen's continuations.
-    """
+    def batch(first: int, stop: int) -> int:
+        for index in range(first, stop):
+            if not step(index, items[index - start]):
+                return index - first
+        return stop - first
+
+    return _batch_loop(hv, start, start + len(items), batch)
+
+
+def _batch_loop(
+    hv: Hypervisor,
+    start: int,
+    end: int,
+    batch: Callable[[int, int], int],
+    one_by_one: bool = False,
+) -> int:
+    """Do extents ``start .. end-1`` in batches, ``batch(first, stop)`` returning how many
+    of its extents went through (fewer: the next one failed, which ends the loop); return
+    the extents done. Other hypercalls get to run every PREEMPT_EVERY extents, as with
+    Xen's continuations, so batches end there (or after each extent, ``one_by_one``)."""
     done = start
-    for item in items:
+    while done < end:
         if done != start and (done - start) % PREEMPT_EVERY == 0:
             hv.preempt_check()
-        if not step(done, item):
+        stop = done + 1 if one_by_one else done + PREEMPT_EVERY - (done - start) % PREEMPT_EVERY
+        stop = min(stop, end)
+        done += batch(done, stop)
+        if done < stop:
             break
-        done += 1
     return done
 
 
+def _allocate(
+    hv: Hypervisor,
+    d: Domain,
+    r: Any,
+    memflags: int,
+    first: int,
+    count: int,
+    gfns: Sequence[int] | None = None,
+) -> int:
+    """Allocate extents ``first .. first+count-1`` (for ``gfns``, if given) and hand them
+    over: mapped at their gfns in a translated guest's p2m, their MFNs written back for a
+    PV guest with an extent list. Returns how many went through. Two failures come after
+    the extent was allocated and assigned, and leave it so: a gfn beyond what the p2m maps
+    (guest_physmap_add_page), and an MFN that cannot be written back."""
+    nr = 1 << r.extent_order
+    whole = count  # extents that can go all the way through
+    if d.is_translated and gfns is not None and max(gfns) + nr > P2M_LIMIT:
+        whole = next(i for i, gfn in enumerate(gfns) if gfn + nr > P2M_LIMIT)
+    elif not d.is_translated and r.extent_start:
+        at = r.extent_start + first * PFN.size
+        whole = min(count, hv.caller_memory.readable(at) // PFN.size)
+    with d.page_alloc_lock:
+        asked = min(count, whole + 1)
+        runs = alloc_domheap_extents(hv.heap, d, r.extent_order, memflags, asked, gfns)
+        went = min(sum(run.length for run in runs), whole)
+        runs = _first_extents(runs, went)
+        if d.is_translated and gfns is not None:
+            guest_physmap_add_extents(d, runs, gfns)
+    if not d.is_translated and r.extent_start and went:
+        mfns = [mfn for run in runs for mfn in run.mfns()]
+        hv.caller_memory.copy_to_guest(at, struct.pack(f"<{went}Q", *mfns))
+    return went
+
+
+def _first_extents(runs: list[Extents], count: int) -> list[Extents]:
+    """The runs of the first ``count`` extents."""
+    kept: list[Extents] = []
+    for run in runs:
+        if count <= 0:
+            break
+        kept.append(run if run.length <= count else run._replace(length=count))
+        count -= run.length
+    return kept
+
+
 def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
-    """Allocate and map one extent per listed gfn; PV guests get the MFNs written back."""
-
-    def populate(index: int, gfn: int) -> bool:
-        if not hv.faults.extent_may_populate(d, gfn, r.extent_order):
-            return False
-        mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags, gfn)
-        if mfn is None or not guest_physmap_add_page(d, gfn, mfn, r.extent_order):
-            return False
-        return d.is_translated or _write_mfn(hv, r.extent_start, index, mfn)
-
+    """Allocate and map one extent per listed gfn; PV guests get the MFNs written back.
+    Armed faults run before their extents, outside every lock: each extent is a batch of
+    its own then."""
     gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
-    return _extent_loop(hv, start, gfns, populate)
+    faulty = hv.faults.populate_armed(d)
+
+    def batch(first: int, stop: int) -> int:
+        mine = gfns[first - start : stop - start]
+        if faulty and not hv.faults.extent_may_populate(d, mine[0], r.extent_order):
+            return 0
+        return _allocate(hv, d, r, memflags, first, len(mine), mine)
+
+    return _batch_loop(hv, start, start + len(gfns), batch, one_by_one=faulty)
 
 
 def _populate_on_demand(hv: Hypervisor, current: Domain, d: Domain, r: Any, start: int) -> int:
@@ -183,13 +249,10 @@ def _populate_on_demand(hv: Hypervisor, current: Domain, d: Domain, r: Any, star
 def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
     """Allocate extents without mapping them; PV callers may get the MFNs in a list."""
 
-    def increase(index: int, _: int) -> bool:
-        mfn = alloc_domheap_pages(hv.heap, d, r.extent_order, memflags)
-        if mfn is None:
-            return False
-        return d.is_translated or not r.extent_start or _write_mfn(hv, r.extent_start, index, mfn)
+    def batch(first: int, stop: int) -> int:
+        return _allocate(hv, d, r, memflags, first, stop - first)
 
-    return _extent_loop(hv, start, range(start, r.nr_extents), increase)
+    return _batch_loop(hv, start, r.nr_extents, batch)
 
 
 def _decrease_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
