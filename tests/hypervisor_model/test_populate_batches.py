@@ -13,11 +13,13 @@ written plainly against the heap's free lists.
 
 Two hosts are built the same way from a random recipe (nodes in different zones, some
 with holes, a DMA zone when there are several nodes, memory fragmented by other domains,
-claims, max_pages, node affinity), then take the same random sequence of reservations:
-one through the hypercall, one through the reference. Every call must return the same
-count, write back the same MFNs and reach the same continuation points; at the end the
-hosts must be identical: free lists in list order, every counter, each domain's pages,
-physmap, claims and last node.
+claims, max_pages, node affinity), then take the same random sequence of reservations,
+each perhaps with a fault armed first (failing allocations, a failing populate extent,
+frames taken offline before one): one through the hypercall, one through the reference,
+which calls the fault hooks where Xen's per-extent loop would meet them. Every call must
+return the same count, write back the same MFNs and reach the same continuation points;
+at the end the hosts must be identical: free lists in list order, every counter, each
+domain's pages, physmap, claims and last node.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def ref_alloc_domheap(
     heap: Heap, d: Domain, order: int, memflags: int, gfn: int | None
 ) -> int | None:
     """alloc_domheap_pages and assign_pages for one extent."""
+    if heap.faults is not None and heap.faults.allocation_fails(d):
+        return None
     bits = MEMF_get_bits(memflags) or 64 + 12
     zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
     found = None
@@ -194,6 +198,8 @@ def ref_reservation(
         if i and i % PREEMPT_EVERY == 0:
             preempts += 1
         gfn = listed[i] if op == POPULATE else None
+        if gfn is not None and not hv.faults.extent_may_populate(d, gfn, order):
+            break
         mfn = ref_alloc_domheap(hv.heap, d, order, memflags, gfn)
         if mfn is None:
             break
@@ -234,6 +240,14 @@ call_st = st.fixed_dictionaries(
         "flags": flags_st,
         "listed": st.sampled_from(["all", "all", "short", "none"]),
         "short": st.integers(0, 200),
+        # armed before the call: allocations that fail (of the caller or of anyone), a
+        # populate extent that fails, or one before which free frames go offline
+        "fault": st.one_of(
+            st.none(),
+            st.tuples(st.just("allocations"), st.integers(1, 3), st.booleans()),
+            st.tuples(st.just("gfn"), st.integers(0, 300)),
+            st.tuples(st.just("offline"), st.integers(0, 300), st.integers(0, 0x9000)),
+        ),
     }
 )
 # Mostly small claims; some that take most of a node, or all of the host's unclaimed
@@ -341,6 +355,23 @@ def request(call: dict[str, Any], nodes: int) -> tuple[int, list[int] | None]:
     return flags, frames
 
 
+def arm(
+    hv: hypervisor_model.Hypervisor, domid: int, call: dict[str, Any], frames: list[int] | None
+) -> None:
+    """Arm the call's fault, the same on either host."""
+    fault = call["fault"]
+    if fault is None:
+        return
+    if fault[0] == "allocations":
+        hv.faults.fail_next_allocations(fault[1], None if fault[2] else domid)
+    elif frames:
+        gfn = frames[fault[1] % len(frames)]
+        if fault[0] == "gfn":
+            hv.faults.fail_populate_at(domid, gfn)
+        else:  # 64 frames from a point of the host: the free ones leave the heap
+            hv.faults.offline_at_populate(domid, gfn, range(fault[2], fault[2] + 64))
+
+
 def normalized(hv: hypervisor_model.Hypervisor) -> dict[str, Any]:
     """The saved host with each run map spelt out key by key (how runs merge may depend
     on the order they were entered in) and dicts in key order."""
@@ -379,6 +410,7 @@ def test_batched_reservations_equal_extent_by_extent(recipe: dict[str, Any]) -> 
         flags, frames = request(call, nodes)
         results = []
         for hv in (batched, reference):
+            arm(hv, domid, call, frames)
             # the list ends where the caller's buffer does
             with hv.arena.alloc(8 * len(frames) if frames is not None else 8) as lst:
                 handle = lst.addr if frames is not None else 0
@@ -402,6 +434,7 @@ def test_batched_reservations_equal_extent_by_extent(recipe: dict[str, Any]) -> 
                     ops = dict(order=call["order"], nr=call["nr"], flags=flags)
                     done, preempts = ref_reservation(hv, call["op"], d, ops, handle)
                 results.append((done, preempts, bytes(lst.mem[: 8 * len(frames or [])])))
+            hv.faults.clear()  # what did not fire
         assert results[0] == results[1], f"batched {results[0][:2]}, per extent {results[1][:2]}"
     batched.check_invariants()
     assert normalized(batched) == normalized(reference)
