@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any, NamedTuple
 
 
@@ -89,6 +90,28 @@ def _unsaved(rows: Iterable[Sequence[Any]]) -> Iterator[Run]:
 
 def _start(run: Run) -> int:
     return run.start
+
+
+def _coalesce(runs: Iterable[Run], any_step: bool) -> list[Run]:
+    """Runs given in key order, those that continue one another merged; ValueError if
+    they overlap, are out of order, or have no keys or a step the map does not allow."""
+    merged: list[Run] = []
+    last_end = None
+    for run in runs:
+        start, length, step = run.start, run.length, run.step
+        if length <= 0 or step == 0 or (step != 1 and step != -1 and not any_step):
+            raise ValueError(f"expected a run of 1 or more keys and step 1 or -1, got {run}")
+        if length == 1 and step != 1:
+            run = run._replace(step=1)
+        if last_end is not None and start < last_end:
+            raise ValueError(f"expected runs in order, got {start:#x} after {merged[-1]}")
+        if start == last_end and (s := _continues(merged[-1], run, any_step)) is not None:
+            last = merged[-1]
+            merged[-1] = Run(last.start, last.length + length, last.value, s, run.tag)
+        else:
+            merged.append(run)
+        last_end = start + length
+    return merged
 
 
 _reading = threading.Lock()
@@ -211,6 +234,24 @@ class RunMap:
             c, i = c + 1, 0
         return pieces
 
+    def meets(self, runs: Sequence[Run]) -> bool:
+        """True if any of ``runs`` (in key order, disjoint) covers a mapped key."""
+        if not runs or not self._runs:
+            return False
+        c, i = self._before(runs[0].start)
+        c, i = (0, 0) if c < 0 else (c, i)
+        k, end = 0, runs[-1].start + runs[-1].length
+        for chunk in islice(self._runs, c, None):
+            for run in islice(chunk, i, None):
+                if run.start >= end:
+                    return False
+                while runs[k].start + runs[k].length <= run.start:
+                    k += 1  # ends before the mapped run: the last new run does not
+                if runs[k].start < run.start + run.length:
+                    return True
+            i = 0
+        return False
+
     def covered(self, start: int, end: int) -> int:
         """How many keys of ``[start, end)`` are mapped."""
         return sum(p.length for p in self.overlapping(start, end))
@@ -249,79 +290,63 @@ class RunMap:
             self._add_after(lc, li, run)
 
     def insert_many(self, runs: Sequence[Run]) -> None:
-        """:meth:`insert` each of ``runs``, given in key order over unmapped keys; runs
-        that fall between the same two mapped keys go in together, in one splice."""
+        """:meth:`insert` each of ``runs``, given in key order over unmapped keys, a chunk
+        at a time: the new runs that fall in one chunk are merged with the chunk's runs
+        among them in one pass and one splice. ValueError on overlap, which leaves the
+        chunks before the one that has it with their new runs."""
+        if not self._runs:
+            vars(self).update(vars(RunMap.from_runs(runs, any_step=self.any_step)))
+            return
         i = 0
         while i < len(runs):
-            lc, li = self._before(runs[i].start)
-            rc, ri = self._after(lc, li)
+            c, left = self._before(runs[i].start)
+            c = max(c, 0)  # before every run: the first chunk
             j = len(runs)
-            if rc >= 0:  # the runs before the next mapped key
-                j = bisect_left(runs, self._runs[rc][ri].start, i + 1, key=_start)
-            if j - i == 1:
-                run = runs[i]
-                self.insert(run.start, run.length, run.value, run.step, run.tag)
-            else:
-                self._splice(lc, li, rc, ri, runs[i:j])
+            if c + 1 < len(self._runs):  # the runs before the next chunk go in this one
+                j = bisect_left(runs, self._firsts[c + 1], i + 1, key=_start)
+            self._splice(c, left + 1, runs[i:j])
             i = j
 
-    def _splice(self, lc: int, li: int, rc: int, ri: int, runs: Sequence[Run]) -> None:
-        """Put runs in key order between the runs at ``(lc, li)`` and ``(rc, ri)``
-        (either (-1, -1): none), merging those that continue one another."""
-        any_step = self.any_step
-        merged: list[Run] = []
-        end = None
-        for run in runs:
-            start, length, _, step, _ = run
-            if length <= 0:
-                continue
-            if length == 1 and step != 1:
-                run = run._replace(step=1)
-            elif step != 1 and step != -1 and (step == 0 or not any_step):
-                raise ValueError(f"expected a step of 1 or -1, got {step}")
-            if end is not None and end > start:
-                raise ValueError(f"expected runs in order, got {start:#x} after {merged[-1]}")
-            if end == start and (s := _continues(merged[-1], run, any_step)) is not None:
-                last = merged[-1]
-                merged[-1] = Run(last.start, last.length + length, last.value, s, run.tag)
-            else:
-                merged.append(run)
-            end = start + length
+    def _splice(self, c: int, lo: int, runs: Sequence[Run]) -> None:
+        """Put ``runs`` (in key order, none before the run at ``(c, lo - 1)``) into chunk
+        ``c`` from index ``lo``, among its runs there, merging runs that continue one
+        another and the neighbours on either side."""
+        chunk, starts = self._runs[c], self._starts[c]
+        hi = bisect_left(starts, runs[-1].start + runs[-1].length, lo)
+        combined = sorted([*chunk[lo:hi], *runs], key=_start) if hi > lo else runs
+        merged = _coalesce(combined, self.any_step)
         if not merged:
             return
-        left = self._runs[lc][li] if lc >= 0 else None
-        right = self._runs[rc][ri] if rc >= 0 else None
-        if (left is not None and left.start + left.length > merged[0].start) or (
-            right is not None and end is not None and right.start < end
-        ):
+        if lo and chunk[lo - 1].start + chunk[lo - 1].length > merged[0].start:
             raise ValueError(f"expected unmapped keys, got overlap at {merged[0].start:#x}")
+        if hi < len(chunk):
+            rc, ri = c, hi
+        else:
+            rc, ri = (c + 1, 0) if c + 1 < len(self._runs) else (-1, -1)
+        right = self._runs[rc][ri] if rc >= 0 else None
+        end = merged[-1].start + merged[-1].length
+        if right is not None and right.start < end:
+            raise ValueError(f"expected unmapped keys, got overlap at {right.start:#x}")
+        any_step = self.any_step
         if right is not None and (s := _continues(merged[-1], right, any_step)) is not None:
             last = merged[-1]
             merged[-1] = Run(last.start, last.length + right.length, last.value, s, last.tag)
-            self._delete(rc, ri)  # after (lc, li): that position stays
-        at = li + 1
-        if left is not None and (s := _continues(left, merged[0], any_step)) is not None:
-            head = merged[0]
+            if rc == c:
+                hi += 1
+            else:
+                self._delete(rc, ri)  # the next chunk: this one's positions stay
+        if lo and (s := _continues(chunk[lo - 1], merged[0], any_step)) is not None:
+            left, head = chunk[lo - 1], merged[0]
             merged[0] = Run(left.start, left.length + head.length, left.value, s, left.tag)
-            at = li
-            self._count -= 1
-        if lc < 0:  # before every run: the front of the first chunk, or a first chunk
-            if not self._runs:
-                self._runs.append([])
-                self._starts.append([])
-                self._firsts.append(merged[0].start)
-            lc, at = 0, 0
-        chunk, starts = self._runs[lc], self._starts[lc]
-        chunk[at : li + 1] = merged
-        starts[at : li + 1] = [r.start for r in merged]
-        self._firsts[lc] = starts[0]
-        self._count += len(merged)
+            lo -= 1
+        chunk[lo:hi] = merged
+        starts[lo:hi] = [r.start for r in merged]
+        self._firsts[c] = starts[0]
+        self._count += len(merged) - (hi - lo)
         if len(chunk) >= 2 * CHUNK:  # cut in chunks of CHUNK runs
-            self._runs[lc : lc + 1] = [chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)]
-            self._starts[lc : lc + 1] = [
-                starts[k : k + CHUNK] for k in range(0, len(starts), CHUNK)
-            ]
-            self._firsts[lc : lc + 1] = [starts[k] for k in range(0, len(starts), CHUNK)]
+            self._runs[c : c + 1] = [chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)]
+            self._starts[c : c + 1] = [starts[k : k + CHUNK] for k in range(0, len(starts), CHUNK)]
+            self._firsts[c : c + 1] = [starts[k] for k in range(0, len(starts), CHUNK)]
 
     def remove(self, start: int, end: int) -> list[Run]:
         """Unmap ``[start, end)`` and return the pieces that were mapped there."""
@@ -382,22 +407,7 @@ class RunMap:
     def from_runs(cls, runs: Iterable[Run], *, any_step: bool = False) -> RunMap:
         """A map of runs given in key order (a saved map), merged where they continue;
         ValueError if they overlap or are out of order."""
-        merged: list[Run] = []
-        last_end = -1
-        for run in runs:
-            start, length, step = run.start, run.length, run.step
-            if length <= 0 or step == 0 or (step != 1 and step != -1 and not any_step):
-                raise ValueError(f"expected a run of 1 or more keys and step 1 or -1, got {run}")
-            if length == 1 and step != 1:
-                run = run._replace(step=1)
-            if start <= last_end - 1:
-                raise ValueError(f"expected runs in order, got {start:#x} after {merged[-1]}")
-            if start == last_end and (s := _continues(merged[-1], run, any_step)) is not None:
-                last = merged[-1]
-                merged[-1] = Run(last.start, last.length + length, last.value, s, run.tag)
-            else:
-                merged.append(run)
-            last_end = start + length
+        merged = _coalesce(runs, any_step)
         made = cls(any_step=any_step)
         for at in range(0, len(merged), CHUNK):
             chunk = merged[at : at + CHUNK]
