@@ -230,22 +230,14 @@ def guest_physmap_add_extents(d: Domain, runs: list[Extents], gfns: Sequence[int
 def _map(d: Domain, mappings: list[Run]) -> None:
     """Enter disjoint p2m runs, in gfn order, over whatever was mapped there (left
     allocated) and over PoD entries (p2m_add_page takes them out of the count)."""
-    start, end = mappings[0].start, mappings[-1].end
-    for index in (d.p2m, d.pod_entries):
-        covered = index.overlapping(start, end) if index else None
-        if not covered:
-            continue
-        gone = 0
-        at = 0
-        for run in mappings:  # the runs that meet something: both lists go up
-            while at < len(covered) and covered[at].end <= run.start:
-                at += 1
-            if at < len(covered) and covered[at].start < run.end:
-                gone += sum(p.length for p in index.remove(run.start, run.end))
-        if index is d.pod_entries:
-            d.pod_entry_count -= gone
+    if d.p2m.meets(mappings):
+        for run in mappings:
+            d.p2m.remove(run.start, run.end)
+    if d.pod_entries.meets(mappings):
+        for run in mappings:
+            d.pod_entry_count -= sum(p.length for p in d.pod_entries.remove(run.start, run.end))
     d.p2m.insert_many(mappings)
-    d.max_mapped_pfn = max(d.max_mapped_pfn, end - 1)  # p2m_pt/ept_set_entry
+    d.max_mapped_pfn = max(d.max_mapped_pfn, mappings[-1].end - 1)  # p2m_pt/ept_set_entry
 
 
 def mfn_span(run: Run) -> tuple[int, int]:
