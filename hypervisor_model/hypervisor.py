@@ -292,9 +292,11 @@ class Hypervisor:
         return _call(handler, self, current, words)
 
     def preempt_check(self) -> None:
-        """A continuation point: let other threads' hypercalls run (hypercall_preempt_check)."""
+        """A continuation point: let other threads' hypercalls run (hypercall_preempt_check,
+        true only when something else waits for the CPU: here, when another thread exists)."""
         if self.scheduler is None:
-            time.sleep(0)
+            if threading.active_count() > 1:
+                time.sleep(0)
         else:
             self.scheduler.preempt()
 
