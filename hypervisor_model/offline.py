@@ -6,6 +6,8 @@ that are not RAM cannot be offlined (FAILED | NOT_CONV_RAM, EINVAL).
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,9 @@ from hypervisor_model.public.xen import DOMID_INVALID, DOMID_XEN
 if TYPE_CHECKING:
     from hypervisor_model.hypervisor import Hypervisor
 
-Action = Callable[["Hypervisor", int, int], tuple[int, int]]
+PageAction = Callable[["Hypervisor", int, int], tuple[int, int]]
+# An action over the MFNs from a start, one status word each: 0 or -errno where it stopped.
+Action = Callable[["Hypervisor", int, "array[int]"], int]
 
 
 def _owner(hv: Hypervisor, mfn: int) -> int | None:
@@ -56,17 +60,41 @@ def online_page(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
     return 0, abi.PG_ONLINE_ONLINED if hv.heap.online_page(mfn) else 0
 
 
-def query_page_offline(hv: Hypervisor, mfn: int, status: int) -> tuple[int, int]:
-    if mfn >= hv.heap.max_page or hv.heap.mfn_to_nid(mfn) is None:
-        return -EINVAL, status
-    with hv.heap.lock:
-        result = abi.PG_OFFLINE_STATUS_OFFLINE_PENDING if hv.heap.is_offlining(mfn) else 0
-        result |= abi.PG_OFFLINE_STATUS_OFFLINED if hv.heap.is_offlined(mfn) else 0
-    return 0, result
+def query_page_offline(hv: Hypervisor, start: int, status: array[int]) -> int:
+    """query_page_offline for each MFN from ``start`` into ``status``, a run of RAM at a
+    time: its pages all answer 0 but the few offlined or pending. Returns 0, or -EINVAL at
+    the first MFN that is not RAM, whose status and the rest's are left as they were."""
+    heap, end, mfn = hv.heap, start + len(status), start
+    with heap.lock:
+        for lo, hi, _ in heap.split_by_node(start, end):
+            if lo != mfn:
+                break  # a hole at mfn
+            status[lo - start : hi - start] = array("I", bytes(4 * (hi - lo)))
+            for pages, bit in (
+                (heap.offlining, abi.PG_OFFLINE_STATUS_OFFLINE_PENDING),
+                (heap.offlined, abi.PG_OFFLINE_STATUS_OFFLINED),
+            ):
+                for page in pages[bisect_left(pages, lo) : bisect_left(pages, hi)]:
+                    status[page - start] |= bit
+            mfn = hi
+    return 0 if mfn == end else -EINVAL
+
+
+def _page_by_page(action: PageAction) -> Action:
+    """The sysctl loop over one page after another, stopping at the first error."""
+
+    def run(hv: Hypervisor, start: int, status: array[int]) -> int:
+        for i in range(len(status)):
+            rc, status[i] = action(hv, start + i, status[i])
+            if rc:
+                return rc
+        return 0
+
+    return run
 
 
 ACTIONS: dict[int, Action] = {
-    abi.sysctl_page_offline: offline_page,
-    abi.sysctl_page_online: online_page,
+    abi.sysctl_page_offline: _page_by_page(offline_page),
+    abi.sysctl_page_online: _page_by_page(online_page),
     abi.sysctl_query_page_offline: query_page_offline,
 }

@@ -192,14 +192,7 @@ def _page_offline_op(hv: Hypervisor, op: Record) -> Payload:
         raise XenError(ENOMEM, "status array too large")
     action = offline.ACTIONS.get(req.cmd)
     status = array("I", [abi.PG_OFFLINE_INVALID * 0x01010101]) * count  # memset to 1s
-    rc = 0
-    for i in range(count):
-        if action is None:
-            rc = -EINVAL
-            break
-        rc, status[i] = action(hv, req.start + i, status[i])
-        if rc:
-            break
+    rc = -EINVAL if action is None else action(hv, req.start, status)
     hv.caller_memory.copy_to_guest(req.status, status.tobytes())
     if rc:
         raise XenError(-rc)

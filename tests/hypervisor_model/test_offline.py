@@ -22,6 +22,7 @@ import pytest
 import hypervisor_model
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST
 from hypervisor_model.public.errno import EINVAL, EPERM
+from hypervisor_model.public.memory import XENMEMF_exact_node
 from hypervisor_model.public.sysctl import (
     PG_OFFLINE_ANONYMOUS,
     PG_OFFLINE_FAILED,
@@ -167,6 +168,28 @@ def test_hole_below_max_page_is_not_conventional_ram(
     assert dom0.page_offline(OFFLINE, 0xFFF, 0x1001) == (-EINVAL, [NOT_RAM, UNTOUCHED, UNTOUCHED])
     assert free_pages(dom0) == 8
     assert dom0.page_offline(QUERY, 0x1100, 0x1100) == (-EINVAL, [UNTOUCHED])
+
+
+def test_a_query_answers_run_by_run_and_stops_at_a_hole(
+    small_host: SmallHost, guest_class: type[Guest]
+) -> None:
+    """Node 0 is 0x1000-0x1005 (4 free pages and dom0's 2), a hole follows up to node 1,
+    0x11FC-0x1203 (4 metadata pages, then 4 free). d takes one page of node 1, then all 4
+    are offlined: 3 OFFLINED, d's PENDING. A query over 0x11FC-0x1205 answers 0 for the
+    metadata, OFFLINED / OFFLINE_PENDING for the four, EINVAL at max_page 0x1204; one over
+    0x1000-0x1007 answers 0 for node 0's six pages and stops at the hole, 0x1006."""
+    dom0 = guest_class(small_host(4, 4))
+    d = new_domain(dom0)
+    assert dom0.populate(d, [0], flags=XENMEMF_exact_node(1)) == 1
+    rc, status = dom0.page_offline(OFFLINE, 0x1200, 0x1203)
+    assert rc == 0 and sorted(status) == [PG_OFFLINE_OFFLINED] * 3 + [owned(d)]
+    asked = {PG_OFFLINE_OFFLINED: PG_OFFLINE_STATUS_OFFLINED}
+    answers = [asked.get(word, PG_OFFLINE_STATUS_OFFLINE_PENDING) for word in status]
+    assert dom0.page_offline(QUERY, 0x11FC, 0x1205) == (
+        -EINVAL,
+        [0] * 4 + answers + [UNTOUCHED] * 2,
+    )
+    assert dom0.page_offline(QUERY, 0x1000, 0x1007) == (-EINVAL, [0] * 6 + [UNTOUCHED] * 2)
 
 
 def test_xens_own_pages_are_pending_as_xen_or_anonymous(
