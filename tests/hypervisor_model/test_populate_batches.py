@@ -51,6 +51,7 @@ from hypervisor_model.memflags import (
 from hypervisor_model.memory_op import PREEMPT_EVERY
 from hypervisor_model.public import domctl, memory
 from hypervisor_model.public.xen import HYPERVISOR_memory_op
+from hypervisor_model.runmap import RunMap
 from hypervisor_model.snapshot import save_state
 
 POPULATE, INCREASE = memory.XENMEM_populate_physmap, memory.XENMEM_increase_reservation
@@ -378,10 +379,9 @@ def normalized(hv: hypervisor_model.Hypervisor) -> dict[str, Any]:
     doc = save_state(hv)
     for dom in doc["domains"]:
         for name in ("pages", "p2m", "pod_entries"):
+            runs = RunMap.from_saved(dom[name], any_step=True)
             dom[name] = [
-                (start + i, None if value is None else value + step * i)
-                for start, length, value, step in dom[name]
-                for i in range(length)
+                (key, run.value_at(key)) for run in runs for key in range(run.start, run.end)
             ]
         for name in ("claims", "node_pages"):
             dom[name] = sorted(dom[name])
