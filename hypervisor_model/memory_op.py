@@ -153,17 +153,20 @@ def _batch_loop(
     start: int,
     end: int,
     batch: Callable[[int, int], int],
-    one_by_one: bool = False,
+    one_by_one: Callable[[], bool] | None = None,
 ) -> int:
     """Do extents ``start .. end-1`` in batches, ``batch(first, stop)`` returning how many
     of its extents went through (fewer: the next one failed, which ends the loop); return
     the extents done. Other hypercalls get to run every PREEMPT_EVERY extents, as with
-    Xen's continuations, so batches end there (or after each extent, ``one_by_one``)."""
+    Xen's continuations, so batches end there (or after one extent while ``one_by_one()``
+    says so, asked before each batch)."""
     done = start
     while done < end:
         if done != start and (done - start) % PREEMPT_EVERY == 0:
             hv.preempt_check()
-        stop = done + 1 if one_by_one else done + PREEMPT_EVERY - (done - start) % PREEMPT_EVERY
+        stop = done + PREEMPT_EVERY - (done - start) % PREEMPT_EVERY
+        if one_by_one is not None and one_by_one():
+            stop = done + 1
         stop = min(stop, end)
         done += batch(done, stop)
         if done < stop:
@@ -218,16 +221,19 @@ def _first_extents(runs: list[Extents], count: int) -> list[Extents]:
 
 def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
     """Allocate and map one extent per listed gfn; PV guests get the MFNs written back.
-    Armed faults run before their extents, outside every lock: each extent is a batch of
-    its own then."""
+    Armed faults run before their extents, outside every lock: while one is armed for
+    ``d`` (perhaps by another thread since the call began), each extent is a batch of its
+    own."""
     gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
-    faulty = hv.faults.populate_armed(d)
 
     def batch(first: int, stop: int) -> int:
         mine = gfns[first - start : stop - start]
-        if faulty and not hv.faults.extent_may_populate(d, mine[0], r.extent_order):
+        if not hv.faults.extent_may_populate(d, mine[0], r.extent_order):
             return 0
         return _allocate(hv, d, r, memflags, first, len(mine), mine)
+
+    def faulty() -> bool:
+        return hv.faults.populate_armed(d)
 
     return _batch_loop(hv, start, start + len(gfns), batch, one_by_one=faulty)
 

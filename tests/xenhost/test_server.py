@@ -150,6 +150,7 @@ KILLED = textwrap.dedent(
         domid = xc.xc_domain_create(xch)
         xc.xc_domain_setmaxmem(xch, domid, 4096)
         print(domid, flush=True)
+        sys.stdin.readline()  # the fault is armed
         xc.xc_domain_populate_physmap_exact(xch, domid, 1024, 0, 0, list(range(1024)))
     """
 )
@@ -160,9 +161,12 @@ def test_a_client_killed_mid_call_leaves_the_server_serving(served: Served) -> N
     runs to its end (1024 pages, as Xen finishes a hypercall whose caller died), the answer
     finds no one, and the next client is served on a consistent host."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED, str(served.socket)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", KILLED, str(served.socket)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
     domid = int(proc.stdout.readline())
 
     def kill() -> None:
@@ -170,6 +174,8 @@ def test_a_client_killed_mid_call_leaves_the_server_serving(served: Served) -> N
         proc.wait(TIMEOUT)
 
     served.hv.faults.at_populate(domid, 500, kill)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
     assert proc.wait(TIMEOUT) == -signal.SIGKILL
     with served.server.paused():  # the orphaned call has run to its end
         served.hv.check_invariants()
