@@ -256,11 +256,11 @@ def mapped_prefix(pieces: list[Run], start: int) -> int:
     return cursor - start
 
 
-def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> bool:
+def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> int:
     """Remove and free the pages at ``gmfn .. gmfn+nr-1`` one by one until one cannot be
     removed (guest_remove_page): a hole in a translated guest's physmap (ENOENT), or, for PV
     where gmfn is a machine frame, a frame the domain does not own (ENXIO) or not RAM
-    (EINVAL). Returns True only if all ``nr`` pages went."""
+    (EINVAL). Returns how many went."""
     with d.page_alloc_lock:
         index = d.p2m if d.is_translated else d.pages
         done = mapped_prefix(index.overlapping(gmfn, gmfn + nr), gmfn)
@@ -273,4 +273,4 @@ def guest_remove_pages(heap: Heap, d: Domain, gmfn: int, nr: int) -> bool:
             _disown(heap, d, mfn, length)
     for mfn, length in frames:
         _give_back(heap, mfn, length)
-    return done == nr
+    return done

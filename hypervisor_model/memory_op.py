@@ -264,18 +264,32 @@ def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflag
 def _decrease_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
     """Free the pages behind each listed extent; stop at the first page that is not there.
     An HVM guest's PoD entries go first (p2m_pod_decrease_reservation): the holes they
-    leave, as many as it dealt with, are expected."""
-
-    def decrease(_: int, gfn: int) -> bool:
-        pages = 1 << r.extent_order
-        if not d.is_hvm:
-            return guest_remove_pages(hv.heap, d, gfn, pages)
-        return _remove_after_pod(
-            hv, d, gfn, pages, pod.decrease_reservation(hv, d, gfn, r.extent_order)
-        )
-
+    leave, as many as it dealt with, are expected. A PV guest's extents that continue one
+    another are removed as one range: the same pages go in the same order, and the extent
+    holding the first page that cannot go is not done."""
+    pages = 1 << r.extent_order
     gfns = _extent_list(hv, r.extent_start, start, r.nr_extents)
-    return _extent_loop(hv, start, gfns, decrease)
+    if d.is_hvm:
+
+        def decrease(_: int, gfn: int) -> bool:
+            pod_done = pod.decrease_reservation(hv, d, gfn, r.extent_order)
+            return _remove_after_pod(hv, d, gfn, pages, pod_done)
+
+        return _extent_loop(hv, start, gfns, decrease)
+
+    def batch(first: int, stop: int) -> int:
+        done = first
+        while done < stop:
+            gmfn, end = gfns[done - start], done + 1
+            while end < stop and gfns[end - start] == gmfn + (end - done) * pages:
+                end += 1
+            removed = guest_remove_pages(hv.heap, d, gmfn, (end - done) * pages)
+            if removed < (end - done) * pages:
+                return done + removed // pages - first
+            done = end
+        return stop - first
+
+    return _batch_loop(hv, start, start + len(gfns), batch)
 
 
 def _remove_after_pod(hv: Hypervisor, d: Domain, gfn: int, pages: int, pod_done: int) -> bool:
@@ -291,7 +305,7 @@ def _remove_after_pod(hv: Hypervisor, d: Domain, gfn: int, pages: int, pod_done:
         mapped = d.p2m.find(at)
         if mapped is not None:
             count = min(mapped.end, gfn + pages - pod_done) - at
-            if not guest_remove_pages(hv.heap, d, at, count):
+            if guest_remove_pages(hv.heap, d, at, count) < count:
                 return False
             j += count
             continue

@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hypervisor_model
-from hypervisor_model import claims
+from hypervisor_model import claims, memory_op, pod
 from hypervisor_model.domain import Domain
-from hypervisor_model.domheap import P2M_LIMIT
+from hypervisor_model.domheap import P2M_LIMIT, guest_remove_pages
 from hypervisor_model.guest_memory import build
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, Heap, bits_to_zone, cycle_node, first_node
 from hypervisor_model.host import MAX_NUMNODES
@@ -55,6 +55,7 @@ from hypervisor_model.runmap import RunMap
 from hypervisor_model.snapshot import save_state
 
 POPULATE, INCREASE = memory.XENMEM_populate_physmap, memory.XENMEM_increase_reservation
+DECREASE = memory.XENMEM_decrease_reservation
 HOST = domctl.XEN_DOMCTL_CLAIM_MEMORY_HOST
 
 # -- the per-extent reference ---------------------------------------------------------------
@@ -191,13 +192,23 @@ def ref_reservation(
             struct.unpack_from("<Q", hv.arena.copy_from_guest(handle + 8 * i, 8))[0]
             for i in range(min(nr, readable))
         ]
-        if op == POPULATE
+        if op != INCREASE
         else []
     )
     done = preempts = 0
-    for i in range(len(listed) if op == POPULATE else nr):
+    for i in range(len(listed) if op != INCREASE else nr):
         if i and i % PREEMPT_EVERY == 0:
             preempts += 1
+        if op == DECREASE:  # the extent's pages one by one (its PoD entries first)
+            pages = 1 << order
+            if d.is_hvm:
+                pod_done = pod.decrease_reservation(hv, d, listed[i], order)
+                if not memory_op._remove_after_pod(hv, d, listed[i], pages, pod_done):
+                    break
+            elif guest_remove_pages(hv.heap, d, listed[i], pages) < pages:
+                break
+            done += 1
+            continue
         gfn = listed[i] if op == POPULATE else None
         if gfn is not None and not hv.faults.extent_may_populate(d, gfn, order):
             break
@@ -233,7 +244,7 @@ gfns_st = st.one_of(
 )
 call_st = st.fixed_dictionaries(
     {
-        "op": st.sampled_from([POPULATE, POPULATE, POPULATE, INCREASE]),
+        "op": st.sampled_from([POPULATE, POPULATE, POPULATE, INCREASE, DECREASE, DECREASE]),
         "who": st.integers(0, 2),
         "order": st.sampled_from([0, 0, 1, 2, 3, 5, 5, 9]),
         "nr": st.one_of(st.integers(0, 8), st.integers(0, 300)),
@@ -340,8 +351,10 @@ def build_host(recipe: dict[str, Any]) -> tuple[hypervisor_model.Hypervisor, lis
     return hv, guests
 
 
-def request(call: dict[str, Any], nodes: int) -> tuple[int, list[int] | None]:
-    """The reservation's mem_flags and its extent list (None: a NULL handle)."""
+def request(call: dict[str, Any], nodes: int, d: Domain) -> tuple[int, list[int] | None]:
+    """The reservation's mem_flags and its extent list (None: a NULL handle). A decrease
+    lists frames ``d`` has (gfns of a translated guest, MFNs of a PV one), an extent apart,
+    in the order the gfn kind says; "random" puts one it has not in the middle."""
     node, exact, bits = call["flags"]
     flags = memory.XENMEMF_address_bits(bits) if bits else 0
     if node is not None and node < nodes:
@@ -349,6 +362,17 @@ def request(call: dict[str, Any], nodes: int) -> tuple[int, list[int] | None]:
     if call["op"] == INCREASE and call["listed"] == "none":
         return flags, None
     frames = gfn_list(*call["gfns"], call["nr"], call["order"])
+    if call["op"] == DECREASE:
+        index = d.p2m if d.is_translated else d.pages
+        keys = [key for run in index for key in range(run.start, run.end)][:: 1 << call["order"]]
+        kind, half = call["gfns"][0], len(keys) // 2
+        if kind == "strided":
+            keys = keys[::2] + keys[1::2]
+        elif kind == "top":
+            keys.reverse()
+        elif kind == "random":
+            keys = [*keys[:half], P2M_LIMIT - 1, *keys[half:]]
+        frames = keys[: call["nr"]]
     if call["op"] == INCREASE:
         frames = [0] * call["nr"]
     if call["listed"] == "short":  # the buffer ends early: reads stop, or write-backs fail
@@ -407,7 +431,7 @@ def test_batched_reservations_equal_extent_by_extent(recipe: dict[str, Any]) -> 
     batched.preempt_check = count_preemption  # type: ignore[method-assign]
     for call in recipe["calls"]:
         domid = guests[call["who"] % len(guests)]
-        flags, frames = request(call, nodes)
+        flags, frames = request(call, nodes, batched.find_domain(domid))
         results = []
         for hv in (batched, reference):
             arm(hv, domid, call, frames)
