@@ -124,6 +124,8 @@ def set_claim_entries(heap: Heap, d: ClaimHolder, entries: Sequence[tuple[int, i
     legacy = False
     host: int | None = None
     nodes: dict[int, int] = {}
+    avail, claimed, online = heap.node_avail_pages, heap.claimed_pages, heap.online_mask
+    own = d.claims
     for pages, target, cmd in entries:
         if cmd != 0:
             raise XenError(EINVAL, "claim entry cmd must be 0")
@@ -133,16 +135,11 @@ def set_claim_entries(heap: Heap, d: ClaimHolder, entries: Sequence[tuple[int, i
             legacy |= target == XEN_DOMCTL_CLAIM_MEMORY_LEGACY
             host = pages
             continue
-        if (
-            target >= MAX_NUMNODES
-            or target >= len(heap.node_avail_pages)
-            or not (heap.online_mask >> target & 1)
-        ):
+        if target >= MAX_NUMNODES or target >= len(avail) or not (online >> target & 1):
             raise XenError(ENOENT, f"no online node {target:#x}")
         if target in nodes:
             raise XenError(EINVAL, f"node {target} claimed twice")
-        free_on_node = heap.node_avail_pages[target] - heap.claimed_pages[target]
-        if pages > free_on_node + d.claims.get(target, 0):
+        if pages > avail[target] - claimed[target] + own.get(target, 0):
             raise XenError(ENOMEM, f"node {target} has too little unclaimed memory")
         nodes[target] = pages
     host = host or 0
@@ -172,11 +169,14 @@ def set_claim_entries(heap: Heap, d: ClaimHolder, entries: Sequence[tuple[int, i
         raise XenError(ENOMEM, "not enough unclaimed memory on the host")
 
     # The old set released and the new one staked, as counter changes in one step.
-    for node in d.claims.keys() | nodes.keys():
-        heap.claimed_pages[node] += nodes.get(node, 0) - d.claims.get(node, 0)
+    for node, pages in own.items():
+        claimed[node] -= pages
+    own.clear()
+    for node, pages in nodes.items():
+        if pages:
+            claimed[node] += pages
+            own[node] = pages
     heap.outstanding_claims += host + node_sum - d.outstanding_pages
-    d.claims.clear()
-    d.claims.update((node, pages) for node, pages in nodes.items() if pages)
     d.node_claims = node_sum
     d.outstanding_pages = host + node_sum
 

@@ -109,12 +109,14 @@ def plain(obj: Any) -> Any:
 
 class Codec:
     """One layout's ``size`` and its functions: ``parse``, ``build``, ``parse_array`` (many
-    structures back to back). The functions are made on first use, so a process pays only
-    for the layouts it decodes; ``sizeof`` needs none of them."""
+    structures back to back) and ``unpack_array`` (the same, each a tuple of its fields,
+    without a record). The functions are made on first use, so a process pays only for the
+    layouts it decodes; ``sizeof`` needs none of them."""
 
     parse: Callable[[Any], Any]
     build: Callable[[Any], bytes]
     parse_array: Callable[[Any], list[Any]]
+    unpack_array: Callable[[Any], list[tuple[Any, ...]]]
     # What a layout containing this one uses: the record class, the function making a
     # record from its flat values, and the one flattening a record or mapping into them.
     record: type[Record]
@@ -140,7 +142,9 @@ class Codec:
         return vars(self)[attr]
 
 
-_MADE_ON_FIRST_USE = frozenset(("parse", "build", "parse_array", "record", "make", "values"))
+_MADE_ON_FIRST_USE = frozenset(
+    ("parse", "build", "parse_array", "unpack_array", "record", "make", "values")
+)
 
 
 # -- reading a construct tree --------------------------------------------------------------
@@ -363,6 +367,10 @@ def _generate(c: Codec) -> dict[str, Any]:
     top = src.record(shape)
     plain_values = len(fields) == shape.count  # one value per field, nothing nested
     args = "".join(f", f{i}" for i in range(len(names)))
+    whole = [  # an array's bytes are whole structures
+        f"    if len(data) % {size}:",
+        f"        raise LayoutError(f'expected a multiple of {size} bytes, got {{len(data)}}')",
+    ]
     src.lines += [
         "class R(Record):",
         f"    __slots__ = _fields = {names!r}",
@@ -393,9 +401,17 @@ def _generate(c: Codec) -> dict[str, Any]:
         "    except _struct_error as e:",
         f"        raise LayoutError(f'{name}: {{e}}') from None",
         "def parse_array(data):",
-        f"    if len(data) % {size}:",
-        f"        raise LayoutError(f'expected a multiple of {size} bytes, got {{len(data)}}')",
+        *whole,
         f"    return [{'R(*v)' if plain_values else top} for v in _iter(data)]",
+        "def unpack_array(data):",
+        *(  # the flat values are the fields when nothing is nested: no record needed
+            [*whole, "    return list(_iter(data))"]
+            if plain_values
+            else [
+                f"    return [({''.join(_attribute('x', n) + ', ' for n in names)}) "
+                "for x in parse_array(data)]"
+            ]
+        ),
     ]
     ns = src.namespace
     exec("\n".join(src.lines), ns)  # our own source, generated from the declaration

@@ -15,7 +15,7 @@ from construct import Construct
 
 from hypervisor_model import claims, paging, pod, vcpu, vnuma
 from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bitmap
-from hypervisor_model.codec import Record
+from hypervisor_model.codec import Record, codec
 from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
 from hypervisor_model.domheap import relinquish_some
 from hypervisor_model.errors import Restart, XenError
@@ -23,8 +23,6 @@ from hypervisor_model.guest_memory import (
     build,
     copy_struct_from_guest,
     parse,
-    parse_array,
-    sizeof,
 )
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.memflags import MEMF_bits
@@ -438,8 +436,9 @@ def _claim_memory(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> 
     if d.is_dying:
         raise XenError(ESRCH, "domain is dying")
     if req.mode == abi.XEN_DOMCTL_CLAIM_MEMORY_SET:
-        raw = hv.caller_memory.copy_from_guest(req.claim_set, nr * sizeof(abi.xen_memory_claim))
-        entries = [(e.pages, e.target, e.cmd) for e in parse_array(abi.xen_memory_claim, raw)]
+        entry = codec(abi.xen_memory_claim)
+        raw = hv.caller_memory.copy_from_guest(req.claim_set, nr * entry.size)
+        entries = entry.unpack_array(raw)  # (pages, target, cmd), the fields in order
         with d.page_alloc_lock, hv.heap.lock:
             claims.set_claim_entries(hv.heap, d, entries)
         return 0

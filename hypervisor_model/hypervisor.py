@@ -241,7 +241,7 @@ class Hypervisor:
             self.scheduler.preempt()  # between two hypercalls the CPU may run another vCPU
         if len(args) > HYPERCALL_ARGS:
             raise TypeError(f"expected at most {HYPERCALL_ARGS} argument words, got {len(args)}")
-        words = [index(a) & WORD_MASK for a in args] if args else []
+        words = [index(a) & WORD_MASK for a in args]
         words += _NO_WORDS[len(words) :]
         current = self._domains.get(caller)
         if current is None:

@@ -127,6 +127,8 @@ def test_codec_is_byte_identical_to_construct(
     assert plain(decoded) == plain(layout.parse(raw))  # decoding: the same values
     assert build(layout, decoded) == layout.build(layout.parse(raw))  # and back
     assert parse_array(layout, raw * 3) == [decoded] * 3  # one iter_unpack, same records
+    fields = tuple(value for _, value in decoded)
+    assert codec(layout).unpack_array(raw * 3) == [fields] * 3  # the same, as tuples
 
 
 def test_fields_named_like_dict_methods_are_fields() -> None:
