@@ -84,14 +84,19 @@ def strided(n: int, stride: int = 2) -> list[int]:
 # -- children: one measurement each ---------------------------------------------------------
 
 
-def populate_1gib(order: str) -> dict[str, Any]:
-    """1 GiB of an HVM guest in 4 KiB extents, gfns in ``order`` ("gfn" or "strided")."""
-    hv, xch = _host([4096])
-    domid = _guest(xch, True, 2 << 20)
-    gfns = list(range(GIB_4K)) if order == "gfn" else strided(GIB_4K)
+def populate_gib(how: str) -> dict[str, Any]:
+    """``order:gib`` GiB of an HVM guest in 4 KiB extents, gfns in ``order`` ("gfn" or
+    "strided"): wall and CPU seconds."""
+    order, gib = how.split(":")
+    hv, xch = _host([4096 * int(gib)])
+    domid = _guest(xch, True, (int(gib) + 1) << 20)
+    pages = GIB_4K * int(gib)
+    gfns = list(range(pages)) if order == "gfn" else strided(pages)
+    start = time.process_time()
     _, s = _bench.seconds(lambda: _populate(xch, domid, gfns, 0))
+    cpu = time.process_time() - start
     d = hv.find_domain(domid)
-    return dict(seconds=s, p2m_runs=len(d.p2m), page_runs=len(d.pages))
+    return dict(seconds=s, cpu=cpu, p2m_runs=len(d.p2m), page_runs=len(d.pages))
 
 
 def runmap_1gib(order: str) -> dict[str, Any]:
@@ -205,11 +210,17 @@ def huge(what: str) -> dict[str, Any]:
         done, s = _bench.cpu_seconds(
             lambda: xc_domain_populate_physmap(xch, domid, n, 0, 0, list(range(n)))
         )
-    elif what == "destroy pv 2^18":
+    elif what in ("destroy pv 2^18", "destroy pv 2^18 scattered"):
         hv, xch = _host([4096, 4096])
         domid = _guest(xch, False, 2 << 20)
-        _populate(xch, domid, list(range(1 << 18)), 0)
+        # scattered: gfns in an odd multiple's order mod 2^18, so no two frames make a run
+        gfns = [
+            (i * 40503) % (1 << 18) if what.endswith("scattered") else i for i in range(1 << 18)
+        ]
+        _populate(xch, domid, gfns, 0)
+        runs = len(hv.find_domain(domid).pages)
         done, s = _bench.cpu_seconds(lambda: xc_domain_destroy(xch, domid))
+        done = f"{done}, {runs} page runs"
     elif what == "decrease pv 2^18":
         hv, xch = _host([4096, 4096])
         domid = _guest(xch, False, 2 << 20)
@@ -240,7 +251,7 @@ def _offline_query(hv: hypervisor_model.Hypervisor) -> int:
 
 
 CHILDREN: dict[str, Callable[[str], dict[str, Any]]] = {
-    "populate": populate_1gib,
+    "populate": populate_gib,
     "runmap": runmap_1gib,
     "getinfolist": lambda n: getinfolist(int(n)),
     "boot": lambda n: boot_nodes(int(n)),
@@ -264,11 +275,17 @@ def over(timeout: float) -> str:
 def table_rows(timeout: float, quick: bool) -> None:
     print("(1) rows of the issue's table")
     for order in ("gfn", "strided"):
-        got = run("populate", order, timeout)
+        for gib in (1, 2):  # twice the pages: linear if each extent costs the same
+            got = run("populate", f"{order}:{gib}", timeout)
+            value = _bench.ms(got["seconds"]) if got else over(timeout)
+            extra = ""
+            if got:
+                each = got["cpu"] / (gib * GIB_4K) * 1e6
+                extra = f"CPU {_bench.ms(got['cpu'])}, {each:.2f} us an extent, "
+                extra += f"p2m runs {got['p2m_runs']}, page runs {got['page_runs']}"
+            label = f"{gib} GiB in 4 KiB extents, {order} order (hypercalls)"
+            print(_bench.row(label, value, extra))
         ref = run("runmap", order, timeout)
-        value = _bench.ms(got["seconds"]) if got else over(timeout)
-        extra = f"p2m runs {got['p2m_runs']}, page runs {got['page_runs']}" if got else ""
-        print(_bench.row(f"1 GiB in 4 KiB extents, {order} order (hypercalls)", value, extra))
         if ref:
             print(
                 _bench.row(
@@ -300,6 +317,7 @@ def table_rows(timeout: float, quick: bool) -> None:
         )
     print("(2) single huge calls, CPU time of one call (the populate path's second wave)")
     huge_calls = ["increase 2^20", "pv populate 2^19", "pv populate 2^20", "destroy pv 2^18"]
+    huge_calls += ["destroy pv 2^18 scattered"]
     huge_calls += ["decrease pv 2^18", "offline query 2^24"]
     for what in huge_calls[:2] if quick else huge_calls:
         got = run("huge", what, timeout)
