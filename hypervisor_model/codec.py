@@ -51,6 +51,8 @@ class Record:
 
     if TYPE_CHECKING:  # fields are made per layout; to the type checker any name is one
 
+        def __init__(self, *fields: Any, **named: Any) -> None: ...
+
         def __getattr__(self, name: str) -> Any: ...
 
         def __setattr__(self, name: str, value: Any) -> None: ...
@@ -366,7 +368,12 @@ def _generate(c: Codec) -> dict[str, Any]:
     src.namespace.update(_unpack=fmt.unpack_from, _pack=fmt.pack, _iter=fmt.iter_unpack)
     top = src.record(shape)
     plain_values = len(fields) == shape.count  # one value per field, nothing nested
-    args = "".join(f", f{i}" for i in range(len(names)))
+    # A record is made from its fields in order, or by name where the name can be one.
+    params = [
+        n if _attribute("x", n) == f"x.{n}" and n != "self" else f"f{i}"
+        for i, n in enumerate(names)
+    ]
+    args = "".join(f", {p}" for p in params)
     whole = [  # an array's bytes are whole structures
         f"    if len(data) % {size}:",
         f"        raise LayoutError(f'expected a multiple of {size} bytes, got {{len(data)}}')",
@@ -375,7 +382,7 @@ def _generate(c: Codec) -> dict[str, Any]:
         "class R(Record):",
         f"    __slots__ = _fields = {names!r}",
         f"    def __init__(self{args}):",
-        *(f"        {_attribute('self', n, f'f{i}')}" for i, n in enumerate(names)),
+        *(f"        {_attribute('self', n, p)}" for n, p in zip(names, params, strict=True)),
         "        return",
         f"R.__name__ = R.__qualname__ = {name!r}",
         "def make(v):",

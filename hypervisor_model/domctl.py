@@ -120,7 +120,7 @@ class _Reply:
         self.hv, self.arg, self.op = hv, arg, op
         self.copyback = False
 
-    def payload(self, layout: Construct, obj: Mapping[str, object]) -> None:
+    def payload(self, layout: Construct, obj: Mapping[str, object] | Record) -> None:
         """Overwrite the start of the union; the rest keeps the caller's bytes, as in C."""
         new = build(layout, obj)
         self.op.u = new + self.op.u[len(new) :]
@@ -301,18 +301,26 @@ def _unpausedomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
 # -- information and limits --------------------------------------------------------------
 
 
-def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
+def getdomaininfo(hv: Hypervisor, d: Domain) -> Record:
     """The getdomaininfo record (getdomaininfo() in domctl.c)."""
     online, flags = vcpu.domain_state(hv, d)
-    flags |= abi.XEN_DOMINF_dying if d.is_dying == DOMDYING_dead else 0
-    flags |= abi.XEN_DOMINF_shutdown if d.is_shut_down else 0
-    flags |= abi.XEN_DOMINF_paused if d.controller_pause_count > 0 else 0
-    flags |= abi.XEN_DOMINF_xs_domain if d.cdf_flags & abi.XEN_DOMCTL_CDF_xs_domain else 0
-    flags |= abi.XEN_DOMINF_hvm_guest if d.is_hvm else 0
-    flags |= abi.XEN_DOMINF_hap if d.cdf_flags & abi.XEN_DOMCTL_CDF_hap else 0
+    cdf = d.cdf_flags
+    if d.is_dying == DOMDYING_dead:
+        flags |= abi.XEN_DOMINF_dying
+    if d.is_shut_down:
+        flags |= abi.XEN_DOMINF_shutdown
+    if d.controller_pause_count > 0:
+        flags |= abi.XEN_DOMINF_paused
+    if cdf & abi.XEN_DOMCTL_CDF_xs_domain:
+        flags |= abi.XEN_DOMINF_xs_domain
+    if d.is_hvm:
+        flags |= abi.XEN_DOMINF_hvm_guest
+    if cdf & abi.XEN_DOMCTL_CDF_hap:
+        flags |= abi.XEN_DOMINF_hap
     flags |= (d.shutdown_code << abi.XEN_DOMINF_shutdownshift) & 0xFFFFFFFF
-    return dict(
+    return codec(abi.xen_domctl_getdomaininfo).record(
         domain=d.domain_id,
+        pad1=0,
         flags=flags,
         tot_pages=d.tot_pages,
         max_pages=d.max_pages,
@@ -329,7 +337,10 @@ def getdomaininfo(hv: Hypervisor, d: Domain) -> dict[str, object]:
         handle=d.handle,
         cpupool=d.cpupool,
         gpaddr_bits=HAP_PADDR_BITS,  # arch_get_domain_info: for PV guests too
-        arch_config=dict(emulation_flags=d.emulation_flags, misc_flags=0),
+        pad2=bytes(7),
+        arch_config=codec(abi.xen_arch_domainconfig).record(
+            emulation_flags=d.emulation_flags, misc_flags=0
+        ),
     )
 
 
