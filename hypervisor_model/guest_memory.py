@@ -57,13 +57,14 @@ class GuestMemory(ABC):
 
 class HypercallBuffer:
     """One hypercall buffer: ``size`` bytes at guest address ``addr``, backed by ``mem``
-    (whole pages of ordinary process memory: allocating one costs no system call)."""
+    (``pages`` whole pages of ordinary process memory: allocating one costs no system
+    call)."""
 
-    def __init__(self, arena: Arena, addr: int, size: int) -> None:
+    def __init__(self, arena: Arena, addr: int, size: int, pages: int) -> None:
         self.arena = arena
         self.addr = addr
         self.size = size
-        self.mem = bytearray(max(size, 1) + (-max(size, 1) % PAGE_SIZE))
+        self.mem = bytearray(pages * PAGE_SIZE)
         self.live = True
 
     def free(self) -> None:
@@ -73,7 +74,7 @@ class HypercallBuffer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.free()
+        self.arena.free(self)
 
 
 class Arena(GuestMemory):
@@ -92,12 +93,12 @@ class Arena(GuestMemory):
         """A zeroed buffer of at least ``size`` bytes (xencall_alloc_buffer)."""
         if size < 0:
             raise ValueError(f"expected a non-negative size, got {size}")
-        pages = -(-max(size, 1) // PAGE_SIZE)
+        pages = -(-size // PAGE_SIZE) or 1
         with self._lock:
-            buf = HypercallBuffer(self, self._next, size)
-            self._next += (pages + 1) * PAGE_SIZE  # a guard page after every buffer
-            self._starts.append(buf.addr)
-            self._buffers[buf.addr] = buf
+            addr = self._next
+            self._next = addr + (pages + 1) * PAGE_SIZE  # a guard page after every buffer
+            self._starts.append(addr)
+            buf = self._buffers[addr] = HypercallBuffer(self, addr, size, pages)
         return buf
 
     def free(self, buf: HypercallBuffer) -> None:

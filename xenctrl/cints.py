@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 from xenctrl import trace
@@ -28,8 +28,14 @@ class CInt:
     name: str
     bits: int
     signed: bool = False
+    top: int = field(init=False, repr=False, compare=False)  # the largest value kept as is
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "top", (1 << (self.bits - self.signed)) - 1)
 
     def convert(self, value: Any, call: str, param: str) -> int:
+        if type(value) is int and 0 <= value <= self.top:
+            return value  # the usual case: the same number in C
         if not isinstance(value, int):
             raise TypeError(f"{call}: {param} is a {self.name}, got {type(value).__name__}")
         if not -(1 << (self.bits - 1)) <= value < 1 << self.bits:
