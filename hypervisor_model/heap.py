@@ -462,49 +462,70 @@ class Heap:
         The result is exactly that of ``count`` separate allocations: the batch holds
         heap_lock throughout (one of the interleavings Xen allows) and saves their work
         in two ways. A block split for one extent is carved from the top for the next
-        (:meth:`_take`). And where the next extent must take the same path as the last
-        (same first node, no fault armed), as many as the carve, the node's unclaimed
-        memory and the host's allow are taken in one step, their claims redeemed at once:
-        redemption drains the node's claim, then the host-wide one, then the other nodes',
-        so the sum of per-extent redemptions is one redemption of the sum.
+        (:meth:`_take`). And where every extent starts its node search at the same node
+        and no fault is armed, an extent that search would take from the node's carve is
+        taken with as many more as the carve, the node's unclaimed memory and the host's
+        allow, in one step, their claims redeemed at once: redemption drains the node's
+        claim, then the host-wide one, then the other nodes', so the sum of per-extent
+        redemptions is one redemption of the sum.
         """
         if order > MAX_ORDER:
             return []
         request = 1 << order
         holder = d if d is not None and not memflags & MEMF_no_refcount else None
-        nodemask = self.online_mask
-        if d is not None and nodemask & d.node_affinity:
-            nodemask &= d.node_affinity
-        # Where every extent starts its node search at the same node, an extent taken from a
-        # carve is followed by others from it: the nodes searched before it are unchanged.
-        same_start = (
-            d is None or MEMF_get_node(memflags) != NUMA_NO_NODE or nodemask.bit_count() == 1
-        )
+        start = self._search_start(memflags, d) if attempts else None
         runs: list[Extents] = []
         done = 0
         with self.lock:
             while done < count:
-                if faults is not None and faults.allocation_fails(d):
-                    break
-                found = self._alloc_locked(attempts, order, memflags, d, holder)
-                if found is None:
-                    break
-                mfn, node = found
-                steps = 1
-                carve = self._carves.get(node)
-                if (
-                    same_start
-                    and carve is not None
-                    and carve[1] + carve[2] == mfn  # this extent came from the carve
-                    and (faults is None or faults.calm(d))
-                ):
-                    steps += self._carry_on(node, carve, request, holder, count - done - 1)
-                if runs and runs[-1].node == node and runs[-1].last == mfn + request:
-                    runs[-1] = runs[-1].longer(steps)
+                run = None
+                if start is not None and (faults is None or faults.calm(d)):
+                    carve = self._carve_next(start, *attempts[0], order)
+                    if carve is not None:
+                        run = self._carry_on(start, carve, request, holder, count - done)
+                if run is not None:
+                    if d is not None:
+                        d.last_alloc_node = run.node
                 else:
-                    runs.append(Extents(mfn, steps, node, request))
-                done += steps
+                    if faults is not None and faults.allocation_fails(d):
+                        break
+                    found = self._alloc_locked(attempts, order, memflags, d, holder)
+                    if found is None:
+                        break
+                    run = Extents(found[0], 1, found[1], request)
+                if runs and runs[-1].node == run.node and runs[-1].last == run.mfn + request:
+                    runs[-1] = runs[-1].longer(run.length)
+                else:
+                    runs.append(run)
+                done += run.length
         return runs
+
+    def _search_start(self, memflags: int, d: claims.ClaimHolder | None) -> int | None:
+        """The node every one of a batch's extents starts its search at (get_free_buddy):
+        the requested node, the boot CPU's without a domain, the only node of a domain's
+        affinity; None where the search moves round the nodes from extent to extent."""
+        node = MEMF_get_node(memflags)
+        if node != NUMA_NO_NODE:
+            return node
+        if d is None:
+            return self.cpu_node
+        nodemask = self.online_mask
+        if nodemask & d.node_affinity:
+            nodemask &= d.node_affinity
+        return first_node(nodemask) if nodemask.bit_count() == 1 else None
+
+    def _carve_next(self, node: int, zone_lo: int, zone_hi: int, order: int) -> list[int] | None:
+        """``node``'s carve if a request of ``order`` in zones ``zone_lo .. zone_hi`` would
+        take its top (:meth:`_take`): no zone above the carve's has a block big enough."""
+        carve = self._carves.get(node)
+        if carve is None or carve[3] != order or not zone_lo <= carve[0] <= zone_hi:
+            return None
+        request, avail, lists = 1 << order, self.avail[node], self._lists[node]
+        for zone in range(min(zone_hi, self._zone_span[node][1]), carve[0], -1):
+            orders = lists[zone]
+            if avail[zone] >= request and orders is not None and any(orders[order:]):
+                return None
+        return carve
 
     def _alloc_locked(
         self,
@@ -541,15 +562,15 @@ class Heap:
         request: int,
         holder: claims.ClaimHolder | None,
         most: int,
-    ) -> int:
-        """Take up to ``most`` more extents from ``node``'s carve in one step, as many as
-        the checks of alloc_heap_pages would pass one by one; return how many. Each extent
-        lowers the node's memory unclaimed by others by ``request``. The host-wide check
-        passes on the domain's claim while it covers a request (unclaimed memory stays as
-        it is), then, with what is left of the claim spent, on unclaimed memory alone: so
-        on ``claim + unclaimed`` pages if unclaimed memory covers a request, else on the
-        claim's whole requests."""
-        zone, _, left, _ = carve
+    ) -> Extents | None:
+        """Take up to ``most`` extents from the top of ``node``'s carve in one step, as many
+        as the checks of alloc_heap_pages would pass one by one (None if not even one).
+        Each extent lowers the node's memory unclaimed by others by ``request``. The
+        host-wide check passes on the domain's claim while it covers a request (unclaimed
+        memory stays as it is), then, with what is left of the claim spent, on unclaimed
+        memory alone: so on ``claim + unclaimed`` pages if unclaimed memory covers a
+        request, else on the claim's whole requests."""
+        zone, head, left, _ = carve
         node_room = self.node_avail_pages[node] - self.claimed_pages[node]
         claim = 0
         if holder is not None:
@@ -559,7 +580,7 @@ class Heap:
         host_room = claim + unclaimed if unclaimed >= request else claim
         steps = min(most, left // request, node_room // request, host_room // request)
         if steps <= 0:
-            return 0
+            return None
         pages = steps * request
         if left > pages:
             carve[2] = left - pages
@@ -570,7 +591,7 @@ class Heap:
         self.node_avail_pages[node] -= pages
         if claim:
             claims.redeem(self, holder, node, pages)  # type: ignore[arg-type]
-        return steps
+        return Extents(head + left - request, steps, node, request)
 
     # -- freeing --------------------------------------------------------------------------
 
