@@ -98,9 +98,11 @@ def redeem(heap: Heap, d: ClaimHolder, node: int, request: int) -> None:
     then the host-wide claim, then other nodes' claims in node order (v7 alloc_heap_pages).
     The total spent is min(outstanding_pages, request)."""
     left = min(d.outstanding_pages, request)
-    left -= _take_node(heap, d, node, left)
-    left -= _take_host(heap, d, left)
-    for other in sorted(d.claims):
+    if node in d.claims:
+        left -= _take_node(heap, d, node, left)
+    if left:
+        left -= _take_host(heap, d, left)
+    for other in sorted(d.claims) if left else ():
         if not left:
             break
         left -= _take_node(heap, d, other, left)

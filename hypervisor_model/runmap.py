@@ -236,8 +236,8 @@ class RunMap:
 
     def meets(self, runs: Sequence[Run]) -> bool:
         """True if any of ``runs`` (in key order, disjoint) covers a mapped key."""
-        if not runs or not self._runs:
-            return False
+        if not runs or not self._runs or runs[0].start >= self._runs[-1][-1].end:
+            return False  # none, or all beyond the last mapped key (a guest filled in order)
         c, i = self._before(runs[0].start)
         c, i = (0, 0) if c < 0 else (c, i)
         k, end = 0, runs[-1].start + runs[-1].length
