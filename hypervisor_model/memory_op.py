@@ -128,10 +128,15 @@ def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: i
 
 def _extent_list(hv: Hypervisor, handle: int, start: int, end: int) -> list[int]:
     """The readable part of an extent list: entries stop at the first unreadable one."""
-    readable = hv.caller_memory.readable(handle + start * PFN.size) // PFN.size if handle else 0
-    count = min(end - start, readable)
-    raw = hv.caller_memory.copy_from_guest(handle + start * PFN.size, count * PFN.size)
-    return list(struct.unpack(f"<{count}Q", raw))
+    if not handle:
+        return []
+    at = handle + start * PFN.size
+    try:
+        raw = hv.caller_memory.copy_from_guest(at, (end - start) * PFN.size)
+    except GuestFault:  # the list runs out of its buffer: as much as is there
+        count = min(end - start, hv.caller_memory.readable(at) // PFN.size)
+        raw = hv.caller_memory.copy_from_guest(at, count * PFN.size)
+    return list(struct.unpack(f"<{len(raw) // PFN.size}Q", raw))
 
 
 def _extent_loop(
@@ -198,8 +203,9 @@ def _allocate(
     with d.page_alloc_lock:
         asked = min(count, whole + 1)
         runs = alloc_domheap_extents(hv.heap, d, r.extent_order, memflags, asked, gfns)
-        went = min(sum(run.length for run in runs), whole)
-        runs = _first_extents(runs, went)
+        went = sum(run.length for run in runs)
+        if went > whole:
+            went, runs = whole, _first_extents(runs, whole)
         if d.is_translated and gfns is not None:
             guest_physmap_add_extents(d, runs, gfns)
     if not d.is_translated and r.extent_start and went:
