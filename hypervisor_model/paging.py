@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hypervisor_model.domain import Domain
-from hypervisor_model.domheap import alloc_domheap_pages
+from hypervisor_model.domheap import alloc_domheap_extents, alloc_domheap_pages
 from hypervisor_model.errors import Restart, XenError
 from hypervisor_model.guest_memory import parse
 from hypervisor_model.heap import PAGE_SHIFT, Heap
@@ -99,17 +99,23 @@ def set_allocation(hv: Hypervisor, d: Domain, pages: int, preemptible: bool = Tr
     while True:
         with d.page_alloc_lock:
             if len(d.paging_pool) < pages:
-                mfn = alloc_domheap_pages(hv.heap, d, 0, MEMF_no_owner)
-                if mfn is None:
+                # The pages up to the next continuation point, one after another, in a batch.
+                want = min(pages - len(d.paging_pool), PREEMPT_EVERY - done % PREEMPT_EVERY)
+                runs = alloc_domheap_extents(hv.heap, d, 0, MEMF_no_owner, want)
+                for run in runs:
+                    for page in run.mfns():
+                        d.paging_pool.add_tail(page)
+                got = sum(run.length for run in runs)
+                if got < want:
                     raise XenError(ENOMEM, f"d{d.domain_id}: no page for the paging pool")
-                d.paging_pool.add_tail(mfn)
             elif len(d.paging_pool) > pages:
                 mfn = d.paging_pool.remove_head()
                 assert mfn is not None
                 hv.heap.free_heap_pages(mfn, 0)
+                got = 1
             else:
                 return
-        done += 1
+        done += got
         if preemptible and done % PREEMPT_EVERY == 0:
             raise Restart  # the domctl returns -ERESTART: re-issued, it goes on from here
 

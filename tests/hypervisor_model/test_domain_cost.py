@@ -19,8 +19,10 @@ import pytest
 from hypercalls import Guest, createdomain_payload
 
 import hypervisor_model
+from hypervisor_model.domheap import alloc_domheap_pages
 from hypervisor_model.heap import HEAP_METADATA_PAGES, MAX_ORDER, NR_ZONES
 from hypervisor_model.host import HostConfigError
+from hypervisor_model.memflags import MEMF_no_owner
 from hypervisor_model.public import domctl
 from hypervisor_model.public.domctl import XEN_DOMCTL_CLAIM_MEMORY_HOST as HOST
 from hypervisor_model.public.errno import EINVAL, ENOMEM, ENOSYS, EOPNOTSUPP, EPERM
@@ -264,6 +266,39 @@ def test_pool_growth_uses_unclaimed_memory_only() -> None:
     assert g.mempool(domid, (256 + 300) * 4096)[0] == -ENOMEM
     assert g.mempool(domid) == (0, (256 + 100) * 4096)
     assert g.physinfo().outstanding_pages == outstanding
+
+
+@pytest.mark.parametrize("unclaimed", [None, 100])
+@pytest.mark.parametrize("nodes", [[32, 32], [64]])
+def test_pool_growth_takes_the_pages_one_allocation_after_another_would(
+    nodes: list[int], unclaimed: int | None
+) -> None:
+    """The pool grows in batches up to each continuation point (64 pages); the pages, their
+    order in the pool and the heap left behind must be those of 300 alloc_domheap_pages
+    calls, each MEMF_no_owner from the node after the last (two nodes: alternating; one:
+    down a split block), made on an identical host. With 100 unclaimed pages both stop
+    after 100 pages, at ENOMEM."""
+    hosts = [boot(nodes=nodes) for _ in range(2)]
+    domains = []
+    for hv in hosts:
+        g = Guest(hv)
+        domid = with_vcpus(g)
+        if unclaimed is not None:
+            assert g.max_mem(domid, 1 << 40) == 0
+            assert g.claim_set(domid, [(HOST, int(g.physinfo().free_pages) - unclaimed)]) == 0
+        domains.append((g, domid, hv.find_domain(domid)))
+    (g, domid, batched), (_, _, reference) = domains
+    assert batched is not None and reference is not None
+    rc = g.mempool(domid, (256 + 300) * 4096)[0]
+    assert rc == (0 if unclaimed is None else -ENOMEM)
+    for _ in range(300):
+        mfn = alloc_domheap_pages(hosts[1].heap, reference, 0, MEMF_no_owner)
+        if mfn is None:
+            break
+        reference.paging_pool.add_tail(mfn)
+    assert len(batched.paging_pool) == 245 + (300 if unclaimed is None else 100)
+    assert batched.paging_pool.runs() == reference.paging_pool.runs()
+    assert save_state(hosts[0]) == save_state(hosts[1])
 
 
 CHECKS: list[Any] = [
