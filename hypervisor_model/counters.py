@@ -7,7 +7,7 @@ from inside the hypervisor): host-wide, per node, and per domain the hypercall r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from hypervisor_model.domain import Domain
@@ -26,18 +26,41 @@ class Change:
         return f"{self.name} {self.before}->{self.after} ({self.after - self.before:+d})"
 
 
-def host_counters(hv: Hypervisor) -> dict[str, int]:
-    """The heap's counters, by name: total_avail_pages, outstanding_claims, node<n>.*."""
+class HeapCounters(NamedTuple):
+    """The heap's counters at one moment, host-wide and per node."""
+
+    total_avail_pages: int
+    outstanding_claims: int
+    node_avail_pages: list[int]
+    claimed_pages: list[int]
+
+
+def heap_counters(hv: Hypervisor) -> HeapCounters:
+    """The heap's counters, as they are now."""
     heap = hv.heap
     with heap.lock:
-        values = {
-            "total_avail_pages": heap.total_avail_pages,
-            "outstanding_claims": heap.outstanding_claims,
-        }
-        for n, free in enumerate(heap.node_avail_pages):
-            values[f"node{n}.node_avail_pages"] = free
-            values[f"node{n}.claimed_pages"] = heap.claimed_pages[n]
-    return values
+        return HeapCounters(
+            heap.total_avail_pages,
+            heap.outstanding_claims,
+            heap.node_avail_pages[:],
+            heap.claimed_pages[:],
+        )
+
+
+def host_changes(before: HeapCounters, after: HeapCounters) -> dict[str, tuple[int, int]]:
+    """The heap's counters that differ, by name (node<n>.* per node), as (before, after):
+    only those are named, so a many-node host costs a comparison of two lists."""
+    moved: dict[str, tuple[int, int]] = {}
+    for name in ("total_avail_pages", "outstanding_claims"):
+        if getattr(before, name) != getattr(after, name):
+            moved[name] = (getattr(before, name), getattr(after, name))
+    for name in ("node_avail_pages", "claimed_pages"):
+        if getattr(before, name) != getattr(after, name):
+            pairs = zip(getattr(before, name), getattr(after, name), strict=True)
+            for n, (old, new) in enumerate(pairs):
+                if old != new:
+                    moved[f"node{n}.{name}"] = (old, new)
+    return moved
 
 
 def domain_counters(d: Domain) -> dict[str, int]:
@@ -62,7 +85,8 @@ class Watch:
 
     def __init__(self, hv: Hypervisor) -> None:
         self.hv = hv
-        self.before = host_counters(hv)
+        self.heap_before = heap_counters(hv)
+        self.before: dict[str, int] = {}  # the reached domains' counters
         self.reached: dict[int, Domain] = {}
 
     def reach(self, d: Domain, *, new: bool = False) -> None:
@@ -73,11 +97,13 @@ class Watch:
                 self.before.update(domain_counters(d))
 
     def moved(self) -> list[Change]:
-        after = host_counters(self.hv)
+        before, after = dict(self.before), {}
         for domid, d in self.reached.items():
             if self.hv.find_domain(domid) is d:  # a destroyed domain has no counters left
                 after.update(domain_counters(d))
-        return changes(self.before, after)
+        for name, (old, new) in host_changes(self.heap_before, heap_counters(self.hv)).items():
+            before[name], after[name] = old, new
+        return changes(before, after)
 
 
 def changes(before: dict[str, int], after: dict[str, int]) -> list[Change]:
