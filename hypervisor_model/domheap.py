@@ -99,8 +99,6 @@ def _assign(d: Domain, runs: list[Extents], memflags: int, gfns: Sequence[int] |
     if not runs:
         return
     size = runs[0].size
-    if not memflags & MEMF_no_refcount:
-        d.tot_pages += sum(r.length for r in runs) * size
     owned: list[Run] = []
     first = 0
     for r in runs:
@@ -110,6 +108,8 @@ def _assign(d: Domain, runs: list[Extents], memflags: int, gfns: Sequence[int] |
         else:
             owned += pairs_as_runs(r.mfns(), gfns[first : first + r.length], size, any_step=True)
         first += r.length
+    if not memflags & MEMF_no_refcount:
+        d.tot_pages += first * size
     if len(owned) == 1:
         d.pages.insert(*owned[0])
     else:
