@@ -21,7 +21,7 @@ from typing import Any
 from construct import Construct
 
 from hypervisor_model import Hypervisor
-from hypervisor_model.codec import Record
+from hypervisor_model.codec import Record, codec
 from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
 from hypervisor_model.public import domctl, memory, sysctl, version, xen
 from hypervisor_model.public.errno import EBADF
@@ -176,11 +176,14 @@ def _issue(
     payload: Construct | None,
 ) -> tuple[int, bytes]:
     """Bounce ``raw`` both ways and issue ``op`` with its address (after ``word0`` if any)."""
-    with xch.arena.alloc(len(raw)) as buf:  # a bounce of bytes needs no user buffer
+    buf = xch.arena.alloc(len(raw))  # a bounce of bytes needs no user buffer
+    try:
         buf.mem[: len(raw)] = raw
         args = (buf.addr,) if word0 is None else (word0, buf.addr)
         rc = xch.hypercall(op, *args)
         out = bytes(memoryview(buf.mem)[: len(raw)])
+    finally:
+        buf.free()
     if trace.tracing():
         trace.hypercall(xch, op, args, envelope, payload, raw, out, rc)
     return rc, out
@@ -190,21 +193,22 @@ def do_domctl(
     xch: xc_interface, cmd: int, domid: int, layout: Construct | None = None, /, **fields: Any
 ) -> tuple[int, Record]:
     """do_domctl: the domctl with its payload as sent and as Xen left it (``.payload``)."""
-    union = build(layout, fields) if layout is not None else b""
+    release = xch.release
+    payload = codec(layout) if layout is not None else None
     raw = build(
         domctl.xen_domctl,
         dict(
             cmd=cmd,
             interface_version=(
-                0 if cmd in xch.release.stable_domctls else xch.release.domctl_interface_version
+                0 if cmd in release.stable_domctls else release.domctl_interface_version
             ),
             domain=domid & 0xFFFF,  # C narrows uint32_t domid to domid_t
-            u=union,
+            u=payload.build(fields) if payload is not None else b"",
         ),
     )
     rc, out = _issue(xch, HYPERVISOR_domctl, domctl.xen_domctl, raw, None, layout)
     reply = parse(domctl.xen_domctl, out)
-    reply.payload = parse(layout, reply.u[: sizeof(layout)]) if layout is not None else None
+    reply.payload = payload.parse(reply.u[: payload.size]) if payload is not None else None
     return rc, reply
 
 
