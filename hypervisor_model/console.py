@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hypervisor_model import pod, vnuma
 from hypervisor_model.heap import NR_ZONES, PAGE_SHIFT
 
 if TYPE_CHECKING:
@@ -93,6 +92,8 @@ class Console:
 
 def _dump_numa(hv: Hypervisor, key: str) -> str:
     """dump_numa(): nodes, CPUs, then each domain's pages per online node."""
+    from hypervisor_model import pod, vnuma  # read only by this dump
+
     heap = hv.heap
     lines = [f"'{key}' pressed -> dumping numa info (now = 0)"]
     online = [n for n in range(len(heap.node_avail_pages)) if heap.online_mask >> n & 1]

@@ -20,6 +20,7 @@ DOMDYING_alive, DOMDYING_dying, DOMDYING_dead = 0, 1, 2
 NODE_MASK_ALL = (1 << MAX_NUMNODES) - 1
 SHUTDOWN_CODE_NONE = 0xFFFFFFFF  # shutdown_code starts as ~0u (domain_create)
 SHUTDOWN_crash = 3  # public/sched.h
+MAX_VIRT_CPUS = 8192  # x86 asm/config.h: the most vCPUs a domain can have
 
 
 @dataclass(eq=False)

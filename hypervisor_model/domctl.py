@@ -16,7 +16,13 @@ from construct import Construct
 from hypervisor_model import claims, paging, pod, vcpu, vnuma
 from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bitmap
 from hypervisor_model.codec import Record, codec
-from hypervisor_model.domain import Domain, DOMDYING_alive, DOMDYING_dead, DOMDYING_dying
+from hypervisor_model.domain import (
+    MAX_VIRT_CPUS,
+    Domain,
+    DOMDYING_alive,
+    DOMDYING_dead,
+    DOMDYING_dying,
+)
 from hypervisor_model.domheap import relinquish_some
 from hypervisor_model.errors import Restart, XenError
 from hypervisor_model.guest_memory import (
@@ -55,7 +61,7 @@ GRANT_VERSION_MASK = 0xF  # XEN_DOMCTL_GRANT_version_mask
 GNTTAB_MAX_VERSION = 2  # grant_table.c default on x86 (gnttab=max-ver: unset)
 INITIAL_NR_GRANT_FRAMES = 1  # x86 asm/grant_table.h
 KNOWN_CDF = (abi.XEN_DOMCTL_CDF_MAX << 1) - 1
-HVM_MAX_VCPUS, MAX_VIRT_CPUS = 128, 8192  # public/hvm/hvm_info_table.h, x86 asm/config.h
+HVM_MAX_VCPUS = 128  # public/hvm/hvm_info_table.h
 XEN_X86_MSR_RELAXED = 1 << 0  # the only x86 arch misc_flags bit
 MAX_CONTROLLER_PAUSES = 255  # _domain_pause_by_systemcontroller's limit
 INVALID_M2P_ENTRY = (1 << 64) - 1  # a page with no guest frame (x86 asm/mm.h)

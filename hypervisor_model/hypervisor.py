@@ -7,19 +7,18 @@ into the caller's hypercall buffers, which the handlers reach as ``hv.caller_mem
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import index
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hypervisor_model import claims
 from hypervisor_model.console import Console
-from hypervisor_model.counters import Change, Watch
 from hypervisor_model.domain import Domain
-from hypervisor_model.domctl import do_domctl
 from hypervisor_model.domheap import alloc_domheap_pages, guest_physmap_add_page
 from hypervisor_model.errors import XenError
 from hypervisor_model.faults import Faults
@@ -28,9 +27,6 @@ from hypervisor_model.heap import MAX_ORDER, Heap
 from hypervisor_model.host import PAGES_PER_MIB, HostConfig, HostConfigError
 from hypervisor_model.invariants import check_invariants
 from hypervisor_model.memflags import MEMF_bits
-from hypervisor_model.memory_op import do_memory_op
-from hypervisor_model.multicall import do_multicall
-from hypervisor_model.paging import DOMAIN_STRUCT_BITS, alloc_xenheap_page
 from hypervisor_model.public.errno import EEXIST, EFAULT, ENOMEM, ENOSYS, ESRCH
 from hypervisor_model.public.releases import release
 from hypervisor_model.public.xen import (
@@ -42,14 +38,24 @@ from hypervisor_model.public.xen import (
     HYPERVISOR_sysctl,
     HYPERVISOR_xen_version,
 )
-from hypervisor_model.sysctl import do_sysctl
-from hypervisor_model.version import do_xen_version
+
+if TYPE_CHECKING:
+    from hypervisor_model.counters import Change, Watch
 
 WORD_MASK = (1 << 64) - 1
 HYPERCALL_ARGS = 6  # x86_64 passes up to six argument registers
 _NO_WORDS = [0] * HYPERCALL_ARGS  # the registers a call leaves unset read as 0
 
 Handler = Callable[..., int]
+# The hypercall table (hypercall-defs.c): where each handler lives. A handler's module is
+# imported on its first call, so a process pays only for the hypercalls it makes.
+HANDLERS = {
+    HYPERVISOR_xen_version: ("hypervisor_model.version", "do_xen_version"),
+    HYPERVISOR_memory_op: ("hypervisor_model.memory_op", "do_memory_op"),
+    HYPERVISOR_multicall: ("hypervisor_model.multicall", "do_multicall"),
+    HYPERVISOR_domctl: ("hypervisor_model.domctl", "do_domctl"),
+    HYPERVISOR_sysctl: ("hypervisor_model.sysctl", "do_sysctl"),
+}
 
 
 class Scheduler(Protocol):
@@ -82,7 +88,7 @@ class Hypervisor:
         self._leaked_domids: set[int] = set()
         self._domid_last = 0
         self.nr_cpus = sum(node.cpus for node in host.nodes if node.online)
-        self._handlers: dict[int, Handler] = _handlers()
+        self._handlers: dict[int, Handler] = {}  # those called so far (see HANDLERS)
         # None: callers' threads run free, as the OS schedules them (:meth:`scheduled_by`)
         self.scheduler: Scheduler | None = None
         # A debug switch for single-threaded tests: verify every invariant after each call.
@@ -179,6 +185,8 @@ class Hypervisor:
             controller_pause_count=0,
             creation_finished=True,
         )
+        from hypervisor_model.paging import DOMAIN_STRUCT_BITS, alloc_xenheap_page
+
         dom0.node_affinity = self.cpu_node_mask()  # sched_setup_dom0_vcpus
         # domain_create: the structure and shared-info pages come first (alloc_domain_struct)
         dom0.struct_page = alloc_xenheap_page(self.heap, MEMF_bits(DOMAIN_STRUCT_BITS))
@@ -249,7 +257,7 @@ class Hypervisor:
         if self.trace_hooks:
             self._reached(current)  # find_domain's report of the caller
         op = index(op)
-        handler = self._handlers.get(op)
+        handler = self._handlers.get(op) or self._load_handler(op)
         if handler is None:
             return -ENOSYS
         self.faults.before_hypercall_hook(caller)
@@ -269,6 +277,8 @@ class Hypervisor:
 
     def _watched(self, current: Domain, op: int, words: Sequence[int]) -> int:
         """Dispatch while the machine's probes watch the counters the hypercall moves."""
+        from hypervisor_model.counters import Watch
+
         hooks = list(self.trace_hooks)
         running = self._running
         outer = running.watch
@@ -286,10 +296,20 @@ class Hypervisor:
     def dispatch(self, current: Domain, op: int, words: Sequence[int]) -> int:
         """Run hypercall ``op`` for ``current`` through the hypercall table: the one path of a
         top-level call and of each multicall entry alike (call_handlers_pv64)."""
-        handler = self._handlers.get(op)
+        handler = self._handlers.get(op) or self._load_handler(op)
         if handler is None:
             return -ENOSYS
         return _call(handler, self, current, words)
+
+    def _load_handler(self, op: int) -> Handler | None:
+        """Hypercall ``op``'s handler, its module imported now; None if Xen has none."""
+        home = HANDLERS.get(op)
+        if home is None:
+            return None
+        module, name = home
+        handler: Handler = getattr(importlib.import_module(module), name)
+        self._handlers[op] = handler
+        return handler
 
     def preempt_check(self) -> None:
         """A continuation point: let other threads' hypercalls run (hypercall_preempt_check,
@@ -334,13 +354,3 @@ def _call(handler: Handler, hv: Hypervisor, current: Domain, words: Sequence[int
         return -e.errno
     except GuestFault:
         return -EFAULT
-
-
-def _handlers() -> dict[int, Handler]:
-    return {
-        HYPERVISOR_xen_version: do_xen_version,
-        HYPERVISOR_memory_op: do_memory_op,
-        HYPERVISOR_multicall: do_multicall,
-        HYPERVISOR_domctl: do_domctl,
-        HYPERVISOR_sysctl: do_sysctl,
-    }

@@ -15,8 +15,7 @@ from dataclasses import dataclass, fields
 from typing import IO, Any
 
 from hypervisor_model.console import CONRING_SIZE
-from hypervisor_model.domain import Domain, VnumaInfo
-from hypervisor_model.domctl import MAX_VIRT_CPUS
+from hypervisor_model.domain import MAX_VIRT_CPUS, Domain, VnumaInfo
 from hypervisor_model.heap import MAX_ORDER, NR_ZONES, PAGE_SHIFT
 from hypervisor_model.host import (
     MAX_NUMNODES,

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING
 
 from construct import Construct
 
-from hypervisor_model import offline
 from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap
 from hypervisor_model.codec import Record
 from hypervisor_model.console import handle_keypress
 from hypervisor_model.domain import Domain
-from hypervisor_model.domctl import getdomaininfo
 from hypervisor_model.errors import XenError
 from hypervisor_model.guest_memory import GuestFault, build, copy_struct_from_guest, parse, sizeof
 from hypervisor_model.heap import NR_ZONES, bits_to_zone
@@ -150,6 +148,8 @@ def _getdomaininfolist(hv: Hypervisor, op: Record) -> Payload:
     """Records of the domains from ``first_domain`` on, up to ``max_domains``, copied one
     after another; at a record that cannot be written the call fails (EFAULT), the records
     before it written."""
+    from hypervisor_model.domctl import getdomaininfo  # with the domctls, when first needed
+
     req = parse(abi.xen_sysctl_getdomaininfolist, op.u)
     size = sizeof(domctl_abi.xen_domctl_getdomaininfo)
     domains = [d for d in hv.domain_list() if d.domain_id >= req.first_domain]
@@ -190,6 +190,8 @@ def _page_offline_op(hv: Hypervisor, op: Record) -> Payload:
     count = req.end - req.start + 1
     if count * 4 > MAX_OFFLINE_STATUS_BYTES:
         raise XenError(ENOMEM, "status array too large")
+    from hypervisor_model import offline
+
     action = offline.ACTIONS.get(req.cmd)
     status = array("I", [abi.PG_OFFLINE_INVALID * 0x01010101]) * count  # memset to 1s
     rc = -EINVAL if action is None else action(hv, req.start, status)
