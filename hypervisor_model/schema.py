@@ -14,7 +14,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, Any
 
@@ -93,7 +92,10 @@ def parse_json(data: bytes) -> Any:
 
 class Schema:
     """A shape. ``check`` raises SchemaError; ``fast`` checks many values at once where it
-    can (False: "check them one by one", which finds the culprit)."""
+    can (False: "check them one by one", which finds the culprit). Shapes are plain slotted
+    classes, not dataclasses: a state's schema is made in every process that loads one."""
+
+    __slots__ = ()
 
     def check(self, value: Any, depth: int = 0) -> None:
         raise NotImplementedError
@@ -102,12 +104,13 @@ class Schema:
         return False
 
 
-@dataclass(frozen=True)
 class Int(Schema):
     """An integer (not a boolean) in ``lo..hi``."""
 
-    lo: int
-    hi: int
+    __slots__ = ("hi", "lo")
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not int:
@@ -124,19 +127,23 @@ class Int(Schema):
 U32, U64 = (1 << 32) - 1, (1 << 64) - 1
 
 
-@dataclass(frozen=True)
 class Bool(Schema):
+    """true or false."""
+
+    __slots__ = ()
+
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not bool:
             raise SchemaError(f"expected true or false, got {describe(value)}")
 
 
-@dataclass(frozen=True)
 class Str(Schema):
     """A string of at most ``max_len`` characters, matching ``pattern`` when one is given."""
 
-    max_len: int
-    pattern: str | None = None
+    __slots__ = ("max_len", "pattern")
+
+    def __init__(self, max_len: int, pattern: str | None = None) -> None:
+        self.max_len, self.pattern = max_len, pattern
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not str:
@@ -152,22 +159,26 @@ class Str(Schema):
         return self.pattern is None or all(map(re.compile(self.pattern).fullmatch, values))
 
 
-@dataclass(frozen=True)
 class OneOf(Schema):
     """One of a few strings."""
 
-    choices: tuple[str, ...]
+    __slots__ = ("choices",)
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        self.choices = choices
 
     def check(self, value: Any, depth: int = 0) -> None:
         if value not in self.choices or type(value) is not str:
             raise SchemaError(f"expected one of {', '.join(self.choices)}, got {describe(value)}")
 
 
-@dataclass(frozen=True)
 class Optional(Schema):
     """``null`` or the inner shape."""
 
-    inner: Schema
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Schema) -> None:
+        self.inner = inner
 
     def check(self, value: Any, depth: int = 0) -> None:
         if value is not None:
@@ -187,12 +198,13 @@ def _check_items(item: Schema, values: list[Any], depth: int) -> None:
             raise e.at(i) from None
 
 
-@dataclass(frozen=True)
 class List(Schema):
     """A list of up to ``max_len`` items of one shape."""
 
-    item: Schema
-    max_len: int
+    __slots__ = ("item", "max_len")
+
+    def __init__(self, item: Schema, max_len: int) -> None:
+        self.item, self.max_len = item, max_len
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not list:
@@ -208,14 +220,13 @@ class List(Schema):
         return self.item.fast([item for value in values for item in value])
 
 
-@dataclass(frozen=True)
 class Row(Schema):
     """A fixed-length list, one shape per position (a C struct saved as a list)."""
 
-    items: tuple[Schema, ...]
+    __slots__ = ("items",)
 
     def __init__(self, *items: Schema) -> None:
-        object.__setattr__(self, "items", items)
+        self.items = items
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not list or len(value) != len(self.items):
@@ -236,11 +247,13 @@ class Row(Schema):
         return all(item.fast(list(map(itemgetter(i), values))) for i, item in enumerate(self.items))
 
 
-@dataclass(frozen=True)
 class ByLength(Schema):
     """A list whose length says which shape it has (a short row or a long one)."""
 
-    shapes: Mapping[int, Schema]
+    __slots__ = ("shapes",)
+
+    def __init__(self, shapes: Mapping[int, Schema]) -> None:
+        self.shapes = shapes
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not list or len(value) not in self.shapes:
@@ -262,12 +275,15 @@ class ByLength(Schema):
         )
 
 
-@dataclass(frozen=True)
 class Record(Schema):
     """An object with known keys: ``fields``, each required unless in ``optional``."""
 
-    fields: Mapping[str, Schema]
-    optional: frozenset[str] = field(default_factory=frozenset)
+    __slots__ = ("fields", "optional")
+
+    def __init__(
+        self, fields: Mapping[str, Schema], optional: frozenset[str] = frozenset()
+    ) -> None:
+        self.fields, self.optional = fields, optional
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not dict:
@@ -284,13 +300,13 @@ class Record(Schema):
                 raise e.at(key) from None
 
 
-@dataclass(frozen=True)
 class Map(Schema):
     """An object of up to ``max_len`` entries whose keys and values each have one shape."""
 
-    key: Str
-    value: Schema
-    max_len: int
+    __slots__ = ("key", "max_len", "value")
+
+    def __init__(self, key: Str, value: Schema, max_len: int) -> None:
+        self.key, self.value, self.max_len = key, value, max_len
 
     def check(self, value: Any, depth: int = 0) -> None:
         if type(value) is not dict:
@@ -308,12 +324,14 @@ class Map(Schema):
                 raise e.at(k) from None
 
 
-@dataclass(frozen=True)
 class Lazy(Schema):
     """A shape named before it is defined, for recursion (a tree's node holds nodes);
     nesting stops at MAX_DEPTH."""
 
-    factory: Callable[[], Schema]
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Schema]) -> None:
+        self.factory = factory
 
     def check(self, value: Any, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
