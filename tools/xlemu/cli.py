@@ -22,8 +22,8 @@ from xenhost.xenstore import XenstoreError, XsHandle
 from hypervisor_model.host import MAX_NUMNODES, NR_CPUS, HostConfigError, load_host, make_host
 from hypervisor_model.public.releases import RELEASES
 from hypervisor_model.snapshot import StateError
-from xlemu import picture
 from xlemu.state import StateFile, read_xenstore, session, state_file
+from xlemu.themes import THEMES
 from xlemu.toolstack import Toolstack, ToolstackError
 from xlemu.xlcommand import XlGroup, XlUsageError, help_text
 from xlemu.xlconf import read_xl_conf
@@ -498,7 +498,7 @@ def storm(
 )
 @click.option(
     "--theme",
-    type=click.Choice(list(picture.THEMES)),
+    type=click.Choice(list(THEMES)),
     default="light",
     metavar="THEME",
     help="The SVG's colours: light or dark (light).",
@@ -507,6 +507,8 @@ def storm(
 @click.pass_context
 def numa_picture(ctx: click.Context, svg_file: str | None, theme: str, width: int) -> None:
     """Picture NUMA memory: per node, each domain's pages, claims and free memory."""
+    from xlemu import picture
+
     with toolstack(ctx, save=False) as ts:
         memory = ts.memory_picture()
     click.echo(picture.bars(memory, width))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import colorsys
 from dataclasses import dataclass, field
 
+from xlemu.themes import THEMES, Theme
+
 SYMBOLS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 CLAIMED, FREE, OTHER = ":", ".", "#"
 PAGES_PER_MIB = 256
@@ -137,20 +139,6 @@ def _ink(colour: str) -> str:
     return "#111111" if lum > 0.3 else "#ffffff"
 
 
-@dataclass(frozen=True)
-class Theme:
-    background: str
-    border: str
-    text: str
-    muted: str
-    free: str
-    other: str
-
-
-THEMES = {
-    "light": Theme("#ffffff", "#c8c8c8", "#1a1a1a", "#555555", "#ececec", "#7a7a7a"),
-    "dark": Theme("#1e1e1e", "#4a4a4a", "#f0f0f0", "#b4b4b4", "#3a3a3a", "#8c8c8c"),
-}
 FONT = 14  # px; text is estimated at 0.6 em per character
 WIDTH, PAD, LABEL, BAR_H = 960, 24, 110, 34
 BAR_W = WIDTH - 2 * PAD - LABEL

@@ -20,9 +20,7 @@ from xenhost.xenstore import XenstoreError, XsHandle
 from hypervisor_model.public import domctl, version
 from hypervisor_model.public.errno import EINVAL, ENOENT, ENOMEM, errorcode
 from xenctrl import XenError, misc
-from xenctrl import cpupool as cpupool_xc
 from xenctrl import domain as xcd
-from xenctrl import vcpu as vcpu_xc
 from xenctrl.api import HOST, Xenctrl
 from xenctrl.handle import Host, xc_interface
 from xenctrl.types import xc_domaininfo_t
@@ -433,6 +431,8 @@ class Toolstack:
         """``xl vcpu-list [Domain...]`` (vcpulist, print_vcpuinfo in xl_vcpu.c): a row per
         vCPU libxl_list_vcpu lists (0..max_vcpu_id) with its CPU, state, time and hard and
         soft affinity over the host's CPUs; an offline vCPU shows "-" and "--p"."""
+        from xenctrl import vcpu as vcpu_xc
+
         nr_cpus = misc.xc_physinfo(self.xch).max_cpu_id + 1
         lines = [
             f"{'Name':<32s} {'ID':>5s} {'VCPU':>5s} {'CPU':>5s} {'State':>5s} {'Time(s)':>9s} "
@@ -469,6 +469,8 @@ class Toolstack:
         """``xl cpupool-list [-c] [Pool]`` (main_cpupoollist in xl_cpupool.c): the pools
         libxl_list_cpupool finds, asking Xen from the id after each one, named from
         xenstore's /local/pool/<id>/name."""
+        from xenctrl import cpupool as cpupool_xc
+
         pools = []
         poolid = 0
         while True:
