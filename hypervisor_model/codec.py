@@ -111,14 +111,17 @@ def plain(obj: Any) -> Any:
 
 class Codec:
     """One layout's ``size`` and its functions: ``parse``, ``build``, ``parse_array`` (many
-    structures back to back) and ``unpack_array`` (the same, each a tuple of its fields,
-    without a record). The functions are made on first use, so a process pays only for the
-    layouts it decodes; ``sizeof`` needs none of them."""
+    structures back to back), ``unpack_array`` (the same, each a tuple of its fields,
+    without a record) and, for a derived layout, ``pack_into`` (its flat values, as
+    ``make`` takes them, written into a buffer at an offset, unchecked as struct packs).
+    The functions are made on first use, so a process pays only for the layouts it
+    decodes; ``sizeof`` needs none of them."""
 
     parse: Callable[[Any], Any]
     build: Callable[[Any], bytes]
     parse_array: Callable[[Any], list[Any]]
     unpack_array: Callable[[Any], list[tuple[Any, ...]]]
+    pack_into: Callable[..., None]
     # What a layout containing this one uses: the record class, the function making a
     # record from its flat values, and the one flattening a record or mapping into them.
     record: type[Record]
@@ -138,14 +141,17 @@ class Codec:
         as plain attributes."""
         if attr not in _MADE_ON_FIRST_USE:
             raise AttributeError(attr)
+        made = vars(self)
         with _lock:
-            if attr not in vars(self):
-                vars(self).update(_generate(self) if self.shape is not None else _fallback(self))
-        return vars(self)[attr]
+            if "parse" not in made:
+                made.update(_generate(self) if self.shape is not None else _fallback(self))
+        if attr not in made:
+            raise AttributeError(f"{attr}: construct decodes this layout, it has no flat values")
+        return made[attr]
 
 
 _MADE_ON_FIRST_USE = frozenset(
-    ("parse", "build", "parse_array", "unpack_array", "record", "make", "values")
+    ("parse", "build", "parse_array", "unpack_array", "record", "make", "values", "pack_into")
 )
 
 
@@ -422,6 +428,7 @@ def _generate(c: Codec) -> dict[str, Any]:
     ]
     ns = src.namespace
     exec("\n".join(src.lines), ns)  # our own source, generated from the declaration
+    ns["pack_into"] = fmt.pack_into
     return {attr: ns["R" if attr == "record" else attr] for attr in _MADE_ON_FIRST_USE}
 
 

@@ -9,7 +9,7 @@ differs (versions, layouts, lookups), ``hv.release`` says how.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from construct import Construct
 
@@ -66,6 +66,13 @@ XEN_X86_MSR_RELAXED = 1 << 0  # the only x86 arch misc_flags bit
 MAX_CONTROLLER_PAUSES = 255  # _domain_pause_by_systemcontroller's limit
 INVALID_M2P_ENTRY = (1 << 64) - 1  # a page with no guest frame (x86 asm/mm.h)
 HAP_PADDR_BITS = 52  # hap_paddr_bits of the model's CPUs: the full PADDR_BITS
+# getdomaininfo's constants, bound once: it runs per domain of a list
+XEN_DOMINF_dying, XEN_DOMINF_shutdown = abi.XEN_DOMINF_dying, abi.XEN_DOMINF_shutdown
+XEN_DOMINF_paused, XEN_DOMINF_xs_domain = abi.XEN_DOMINF_paused, abi.XEN_DOMINF_xs_domain
+XEN_DOMINF_hvm_guest, XEN_DOMINF_hap = abi.XEN_DOMINF_hvm_guest, abi.XEN_DOMINF_hap
+XEN_DOMINF_shutdownshift = abi.XEN_DOMINF_shutdownshift
+XEN_DOMCTL_CDF_xs_domain, XEN_DOMCTL_CDF_hap = abi.XEN_DOMCTL_CDF_xs_domain, abi.XEN_DOMCTL_CDF_hap
+XEN_INVALID_MAX_VCPU_ID = abi.XEN_INVALID_MAX_VCPU_ID
 
 
 def do_domctl(hv: Hypervisor, current: Domain, arg: int, *_: int) -> int:
@@ -96,7 +103,8 @@ def _domctl(hv: Hypervisor, current: Domain, arg: int) -> int:
         assert d is not None
         if not (hv.is_control_domain(current) or current.cdf_flags & abi.XEN_DOMCTL_CDF_xs_domain):
             raise XenError(EPERM)  # xsm_getdomaininfo(XSM_XS_PRIV)
-        reply.payload(abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
+        info = codec(abi.xen_domctl_getdomaininfo).make(getdomaininfo(hv, d))
+        reply.payload(abi.xen_domctl_getdomaininfo, info)
         reply.op.domain = d.domain_id  # the domain found, when it was not the one asked for
         return reply.send(0)
     if not hv.is_control_domain(current):
@@ -307,26 +315,27 @@ def _unpausedomain(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
 # -- information and limits --------------------------------------------------------------
 
 
-def getdomaininfo(hv: Hypervisor, d: Domain) -> Record:
-    """The getdomaininfo record (getdomaininfo() in domctl.c)."""
+def getdomaininfo(hv: Hypervisor, d: Domain) -> tuple[Any, ...]:
+    """The getdomaininfo record (getdomaininfo() in domctl.c) as its values, flat in the
+    layout's order: a record is made from them, or a list packs them straight into its
+    buffer (naming twenty fields, or making a record per domain, costs more than packing)."""
     online, flags = vcpu.domain_state(hv, d)
     cdf = d.cdf_flags
     if d.is_dying == DOMDYING_dead:
-        flags |= abi.XEN_DOMINF_dying
+        flags |= XEN_DOMINF_dying
     if d.is_shut_down:
-        flags |= abi.XEN_DOMINF_shutdown
+        flags |= XEN_DOMINF_shutdown
     if d.controller_pause_count > 0:
-        flags |= abi.XEN_DOMINF_paused
-    if cdf & abi.XEN_DOMCTL_CDF_xs_domain:
-        flags |= abi.XEN_DOMINF_xs_domain
+        flags |= XEN_DOMINF_paused
+    if cdf & XEN_DOMCTL_CDF_xs_domain:
+        flags |= XEN_DOMINF_xs_domain
     if d.is_hvm:
-        flags |= abi.XEN_DOMINF_hvm_guest
-    if cdf & abi.XEN_DOMCTL_CDF_hap:
-        flags |= abi.XEN_DOMINF_hap
-    flags |= (d.shutdown_code << abi.XEN_DOMINF_shutdownshift) & 0xFFFFFFFF
-    # The fields in the layout's order, by position: a call naming twenty of them costs
-    # more than the rest of the record together.
-    return codec(abi.xen_domctl_getdomaininfo).record(
+        flags |= XEN_DOMINF_hvm_guest
+    if cdf & XEN_DOMCTL_CDF_hap:
+        flags |= XEN_DOMINF_hap
+    flags |= (d.shutdown_code << XEN_DOMINF_shutdownshift) & 0xFFFFFFFF
+    nr_vcpus = d.nr_vcpus
+    return (
         d.domain_id,  # domain
         0,  # pad1
         flags,
@@ -340,13 +349,14 @@ def getdomaininfo(hv: Hypervisor, d: Domain) -> Record:
         INVALID_M2P_ENTRY if d.is_translated else d.shared_info or 0,
         0,  # cpu_time
         online,  # nr_online_vcpus
-        d.nr_vcpus - 1 if d.nr_vcpus else abi.XEN_INVALID_MAX_VCPU_ID,  # max_vcpu_id
+        nr_vcpus - 1 if nr_vcpus else XEN_INVALID_MAX_VCPU_ID,  # max_vcpu_id
         0,  # ssidref: the dummy XSM's xsm_security_domaininfo fills nothing in
         d.handle,
         d.cpupool,
         HAP_PADDR_BITS,  # gpaddr_bits, arch_get_domain_info's: for PV guests too
         bytes(7),  # pad2
-        codec(abi.xen_arch_domainconfig).record(d.emulation_flags, 0),  # arch_config
+        d.emulation_flags,  # arch_config.emulation_flags
+        0,  # arch_config.misc_flags
     )
 
 

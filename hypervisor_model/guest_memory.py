@@ -39,14 +39,14 @@ class GuestMemory(ABC):
         """``size`` bytes at guest address ``addr``; zero bytes always succeed."""
 
     @abstractmethod
-    def copy_to_guest(self, addr: int, data: bytes) -> None:
+    def copy_to_guest(self, addr: int, data: bytes | bytearray) -> None:
         """Write ``data`` at ``addr``; GuestFault (nothing written) outside one buffer."""
 
     @abstractmethod
     def readable(self, addr: int) -> int:
         """How many bytes from ``addr`` lie inside one live buffer (0 if none)."""
 
-    def try_copy_to_guest(self, addr: int, data: bytes) -> bool:
+    def try_copy_to_guest(self, addr: int, data: bytes | bytearray) -> bool:
         """copy_to_guest as Xen's callers test it: False (nothing written) on a fault."""
         try:
             self.copy_to_guest(addr, data)
@@ -143,7 +143,7 @@ class Arena(GuestMemory):
         buf, offset = self._locate(addr, size)
         return bytes(memoryview(buf.mem)[offset : offset + size])
 
-    def copy_to_guest(self, addr: int, data: bytes) -> None:
+    def copy_to_guest(self, addr: int, data: bytes | bytearray) -> None:
         buf = self._buffers.get(addr)
         if buf is not None and len(data) <= buf.size:
             buf.mem[: len(data)] = data

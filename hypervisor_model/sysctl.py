@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from construct import Construct
 
 from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap
-from hypervisor_model.codec import Record
+from hypervisor_model.codec import Record, codec
 from hypervisor_model.console import handle_keypress
 from hypervisor_model.domain import Domain
 from hypervisor_model.errors import XenError
@@ -147,21 +147,22 @@ def _numainfo(hv: Hypervisor, op: Record) -> Payload:
 def _getdomaininfolist(hv: Hypervisor, op: Record) -> Payload:
     """Records of the domains from ``first_domain`` on, up to ``max_domains``, copied one
     after another; at a record that cannot be written the call fails (EFAULT), the records
-    before it written."""
+    before it written. Each domain's values are packed straight into one buffer."""
     from hypervisor_model.domctl import getdomaininfo  # with the domctls, when first needed
 
     req = parse(abi.xen_sysctl_getdomaininfolist, op.u)
-    size = sizeof(domctl_abi.xen_domctl_getdomaininfo)
-    domains = [d for d in hv.domain_list() if d.domain_id >= req.first_domain]
-    records = [
-        build(domctl_abi.xen_domctl_getdomaininfo, getdomaininfo(hv, d))
-        for d in domains[: req.max_domains]
-    ]
+    info = codec(domctl_abi.xen_domctl_getdomaininfo)
+    size, pack_into = info.size, info.pack_into
+    first = req.first_domain
+    domains = [d for d in hv.domain_list() if d.domain_id >= first][: req.max_domains]
+    records = bytearray(len(domains) * size)
+    for at, d in zip(range(0, len(records), size), domains, strict=True):
+        pack_into(records, at, *getdomaininfo(hv, d))
     memory = hv.caller_memory
-    if not memory.try_copy_to_guest(req.buffer, b"".join(records)):  # all at once, or ...
-        for i, record in enumerate(records):  # ... as far as they go
-            memory.copy_to_guest(req.buffer + i * size, record)
-    return _reply(op, abi.xen_sysctl_getdomaininfolist, dict(req, num_domains=len(records)))
+    if not memory.try_copy_to_guest(req.buffer, records):  # all at once, or ...
+        for at in range(0, len(records), size):  # ... as far as they go
+            memory.copy_to_guest(req.buffer + at, records[at : at + size])
+    return _reply(op, abi.xen_sysctl_getdomaininfolist, dict(req, num_domains=len(domains)))
 
 
 def _signed32(value: int) -> int:

@@ -129,6 +129,9 @@ def test_codec_is_byte_identical_to_construct(
     assert parse_array(layout, raw * 3) == [decoded] * 3  # one iter_unpack, same records
     fields = tuple(value for _, value in decoded)
     assert codec(layout).unpack_array(raw * 3) == [fields] * 3  # the same, as tuples
+    into = bytearray(b"\xff" * (len(wire) + 5))  # flat values packed at an offset
+    codec(layout).pack_into(into, 3, *codec(layout).values(decoded))
+    assert into == b"\xff" * 3 + layout.build(layout.parse(raw)) + b"\xff" * 2
 
 
 def test_fields_named_like_dict_methods_are_fields() -> None:
@@ -195,6 +198,9 @@ def test_a_layout_it_cannot_read_falls_back_to_construct() -> None:
     assert parse(odd, b"\x02\0\0\0").kind == "b"
     assert build(odd, {"kind": "a"}) == b"\x01\0\0\0"
     assert sizeof(odd) == 4
+    with pytest.raises(AttributeError):
+        codec(odd).pack_into  # noqa: B018  # construct has no flat values to pack
+    assert parse(odd, b"\x01\0\0\0").kind == "a"
 
 
 def test_codecs_are_derived_once() -> None:

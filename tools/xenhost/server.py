@@ -83,7 +83,7 @@ class CallerBuffers(GuestMemory):
         i, offset = self._locate(addr, size)
         return bytes(self._data[i][offset : offset + size])
 
-    def copy_to_guest(self, addr: int, data: bytes) -> None:
+    def copy_to_guest(self, addr: int, data: bytes | bytearray) -> None:
         if not data:
             return
         i, offset = self._locate(addr, len(data))
