@@ -23,7 +23,7 @@ SHUTDOWN_crash = 3  # public/sched.h
 MAX_VIRT_CPUS = 8192  # x86 asm/config.h: the most vCPUs a domain can have
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Domain:
     """One domain. Counters change under ``page_alloc_lock`` and, for claims, ``heap_lock``."""
 

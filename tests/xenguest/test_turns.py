@@ -88,7 +88,15 @@ def model_locks(hv: hypervisor_model.Hypervisor) -> list[Any]:
     """Every lock of the host, its parts and its domains."""
     lock_types = (type(threading.Lock()), type(threading.RLock()))
     parts = [hv, hv.heap, hv.console, hv.faults, hv.arena, *hv.domain_list()]
-    return [v for part in parts for v in vars(part).values() if isinstance(v, lock_types)]
+    values = [v for part in parts for v in attributes(part)]
+    return [v for v in values if isinstance(v, lock_types)]
+
+
+def attributes(obj: object) -> list[Any]:
+    """The values of an object's attributes, kept in its ``__dict__`` or in slots."""
+    if hasattr(obj, "__dict__"):
+        return list(vars(obj).values())
+    return [getattr(obj, name) for name in obj.__slots__]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("mode", ["off", "legacy", "numa"])
