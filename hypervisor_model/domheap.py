@@ -18,7 +18,7 @@ from hypervisor_model.memflags import (
     MEMF_no_owner,
     MEMF_no_refcount,
 )
-from hypervisor_model.runmap import Run, RunMap
+from hypervisor_model.runmap import Progression, Run, RunMap
 
 BITS_PER_LONG = 64
 # Xen's p2m has four levels (ept_set_entry / p2m-pt p2m_find_entry refuse more): guest
@@ -206,7 +206,16 @@ def guest_physmap_add_page(d: Domain, gfn: int, mfn: int, order: int) -> bool:
 def guest_physmap_add_extents(d: Domain, runs: list[Extents], gfns: Sequence[int]) -> None:
     """Map extent i of ``runs``, just allocated for a translated guest, at ``gfns[i]``, as
     guest_physmap_add_page would one extent after another; the caller holds
-    page_alloc_lock since the allocation and keeps every extent below P2M_LIMIT."""
+    page_alloc_lock since the allocation and keeps every extent below P2M_LIMIT. Extents
+    carved from one block for gfns that rise by an extent each (a guest populated in order)
+    go in as one progression: their MFNs fall by an extent each."""
+    if len(runs) == 1 and runs[0].length > 1 and runs[0].size > 1:
+        r = runs[0]
+        if _evenly(gfns, r.size):
+            batch = Progression(gfns[0], r.size, r.mfn, 1, None, r.length, -r.size)
+            if _map_new(d, batch.start, batch.end):
+                d.p2m.insert_progression(batch)
+                return
     mappings: list[Run] = []
     first = 0
     for r in runs:
@@ -225,6 +234,16 @@ def guest_physmap_add_extents(d: Domain, runs: list[Extents], gfns: Sequence[int
         end = run.start + run.length
     if mappings:
         _map(d, mappings)
+
+
+def _map_new(d: Domain, start: int, end: int) -> bool:
+    """For a mapping of gfns ``[start, end)`` where neither the p2m nor a PoD entry has
+    any: raise max_mapped_pfn (p2m_pt/ept_set_entry) and say True; else False."""
+    span = [Run(start, end - start, None, 1, None)]
+    if d.p2m.meets(span) or d.pod_entries.meets(span):
+        return False
+    d.max_mapped_pfn = max(d.max_mapped_pfn, end - 1)
+    return True
 
 
 def _map(d: Domain, mappings: list[Run]) -> None:

@@ -6,6 +6,10 @@ and carries an opaque ``tag`` (for example the owning domain). The buddy allocat
 pages of a split block from the top down, so runs in both directions occur naturally;
 adjacent runs that continue each other are merged. Runs are kept in short sorted chunks, so
 an insert or removal anywhere costs a search and a small shift, never a shift of the map.
+
+A guest populated with extents carved from one block gets runs of one length whose gfns
+rise while their MFNs fall: a :class:`Progression` holds such runs as one element, and a
+change near one first lays it out as runs again, so readers and changes only ever see runs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 
 class Run(NamedTuple):
@@ -38,6 +42,72 @@ class Run(NamedTuple):
         start, end = max(start, self.start), min(end, self.end)
         step = self.step if end - start > 1 else 1  # a single key has no direction
         return Run(start, end - start, self.value_at(start), step, self.tag)
+
+
+class Progression(NamedTuple):
+    """``times`` runs of ``length`` keys each, one right after another from ``start``, the
+    i-th mapping its keys from ``value + stride*i`` by ``step``. The runs do not continue
+    one another (else they would be one run)."""
+
+    start: int
+    length: int
+    value: int
+    step: int
+    tag: Hashable
+    times: int
+    stride: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length * self.times
+
+    def run(self, i: int) -> Run:
+        """The i-th run."""
+        return Run(
+            self.start + i * self.length,
+            self.length,
+            self.value + i * self.stride,
+            self.step,
+            self.tag,
+        )
+
+    def runs(self) -> list[Run]:
+        return [self.run(i) for i in range(self.times)]
+
+    def followed_by(self, more: Progression) -> Progression | None:
+        """This progression carried on by ``more``, which starts right after it, or None
+        if ``more`` does not carry it on."""
+        start, length, value, step, tag, times, stride = self
+        if (
+            more.start != start + length * times
+            or more.value != value + times * stride
+            or more.length != length
+            or more.step != step
+            or more.stride != stride
+            or more.tag != tag
+        ):
+            return None
+        return Progression(start, length, value, step, tag, times + more.times, stride)
+
+
+def _as_progression(element: Run | Progression, stride: int) -> Progression | None:
+    """A map element as a progression of ``stride`` (a run: of one run; None without a
+    value)."""
+    if isinstance(element, Progression):
+        return element
+    if element.value is None:
+        return None
+    return Progression(
+        element.start, element.length, element.value, element.step, element.tag, 1, stride
+    )
+
+
+def _first(element: Run | Progression) -> Run:
+    return element.run(0) if isinstance(element, Progression) else element
+
+
+def _last(element: Run | Progression) -> Run:
+    return element.run(element.times - 1) if isinstance(element, Progression) else element
 
 
 def _continues(left: Run, right: Run, any_step: bool) -> int | None:
@@ -129,16 +199,17 @@ class RunMap:
     def __init__(self, *, any_step: bool = False) -> None:
         self.any_step = any_step
         self._starts: list[list[int]] = []  # each chunk's run starts, ascending
-        self._runs: list[list[Run]] = []  # each chunk's runs, in the same order
+        self._runs: list[list[Run | Progression]] = []  # each chunk's elements, in order
         self._firsts: list[int] = []  # the first start of each chunk
-        self._count = 0
+        self._count = 0  # runs, a progression's each counted
+        self._progressions = 0
 
     def __len__(self) -> int:
         return self._count
 
     def __getattr__(self, name: str) -> Any:
         """Called only while a saved map waits to be read (:meth:`from_saved`): read it."""
-        if name not in ("_starts", "_runs", "_firsts", "_count"):
+        if name not in ("_starts", "_runs", "_firsts", "_count", "_progressions"):
             raise AttributeError(name)
         with _reading:  # two threads may reach a waiting map at once: one reads it
             if "_saved" in vars(self):  # ValueError if damaged; it stays unread then
@@ -147,10 +218,18 @@ class RunMap:
                 del vars(self)["_saved"]
         return vars(self)[name]
 
+    def stored(self) -> int:
+        """How many elements hold the runs (a progression is one): the map's size."""
+        return sum(map(len, self._runs))
+
     def __iter__(self) -> Iterator[Run]:
         """The runs in key order; the map may change between chunks of the iteration."""
         for chunk in list(self._runs):
-            yield from list(chunk)
+            for element in list(chunk):
+                if isinstance(element, Progression):
+                    yield from element.runs()
+                else:
+                    yield element
 
     # -- positions: (chunk, index) ----------------------------------------------------------
 
@@ -169,14 +248,14 @@ class RunMap:
             return c, i + 1
         return (c + 1, 0) if c + 1 < len(self._runs) else (-1, -1)
 
-    def _put(self, c: int, i: int, run: Run) -> None:
+    def _put(self, c: int, i: int, run: Run | Progression) -> None:
         """Replace the run at ``(c, i)``, whose neighbours keep it in order."""
         self._runs[c][i] = run
         self._starts[c][i] = run.start
         if i == 0:
             self._firsts[c] = run.start
 
-    def _add_after(self, c: int, i: int, run: Run) -> None:
+    def _add_after(self, c: int, i: int, run: Run | Progression) -> None:
         """Insert a run after position ``(c, i)`` ((-1, -1): before every run)."""
         if c < 0:  # before every run: the front of the first chunk, or a first chunk
             if not self._runs:
@@ -195,6 +274,46 @@ class RunMap:
             self._firsts.insert(c + 1, starts[CHUNK])
             del starts[CHUNK:], runs[CHUNK:]
 
+    def _recut(self, c: int) -> int:
+        """Cut chunk ``c`` in chunks of CHUNK elements once it holds twice that; return
+        how many chunks it is now."""
+        chunk, starts = self._runs[c], self._starts[c]
+        if len(chunk) < 2 * CHUNK:
+            return 1
+        cuts = range(0, len(chunk), CHUNK)
+        self._runs[c : c + 1] = [chunk[k : k + CHUNK] for k in cuts]
+        self._starts[c : c + 1] = [starts[k : k + CHUNK] for k in cuts]
+        self._firsts[c : c + 1] = [starts[k] for k in cuts]
+        return len(cuts)
+
+    def _open(self, start: int, end: int) -> None:
+        """Lay out as runs the progressions holding keys in ``[start, end)``, so that a
+        change there and at its edges meets only runs."""
+        if not self._progressions or end <= start:
+            return
+        c, i = self._before(start)
+        c, i = (0, 0) if c < 0 else (c, i)
+        while c < len(self._runs):
+            chunk, starts = self._runs[c], self._starts[c]
+            while i < len(chunk) and chunk[i].start < end:
+                element = chunk[i]
+                if isinstance(element, Progression) and element.end > start:
+                    runs = element.runs()
+                    chunk[i : i + 1] = runs
+                    starts[i : i + 1] = [r.start for r in runs]
+                    self._progressions -= 1
+                    i += len(runs)
+                else:
+                    i += 1
+            ended = i < len(chunk)  # at a key from ``end`` on
+            c, i = c + self._recut(c), 0
+            if ended:
+                return
+
+    def _laid_out(self, c: int) -> list[Run]:
+        """Chunk ``c`` where :meth:`_open` has laid out the stretch being changed: runs."""
+        return cast(list[Run], self._runs[c])
+
     def _delete(self, c: int, i: int) -> None:
         starts, runs = self._starts[c], self._runs[c]
         del starts[i], runs[i]
@@ -212,7 +331,11 @@ class RunMap:
         if c < 0:
             return None
         run = self._runs[c][i]
-        return run if key < run.end else None
+        if key >= run.end:
+            return None
+        if isinstance(run, Progression):
+            return run.run((key - run.start) // run.length)
+        return run
 
     def overlapping(self, start: int, end: int) -> list[Run]:
         """The pieces of runs inside ``[start, end)``, in key order."""
@@ -228,7 +351,13 @@ class RunMap:
                 run = runs[i]
                 if run.start >= end:
                     return pieces
-                if run.end > start:
+                if run.end <= start:
+                    pass
+                elif isinstance(run, Progression):
+                    first = max(start - run.start, 0) // run.length
+                    last = min(-(-(end - run.start) // run.length), run.times)
+                    pieces += [run.run(k).piece(start, end) for k in range(first, last)]
+                else:
                     pieces.append(run.piece(start, end))
                 i += 1
             c, i = c + 1, 0
@@ -247,7 +376,7 @@ class RunMap:
                     return False
                 while runs[k].start + runs[k].length <= run.start:
                     k += 1  # ends before the mapped run: the last new run does not
-                if runs[k].start < run.start + run.length:
+                if runs[k].start < run.end:
                     return True
             i = 0
         return False
@@ -264,10 +393,11 @@ class RunMap:
         if step != 1 and step != -1 and (step == 0 or not self.any_step):
             raise ValueError(f"expected a step of 1 or -1, got {step}")
         end = start + length
+        self._open(start - 1, end + 1)
         lc, li = self._before(start)
         rc, ri = self._after(lc, li)
-        left = self._runs[lc][li] if lc >= 0 else None
-        right = self._runs[rc][ri] if rc >= 0 else None
+        left = self._laid_out(lc)[li] if lc >= 0 else None
+        right = self._laid_out(rc)[ri] if rc >= 0 else None
         if (left is not None and left.start + left.length > start) or (
             right is not None and right.start < end
         ):
@@ -297,6 +427,8 @@ class RunMap:
         if not self._runs:
             vars(self).update(vars(RunMap.from_runs(runs, any_step=self.any_step)))
             return
+        if runs:
+            self._open(runs[0].start - 1, runs[-1].start + runs[-1].length + 1)
         i = 0
         while i < len(runs):
             c, left = self._before(runs[i].start)
@@ -307,11 +439,62 @@ class RunMap:
             self._splice(c, left + 1, runs[i:j])
             i = j
 
+    def insert_progression(self, batch: Progression) -> None:
+        """:meth:`insert_many` the runs of ``batch`` (ValueError, with nothing changed, if a
+        key is mapped). Where neither they nor their neighbours continue one another they
+        stay one element, which carries on the progression just before them if it can: so a
+        guest populated in order with extents carved from one block costs one element."""
+        step = batch.step
+        if (
+            batch.length <= 0
+            or batch.times <= 0
+            or step == 0
+            or (step != 1 and step != -1 and not self.any_step)
+        ):
+            raise ValueError(f"expected runs of 1 or more keys and step 1 or -1, got {batch}")
+        if batch.length == 1:
+            batch = batch._replace(step=1)  # a single key has no direction
+        lc, li = self._before(batch.start)
+        rc, ri = self._after(lc, li)
+        left = self._runs[lc][li] if lc >= 0 else None
+        right = self._runs[rc][ri] if rc >= 0 else None
+        if (left is not None and left.end > batch.start) or (
+            right is not None and right.start < batch.end
+        ):
+            raise ValueError(f"expected unmapped keys, got overlap at {batch.start:#x}")
+        before = None if left is None else _as_progression(left, batch.stride)
+        grown = None if before is None else before.followed_by(batch)
+        # Runs that continue one another merge: such a batch is laid out one by one. Carrying
+        # on a progression of two or more runs, its runs meet one another and the one before
+        # them as the runs of that progression do, which do not continue one another.
+        any_step, merges = self.any_step, batch.times < 2
+        if not merges and (grown is None or grown.times - batch.times < 2):
+            first = batch.run(0)
+            merges = _continues(first, batch.run(1), any_step) is not None or (
+                left is not None
+                and left.end == batch.start
+                and _continues(_last(left), first, any_step) is not None
+            )
+        if not merges and right is not None and right.start == batch.end:
+            last = batch.run(batch.times - 1)
+            merges = _continues(last, _first(right), any_step) is not None
+        if merges:
+            self.insert_many(batch.runs())
+            return
+        if grown is not None:
+            self._put(lc, li, grown)
+            self._progressions += isinstance(left, Run)
+        else:
+            self._add_after(lc, li, batch)
+            self._count -= 1  # counted below, as its runs
+            self._progressions += 1
+        self._count += batch.times
+
     def _splice(self, c: int, lo: int, runs: Sequence[Run]) -> None:
         """Put ``runs`` (in key order, none before the run at ``(c, lo - 1)``) into chunk
         ``c`` from index ``lo``, among its runs there, merging runs that continue one
         another and the neighbours on either side."""
-        chunk, starts = self._runs[c], self._starts[c]
+        chunk, starts = self._laid_out(c), self._starts[c]
         hi = bisect_left(starts, runs[-1].start + runs[-1].length, lo)
         combined = sorted([*chunk[lo:hi], *runs], key=_start) if hi > lo else runs
         merged = _coalesce(combined, self.any_step)
@@ -323,7 +506,7 @@ class RunMap:
             rc, ri = c, hi
         else:
             rc, ri = (c + 1, 0) if c + 1 < len(self._runs) else (-1, -1)
-        right = self._runs[rc][ri] if rc >= 0 else None
+        right = self._laid_out(rc)[ri] if rc >= 0 else None
         end = merged[-1].start + merged[-1].length
         if right is not None and right.start < end:
             raise ValueError(f"expected unmapped keys, got overlap at {right.start:#x}")
@@ -343,17 +526,15 @@ class RunMap:
         starts[lo:hi] = [r.start for r in merged]
         self._firsts[c] = starts[0]
         self._count += len(merged) - (hi - lo)
-        if len(chunk) >= 2 * CHUNK:  # cut in chunks of CHUNK runs
-            self._runs[c : c + 1] = [chunk[k : k + CHUNK] for k in range(0, len(chunk), CHUNK)]
-            self._starts[c : c + 1] = [starts[k : k + CHUNK] for k in range(0, len(starts), CHUNK)]
-            self._firsts[c : c + 1] = [starts[k] for k in range(0, len(starts), CHUNK)]
+        self._recut(c)
 
     def remove(self, start: int, end: int) -> list[Run]:
         """Unmap ``[start, end)`` and return the pieces that were mapped there."""
+        self._open(start - 1, end + 1)
         pieces = self.overlapping(start, end)
         for piece in pieces:
             c, i = self._before(piece.start)
-            whole = self._runs[c][i]
+            whole = self._laid_out(c)[i]
             self._delete(c, i)
             # What is left of the run goes back through insert: a remainder of one key has
             # no direction of its own and may now continue its neighbour.
@@ -410,7 +591,7 @@ class RunMap:
         merged = _coalesce(runs, any_step)
         made = cls(any_step=any_step)
         for at in range(0, len(merged), CHUNK):
-            chunk = merged[at : at + CHUNK]
+            chunk: list[Run | Progression] = [*merged[at : at + CHUNK]]
             made._runs.append(chunk)
             made._starts.append([r.start for r in chunk])
             made._firsts.append(chunk[0].start)

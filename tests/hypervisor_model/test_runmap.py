@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypervisor_model import runmap as runmap_module
-from hypervisor_model.runmap import Run, RunMap
+from hypervisor_model.runmap import Progression, Run, RunMap
 
 
 def op_lists(steps: list[int]) -> st.SearchStrategy[list[tuple]]:
-    """(insert start, length, value or None, step), (remove start, end) or (many start,
-    runs: each ``(gap, length, value, step)`` after the last), ``steps`` the strides an
-    insert's values may take."""
+    """(insert start, length, value or None, step), (remove start, end), (many start,
+    runs: each ``(gap, length, value, step)`` after the last), (progression start, count,
+    length, value, step, stride) or (more count): the last progression carried on by
+    ``count`` more runs; ``steps`` the strides an insert's values may take."""
     value = st.one_of(st.none(), st.integers(0, 60))
     insert = st.tuples(
         st.just("insert"), st.integers(0, 60), st.integers(1, 8), value, st.sampled_from(steps)
@@ -24,7 +25,17 @@ def op_lists(steps: list[int]) -> st.SearchStrategy[list[tuple]]:
     remove = st.tuples(st.just("remove"), st.integers(0, 60), st.integers(0, 70))
     piece = st.tuples(st.integers(0, 3), st.integers(1, 4), value, st.sampled_from(steps))
     many = st.tuples(st.just("many"), st.integers(0, 60), st.lists(piece, max_size=12))
-    return st.lists(st.one_of(insert, remove, many), max_size=40)
+    progression = st.tuples(
+        st.just("progression"),
+        st.integers(0, 60),
+        st.integers(1, 4),
+        st.integers(1, 4),
+        st.integers(0, 60),
+        st.sampled_from(steps),
+        st.integers(-6, 6),
+    )
+    more = st.tuples(st.just("more"), st.integers(1, 3))
+    return st.lists(st.one_of(insert, remove, many, progression, more), max_size=40)
 
 
 ops = op_lists([1, -1])
@@ -44,8 +55,29 @@ def check_against_pages(sequence: list[tuple], runmap: RunMap) -> None:
     """Every key maps to the value it was given; runs never overlap, are sorted, and two
     neighbours that continue each other are always merged (state grows with extents)."""
     pages: dict[int, int | None] = {}
+    last: Progression | None = None
     for op in sequence:
-        if op[0] == "insert":
+        if op[0] in ("progression", "more"):
+            if op[0] == "progression":
+                last = Progression(op[1], op[3], op[4], op[5], None, op[2], op[6])
+            elif last is not None:
+                last = last._replace(
+                    start=last.end, value=last.value + last.times * last.stride, times=op[1]
+                )
+            else:
+                continue
+            runs = last.runs()
+            if any(k in pages for r in runs for k in range(r.start, r.end)):
+                before = list(runmap)
+                with pytest.raises(ValueError):
+                    runmap.insert_progression(last)
+                assert list(runmap) == before
+                continue
+            runmap.insert_progression(last)
+            for r in runs:
+                for k in range(r.start, r.end):
+                    pages[k] = r.value_at(k)
+        elif op[0] == "insert":
             _, start, length, value, step = op
             keys = range(start, start + length)
             if any(k in pages for k in keys):
@@ -72,8 +104,12 @@ def check_against_pages(sequence: list[tuple], runmap: RunMap) -> None:
             for k in range(start, end):
                 pages.pop(k, None)
         runs = list(runmap)
-        assert len(runmap) == len(runs)
+        assert len(runmap) == len(runs) and runmap.stored() <= len(runs)
         assert {k: r.value_at(k) for r in runs for k in range(r.start, r.end)} == pages
+        for k in range(-1, 100):  # each key's run, and the pieces of each window of 8 keys
+            assert runmap.find(k) == next((r for r in runs if r.start <= k < r.end), None)
+            window = [r.piece(k, k + 8) for r in runs if r.start < k + 8 and r.end > k]
+            assert runmap.overlapping(k, k + 8) == window
         for left, right in pairwise(runs):
             assert left.end <= right.start
             continued = left.end == right.start and ((left.value is None) == (right.value is None))
@@ -240,3 +276,28 @@ def test_insert_many_refuses_mapped_keys() -> None:
     with pytest.raises(ValueError):
         runmap.insert_many([Run(0, 2, None, 1, None), Run(8, 3, None, 1, None)])
     assert list(runmap) == [Run(5, 5, 100, 1, None)]
+
+
+def test_extents_carved_from_one_block_are_one_element() -> None:
+    """Three batches of four 4-page extents at gfns 0, 4, 8... on MFNs falling by 4 from
+    1000 (a block split from the top): twelve runs, none continuing the next (1000..1003
+    is followed by 996..999), held as one element. Unmapping gfn 21 cuts run 5 (gfns
+    20..23, MFNs 980..983) in two: 20 -> 980 and 22..23 -> 982..983."""
+    p2m = RunMap()
+    for batch in range(3):
+        p2m.insert_progression(Progression(16 * batch, 4, 1000 - 16 * batch, 1, None, 4, -4))
+    runs = [Run(4 * i, 4, 1000 - 4 * i, 1, None) for i in range(12)]
+    assert list(p2m) == runs and len(p2m) == 12 and p2m.stored() == 1
+    assert p2m.find(21) == Run(20, 4, 980, 1, None)
+    assert p2m.overlapping(6, 9) == [Run(6, 2, 998, 1, None), Run(8, 1, 992, 1, None)]
+    assert p2m.remove(21, 22) == [Run(21, 1, 981, 1, None)]
+    assert list(p2m) == [*runs[:5], Run(20, 1, 980, 1, None), Run(22, 2, 982, 1, None), *runs[6:]]
+
+
+def test_a_progression_whose_runs_continue_is_one_run() -> None:
+    """Runs of 2 keys whose values go on by 2 continue one another, and the run before
+    them: keys 0..5 map to 10..15, one run."""
+    p2m = RunMap()
+    p2m.insert(0, 2, 10, 1, None)
+    p2m.insert_progression(Progression(2, 2, 12, 1, None, 2, 2))
+    assert list(p2m) == [Run(0, 6, 10, 1, None)] and p2m.stored() == 1
