@@ -74,6 +74,26 @@ class Progression(NamedTuple):
     def runs(self) -> list[Run]:
         return [self.run(i) for i in range(self.times)]
 
+    def part(self, lo: int, hi: int) -> Run | Progression:
+        """Runs ``lo .. hi-1`` as one element: a run alone, or a progression."""
+        if hi - lo == 1:
+            return self.run(lo)
+        start, value = self.start + lo * self.length, self.value + lo * self.stride
+        return self._replace(start=start, value=value, times=hi - lo)
+
+    def holding(self, start: int, end: int) -> range:
+        """Which runs hold keys in ``[start, end)``, which must meet this progression."""
+        lo = max(start - self.start, 0) // self.length
+        return range(lo, min(-(-(end - self.start) // self.length), self.times))
+
+    def laid_out(self, start: int, end: int) -> list[Run | Progression]:
+        """This progression as elements where the runs holding keys in ``[start, end)``
+        are runs, those before and after them progressions (or a run, if one)."""
+        inside = self.holding(start, end)
+        before = [self.part(0, inside.start)] if inside.start else []
+        after = [self.part(inside.stop, self.times)] if inside.stop < self.times else []
+        return [*before, *map(self.run, inside), *after]
+
     def followed_by(self, more: Progression) -> Progression | None:
         """This progression carried on by ``more``, which starts right after it, or None
         if ``more`` does not carry it on."""
@@ -287,8 +307,8 @@ class RunMap:
         return len(cuts)
 
     def _open(self, start: int, end: int) -> None:
-        """Lay out as runs the progressions holding keys in ``[start, end)``, so that a
-        change there and at its edges meets only runs."""
+        """Lay out as runs the runs of progressions that hold keys in ``[start, end)``, so
+        that a change there and at its edges meets only runs."""
         if not self._progressions or end <= start:
             return
         c, i = self._before(start)
@@ -298,11 +318,11 @@ class RunMap:
             while i < len(chunk) and chunk[i].start < end:
                 element = chunk[i]
                 if isinstance(element, Progression) and element.end > start:
-                    runs = element.runs()
-                    chunk[i : i + 1] = runs
-                    starts[i : i + 1] = [r.start for r in runs]
-                    self._progressions -= 1
-                    i += len(runs)
+                    parts = element.laid_out(start, end)
+                    chunk[i : i + 1] = parts
+                    starts[i : i + 1] = [r.start for r in parts]
+                    self._progressions += sum(isinstance(p, Progression) for p in parts) - 1
+                    i += len(parts)
                 else:
                     i += 1
             ended = i < len(chunk)  # at a key from ``end`` on
@@ -354,9 +374,7 @@ class RunMap:
                 if run.end <= start:
                     pass
                 elif isinstance(run, Progression):
-                    first = max(start - run.start, 0) // run.length
-                    last = min(-(-(end - run.start) // run.length), run.times)
-                    pieces += [run.run(k).piece(start, end) for k in range(first, last)]
+                    pieces += [run.run(k).piece(start, end) for k in run.holding(start, end)]
                 else:
                     pieces.append(run.piece(start, end))
                 i += 1
