@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import ExitStack
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import IO, Any
 
 from hypervisor_model.console import CONRING_SIZE
@@ -173,7 +173,6 @@ def _last_run(row: list[Any]) -> list[Any]:
     return [start + (count - 1) * key_stride, length, last, step]
 
 
-@dataclass(frozen=True)
 class _Progression(Schema):
     """``count`` runs recurring at strides (RunMap.saved): the first and the last are runs,
     so every one between is too."""

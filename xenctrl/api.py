@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hypervisor_model.public import domctl
 from hypervisor_model.public.errno import ERANGE
@@ -29,8 +29,7 @@ HOST = domctl.XEN_DOMCTL_CLAIM_MEMORY_HOST
 LEGACY = domctl.XEN_DOMCTL_CLAIM_MEMORY_LEGACY
 
 
-@dataclass(frozen=True)
-class Physinfo:
+class Physinfo(NamedTuple):
     nr_cpus: int
     nr_nodes: int
     max_node_id: int
@@ -42,22 +41,19 @@ class Physinfo:
     max_mfn: int
 
 
-@dataclass(frozen=True)
-class NodeMemory:
+class NodeMemory(NamedTuple):
     """One node's memory in bytes; ``None`` for an offline node (XEN_INVALID_MEM_SZ)."""
 
     size: int | None
     free: int | None
 
 
-@dataclass(frozen=True)
-class Numainfo:
+class Numainfo(NamedTuple):
     nodes: list[NodeMemory]
     distances: list[list[int]]
 
 
-@dataclass(frozen=True)
-class DomainInfo:
+class DomainInfo(NamedTuple):
     domid: int
     tot_pages: int
     max_pages: int

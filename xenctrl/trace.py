@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from construct import Construct
 
 from hypervisor_model.codec import Record
-from hypervisor_model.counters import Change
 from hypervisor_model.guest_memory import parse, sizeof
 from hypervisor_model.public import domctl, memory, releases, sysctl, xen
 from hypervisor_model.public.errno import errorcode
@@ -36,6 +35,7 @@ from hypervisor_model.public.xen import (
 if TYPE_CHECKING:
     import inspect
 
+    from hypervisor_model.counters import Change
     from xenctrl.handle import xc_interface
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,7 +10,7 @@ them: the allocator and claim accounting are master's with v7 on every release.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from construct import Construct, Struct
 
@@ -28,8 +28,7 @@ xen_domctl_createdomain_4_17: Construct = Struct(
 CAPABILITIES = "xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 "
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """One Xen release's hypercall ABI and behaviour where it differs from another's."""
 
     name: str  # how a user asks for it: ``boot(xen=...)``, ``xlemu host init --xen ...``

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from xenhost.xenstore import XenstoreError, XsHandle
 
@@ -68,8 +68,7 @@ def domain_name(xs: XsHandle, domid: int) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class DomainInfo:
+class DomainInfo(NamedTuple):
     """What libxl writes about a domain it makes and builds."""
 
     name: str

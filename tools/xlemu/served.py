@@ -13,15 +13,13 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from hypervisor_model.snapshot import StateError
 
 
-@dataclass(frozen=True)
-class Advert:
+class Advert(NamedTuple):
     """Where a state's host is served: hypercalls, the xenstore, and by which process."""
 
     socket: Path

@@ -22,9 +22,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from xenhost.xenstore import Store, XsHandle, restore, snapshot
 
@@ -246,8 +245,7 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@dataclass(frozen=True)
-class StateFile:
+class StateFile(NamedTuple):
     """Where the host is kept, and whether that is the default place (which the first
     command may fill with the default host; anywhere else only ``host init`` does)."""
 

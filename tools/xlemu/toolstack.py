@@ -12,8 +12,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from xenhost.xenstore import XenstoreError, XsHandle
 
@@ -104,8 +103,7 @@ def bit_ranges(mask: int, length: int) -> str:
 # -- the toolstack ------------------------------------------------------------------------------
 
 
-@dataclass
-class XlConf:
+class XlConf(NamedTuple):
     """The global settings of xl.conf that matter here."""
 
     claim_mode: ClaimMode = "legacy"  # xl's default claim_mode=1

@@ -13,7 +13,6 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hypervisor_model.public.xen import DOMID_ANY, DOMID_SELF
@@ -130,7 +129,7 @@ class Store:
         self, conn: Connection | None, tx: Transaction | None, name: str, node: Node | None
     ) -> None:
         """Write or remove a node, which the caller has read already (access_node)."""
-        node = replace(node, generation=self._next_generation()) if node else None
+        node = node._replace(generation=self._next_generation()) if node else None
         if tx is None:
             self._set(name, node)
             return
@@ -236,7 +235,7 @@ class Store:
                     raise
                 self._create(conn, tx, name, value)
             else:
-                new = replace(node, value=value)
+                new = node._replace(value=value)
                 self._check_size(conn, tx, new)
                 self._put(conn, tx, name, new)
             self._fire_node(conn, tx, name, None, Match.SUBTREE)
@@ -273,7 +272,7 @@ class Store:
             (path, Node(b"" if i else value, perms, (basename(missing[i - 1]),) if i else ()))
             for i, path in enumerate(missing)
         ]
-        new.append((parent, replace(top, children=(*top.children, basename(missing[-1])))))
+        new.append((parent, top._replace(children=(*top.children, basename(missing[-1])))))
         for _, node in new:
             self._check_size(conn, tx, node)
         for path, node in new:
@@ -319,7 +318,7 @@ class Store:
             self._put(conn, tx, path, None)
             self._fire_node(conn, tx, path, node, Match.SUBTREE if path == name else Match.EXACT)
         children = tuple(c for c in parent.children if c != basename(name))
-        self._put(conn, tx, parent_name, replace(parent, children=children))
+        self._put(conn, tx, parent_name, parent._replace(children=children))
 
     def _post_order(
         self, conn: Connection | None, tx: Transaction | None, root: str
@@ -349,7 +348,7 @@ class Store:
             node = self._get_node(conn, tx, name, XS_PERM_WRITE | XS_PERM_OWNER)
             if conn.domid != PRIV_DOMID and perms[0].domid != node.owner:
                 raise XenstoreError("EPERM", "only dom0 may change a node's owner")
-            new = replace(node, perms=perms)
+            new = node._replace(perms=perms)
             self._check_size(conn, tx, new)
             self._put(conn, tx, name, new)
             self._fire_node(conn, tx, name, new, Match.SUBTREE, node.perms)
@@ -393,7 +392,7 @@ class Store:
                 if access.modified:
                     node = access.node
                     if node is not None:
-                        node = replace(node, generation=self._next_generation())
+                        node = node._replace(generation=self._next_generation())
                     self._set(name, node)
                 if access.fire is not None:
                     self._fire_node(None, None, name, None, access.fire, access.perms)
@@ -555,7 +554,7 @@ class Store:
         for name, node in list(self.nodes.items()):
             kept = tuple(p for p in node.perms[1:] if p.domid != domid)
             if len(kept) != len(node.perms) - 1:
-                self._set(name, replace(node, perms=(node.perms[0], *kept)))
+                self._set(name, node._replace(perms=(node.perms[0], *kept)))
         self.targets.pop(domid, None)
         self.features.pop(domid, None)
         if domid in self.introduced:

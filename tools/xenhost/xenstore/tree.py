@@ -9,7 +9,7 @@ as xenstored parses them (core.c canonicalize, xenstore-common.h).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hypervisor_model.public.xen import DOMID_ANY
 from xenhost.xenstore.errors import XenstoreError
@@ -30,8 +30,7 @@ _VALID = re.compile(r"[A-Za-z0-9\-/_@]*")  # core.c valid_chars
 _C_LONG = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
-@dataclass(frozen=True, slots=True)
-class Perm:
+class Perm(NamedTuple):
     """One permission entry: a domain and its access (XS_PERM_READ / XS_PERM_WRITE bits)."""
 
     domid: int
@@ -43,8 +42,7 @@ class Perm:
         return f"{_LETTER_OF[self.access]}{domid}"
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     value: bytes
     perms: tuple[Perm, ...]
     children: tuple[str, ...] = ()

@@ -3,8 +3,8 @@ fire_watches), and the path its events report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class Match(Enum):
@@ -34,8 +34,7 @@ def is_child(child: str, parent: str, depth: int) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class Watch:
+class Watch(NamedTuple):
     node: str  # canonical path or @special
     token: str
     depth: int = -1  # -1: no limit
