@@ -11,9 +11,7 @@ wrapped to something else. Non-integers are a TypeError.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 from xenctrl import trace
@@ -21,17 +19,17 @@ from xenctrl import trace
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
 class CInt:
     """An integer type of C: its name, width in bits and signedness."""
 
-    name: str
-    bits: int
-    signed: bool = False
-    top: int = field(init=False, repr=False, compare=False)  # the largest value kept as is
+    __slots__ = ("bits", "name", "signed", "top")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "top", (1 << (self.bits - self.signed)) - 1)
+    def __init__(self, name: str, bits: int, signed: bool = False) -> None:
+        self.name, self.bits, self.signed = name, bits, signed
+        self.top = (1 << (bits - signed)) - 1  # the largest value kept as is
+
+    def __repr__(self) -> str:
+        return f"CInt({self.name!r}, {self.bits}, signed={self.signed})"
 
     def convert(self, value: Any, call: str, param: str) -> int:
         if type(value) is int and 0 <= value <= self.top:
@@ -58,20 +56,16 @@ domid_t = Annotated[int, CInt("uint32_t", 32)]  # libxenctrl's calls take uint32
 
 
 def c_arguments(fn: F) -> F:
-    """Convert ``fn``'s C-integer parameters on every call (see the module's docstring)."""
-    hints = get_type_hints(fn, include_extras=True)
-    params = list(inspect.signature(fn).parameters)
-    kinds: dict[str, CInt] = {}
-    for name, hint in hints.items():
-        for meta in getattr(hint, "__metadata__", ()):
-            if isinstance(meta, CInt):
-                kinds[name] = meta
-    if not kinds:
-        return fn
-    positions = [(params.index(name), name, kind) for name, kind in kinds.items()]
+    """Convert ``fn``'s C-integer parameters on every call (see the module's docstring).
+    Its annotations are read at its first call, not at import: a process pays only for the
+    calls it makes."""
+    positions: list[tuple[int, str, CInt]] | None = None
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal positions
+        if positions is None:
+            positions = _c_parameters(fn)
         if positions:
             args_list = list(args)
             for i, name, kind in positions:
@@ -83,6 +77,20 @@ def c_arguments(fn: F) -> F:
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _c_parameters(fn: Callable[..., Any]) -> list[tuple[int, str, CInt]]:
+    """``fn``'s parameters annotated with a C integer type: position, name and type."""
+    import inspect  # only for the first call of each function
+
+    hints = get_type_hints(fn, include_extras=True)
+    params = list(inspect.signature(fn).parameters)
+    return [
+        (params.index(name), name, meta)
+        for name, hint in hints.items()
+        for meta in getattr(hint, "__metadata__", ())
+        if isinstance(meta, CInt)
+    ]
 
 
 def xenctrl_call(fn: F) -> F:
