@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,18 +25,19 @@ if TYPE_CHECKING:
 Action = Callable[[], object]
 
 
-@dataclass
 class _AtGfn:
-    domid: int
-    gfn: int
-    action: Action | None  # None: fail the extent
+    __slots__ = ("action", "domid", "gfn")
+
+    def __init__(self, domid: int, gfn: int, action: Action | None) -> None:
+        self.domid, self.gfn = domid, gfn
+        self.action = action  # None: fail the extent
 
 
-@dataclass
 class _BeforeCall:
-    caller: int | None
-    skip: int
-    action: Action
+    __slots__ = ("action", "caller", "skip")
+
+    def __init__(self, caller: int | None, skip: int, action: Action) -> None:
+        self.caller, self.skip, self.action = caller, skip, action
 
 
 class Faults:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hypervisor_model.public.releases import UnknownRelease, release
 from hypervisor_model.public.xen import XEN_PAGE_SHIFT
@@ -30,8 +29,7 @@ class HostConfigError(ValueError):
     """A host description that cannot describe a machine."""
 
 
-@dataclass(frozen=True)
-class NodeConfig:
+class NodeConfig(NamedTuple):
     """One NUMA node: its RAM as MFN ranges ``[start, end)``, whether it is online, its CPUs."""
 
     ranges: tuple[tuple[int, int], ...]
@@ -50,8 +48,7 @@ class NodeConfig:
         return self.ranges[0][0], self.ranges[-1][1] - self.ranges[0][0]
 
 
-@dataclass(frozen=True)
-class HostConfig:
+class HostConfig(NamedTuple):
     """A whole host. ``distances`` is the SLIT matrix (0xFF = unreachable); ``xen`` names
     the release whose hypercall ABI it speaks (:mod:`hypervisor_model.public.releases`)."""
 

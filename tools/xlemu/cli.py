@@ -6,7 +6,6 @@ works, as in xl. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 import time
@@ -560,7 +559,7 @@ def host_init(
         else make_host([node_memory] * nodes, cpus_per_node=cpus, dom0_memory=dom0_memory)
     )
     if xen is not None:
-        config = dataclasses.replace(config, xen=xen)
+        config = config._replace(xen=xen)
     with session(ctx.obj["state"], new_host=config):
         pass
     click.echo(f"new host: {len(config.nodes)} nodes, state in {ctx.obj['state'].path}")

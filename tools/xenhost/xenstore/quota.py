@@ -6,8 +6,6 @@ shared ring page, which sockets do not have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from xenhost.xenstore.errors import XenstoreError
 from xenhost.xenstore.wire import XENSTORE_REL_PATH_MAX
 
@@ -27,12 +25,14 @@ DEFAULTS: dict[str, tuple[int, int, str]] = {
 }
 
 
-@dataclass
 class Quotas:
-    values: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [hard, soft] for k, (hard, soft, _) in DEFAULTS.items()}
-    )
-    per_domain: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    """The global quotas ([hard, soft] by name) and the domains' own."""
+
+    __slots__ = ("per_domain", "values")
+
+    def __init__(self) -> None:
+        self.values = {k: [hard, soft] for k, (hard, soft, _) in DEFAULTS.items()}
+        self.per_domain: dict[int, dict[str, list[int]]] = {}
 
     def exceeds(self, domid: int, name: str, value: int) -> bool:
         """domain_quota_val_exceeds: a value reaching the quota is refused; 0 disables."""

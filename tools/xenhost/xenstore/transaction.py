@@ -8,30 +8,39 @@ node another client changed meanwhile must be retried.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from xenhost.xenstore.tree import Node, Perm
 from xenhost.xenstore.watch import Match
 
 NO_GENERATION = -1  # the node did not exist
 
 
-@dataclass(slots=True)
 class Access:
-    generation: int  # the global node's generation at the first access
-    node: Node | None  # this transaction's version; None once removed
-    perms: tuple[Perm, ...] | None  # the permissions at the first access (for watches)
-    modified: bool = False
-    fire: Match | None = None  # the watch event to send on commit
+    """One node as a transaction first found it, and what the transaction did to it."""
+
+    __slots__ = ("fire", "generation", "modified", "node", "perms")
+
+    def __init__(
+        self,
+        generation: int,  # the global node's generation at the first access
+        node: Node | None,  # this transaction's version; None once removed
+        perms: tuple[Perm, ...] | None,  # the permissions at the first access (for watches)
+        modified: bool = False,
+        fire: Match | None = None,  # the watch event to send on commit
+    ) -> None:
+        self.generation, self.node, self.perms = generation, node, perms
+        self.modified, self.fire = modified, fire
 
 
-@dataclass(slots=True)
 class Transaction:
-    id: int
-    generation: int
-    accessed: dict[str, Access] = field(default_factory=dict)
-    fail: bool = False  # a write failed part-way: the commit is refused
-    node_created: bool = False
+    """An open transaction: its id, the generation it started at, the nodes it touched."""
+
+    __slots__ = ("accessed", "fail", "generation", "id", "node_created")
+
+    def __init__(self, id: int, generation: int) -> None:
+        self.id, self.generation = id, generation
+        self.accessed: dict[str, Access] = {}
+        self.fail = False  # a write failed part-way: the commit is refused
+        self.node_created = False
 
     def queue(self, name: str, match: Match) -> None:
         """queue_watches: a subtree event replaces an exact one, never the other way."""
