@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hypervisor_model.host import MAX_NUMNODES
 from hypervisor_model.pagelist import PageList
@@ -94,8 +95,7 @@ def domain_crash(d: Domain) -> None:
     d.is_shut_down = True
 
 
-@dataclass
-class VnumaInfo:
+class VnumaInfo(NamedTuple):
     """A domain's virtual NUMA topology (struct vnuma_info, XEN_DOMCTL_setvnumainfo)."""
 
     nr_vnodes: int

@@ -74,7 +74,7 @@ def _domain_state(d: Domain) -> dict[str, Any]:
         elif f.name in _PAGELISTS:
             value = value.runs()
         elif isinstance(value, VnumaInfo):
-            value = {k: getattr(value, k) for k in VnumaInfo.__dataclass_fields__}
+            value = value._asdict()
             value["vmemrange"] = [list(r) for r in value["vmemrange"]]
         elif isinstance(value, bytes):
             value = value.hex()
