@@ -140,7 +140,7 @@ def pairs_as_runs(
 
 def _evenly(values: Sequence[int], step: int) -> bool:
     """True if ``values`` go from the first by ``step``."""
-    return list(values) == list(range(values[0], values[0] + step * len(values), step))
+    return [*values] == [*range(values[0], values[0] + step * len(values), step)]
 
 
 def _disown(heap: Heap, d: Domain, mfn: int, nr: int) -> None:

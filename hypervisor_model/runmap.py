@@ -411,11 +411,12 @@ class RunMap:
         if step != 1 and step != -1 and (step == 0 or not self.any_step):
             raise ValueError(f"expected a step of 1 or -1, got {step}")
         end = start + length
-        self._open(start - 1, end + 1)
+        if self._progressions:
+            self._open(start - 1, end + 1)
         lc, li = self._before(start)
         rc, ri = self._after(lc, li)
-        left = self._laid_out(lc)[li] if lc >= 0 else None
-        right = self._laid_out(rc)[ri] if rc >= 0 else None
+        left = cast(Run, self._runs[lc][li]) if lc >= 0 else None  # laid out by _open
+        right = cast(Run, self._runs[rc][ri]) if rc >= 0 else None
         if (left is not None and left.start + left.length > start) or (
             right is not None and right.start < end
         ):
