@@ -10,7 +10,6 @@ wrapped to something else. Non-integers are a TypeError.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -55,28 +54,34 @@ unsigned_long = Annotated[int, CInt("unsigned long", 64)]  # x86_64 Linux: LP64
 domid_t = Annotated[int, CInt("uint32_t", 32)]  # libxenctrl's calls take uint32_t domid
 
 
-def c_arguments(fn: F) -> F:
-    """Convert ``fn``'s C-integer parameters on every call (see the module's docstring).
-    Its annotations are read at its first call, not at import: a process pays only for the
-    calls it makes."""
-    positions: list[tuple[int, str, CInt]] | None = None
+Conversion = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+def c_arguments(fn: Callable[..., Any]) -> Conversion:
+    """The conversion of ``fn``'s C-integer parameters (see the module's docstring): given
+    a call's positional and keyword arguments, it returns the positional ones converted and
+    converts the keyword ones in place. The annotations are read at the first call, not at
+    import: a process pays only for the calls it makes."""
+    positions: list[tuple[int, str, CInt]] | None = None
+    call = fn.__name__
+
+    def convert(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         nonlocal positions
         if positions is None:
             positions = _c_parameters(fn)
-        if positions:
-            args_list = list(args)
-            for i, name, kind in positions:
-                if i < len(args_list):
-                    args_list[i] = kind.convert(args_list[i], fn.__name__, name)
-                elif name in kwargs:
-                    kwargs[name] = kind.convert(kwargs[name], fn.__name__, name)
-            args = tuple(args_list)
-        return fn(*args, **kwargs)
+        changed = None
+        for i, name, kind in positions:
+            if i < len(args):
+                value = args[i]
+                if type(value) is int and 0 <= value <= kind.top:
+                    continue  # the usual case, kept as is without a call
+                changed = changed or list(args)
+                changed[i] = kind.convert(value, call, name)
+            elif name in kwargs:
+                kwargs[name] = kind.convert(kwargs[name], call, name)
+        return args if changed is None else tuple(changed)
 
-    return wrapper  # type: ignore[return-value]
+    return convert
 
 
 def _c_parameters(fn: Callable[..., Any]) -> list[tuple[int, str, CInt]]:
@@ -94,5 +99,6 @@ def _c_parameters(fn: Callable[..., Any]) -> list[tuple[int, str, CInt]]:
 
 
 def xenctrl_call(fn: F) -> F:
-    """A libxenctrl call: its C integers converted, and traced as the xenctrl layer."""
-    return trace.traced("xenctrl")(c_arguments(fn))
+    """A libxenctrl call: its C integers converted, and traced as the xenctrl layer, in one
+    wrapper."""
+    return trace.traced("xenctrl", c_arguments(fn))(fn)

@@ -26,6 +26,7 @@ from xenctrl.cints import (
 from xenctrl.errors import XenError
 from xenctrl.handle import (
     Bounce,
+    Tail,
     check,
     do_domctl,
     do_sysctl,
@@ -253,19 +254,21 @@ def xc_domain_claim_memory(
         claim_set = (xen_memory_claim_t * max(len(claim_set), 1))(*claim_set)
     if claim_set is not None and len(claim_set) < nr_entries:
         raise ValueError(f"expected a claim_set of at least {nr_entries}, got {len(claim_set)}")
-    with Bounce(xch, claim_set, nr_entries * size, "both") as buf:
-        rc, reply = do_domctl(
-            xch,
-            domctl.XEN_DOMCTL_claim_memory,
-            domid,
-            domctl.xen_domctl_claim_memory,
-            claim_set=buf.addr,
-            nr_entries=nr_entries,
-            mode=mode,
-        )
+    # The bounce is BOTH, but Xen's SET only reads the set (v7 claim_memory): nothing of it
+    # comes back, so nothing is copied back.
+    direction = "in" if mode == domctl.XEN_DOMCTL_CLAIM_MEMORY_SET else "both"
+    rc, reply = do_domctl(
+        xch,
+        domctl.XEN_DOMCTL_claim_memory,
+        domid,
+        domctl.xen_domctl_claim_memory,
+        tail=Tail("claim_set", claim_set, nr_entries * size, direction),
+        nr_entries=nr_entries,
+        mode=mode,
+    )
     returned = int(reply.payload.nr_entries)
-    if user is not claim_set and isinstance(user, MutableSequence):
-        user[:nr_entries] = list(claim_set[:nr_entries])  # the bounce is BOTH: GET fills a list
+    if direction == "both" and user is not claim_set and isinstance(user, MutableSequence):
+        user[:nr_entries] = list(claim_set[:nr_entries])  # GET fills a list in place
     check(rc, nr_entries=returned)
     return returned
 

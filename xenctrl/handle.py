@@ -16,7 +16,7 @@ import contextlib
 import ctypes
 from collections.abc import MutableSequence
 from os import PathLike
-from typing import Any
+from typing import Any, NamedTuple
 
 from construct import Construct
 
@@ -189,26 +189,59 @@ def _issue(
     return rc, out
 
 
+class Tail(NamedTuple):
+    """A user buffer bounced in a domctl's own hypercall buffer, right after the structure
+    (as memory_op's extent list; libxenctrl gives it a buffer of its own): the payload's
+    field ``handle`` gets its address, NULL for a None buffer. ``direction`` as Bounce's."""
+
+    handle: str
+    user: Buffer | None
+    size: int
+    direction: str
+
+
 def do_domctl(
-    xch: xc_interface, cmd: int, domid: int, layout: Construct | None = None, /, **fields: Any
+    xch: xc_interface,
+    cmd: int,
+    domid: int,
+    layout: Construct | None = None,
+    /,
+    *,
+    tail: Tail | None = None,
+    **fields: Any,
 ) -> tuple[int, Record]:
-    """do_domctl: the domctl with its payload as sent and as Xen left it (``.payload``)."""
+    """do_domctl: the domctl with its payload as sent and as Xen left it (``.payload``);
+    ``tail`` is bounced in the same hypercall buffer."""
     release = xch.release
+    version = 0 if cmd in release.stable_domctls else release.domctl_interface_version
+    envelope = codec(domctl.xen_domctl)
     payload = codec(layout) if layout is not None else None
-    raw = build(
-        domctl.xen_domctl,
-        dict(
-            cmd=cmd,
-            interface_version=(
-                0 if cmd in release.stable_domctls else release.domctl_interface_version
-            ),
-            domain=domid & 0xFFFF,  # C narrows uint32_t domid to domid_t
-            u=payload.build(fields) if payload is not None else b"",
-        ),
-    )
-    rc, out = _issue(xch, HYPERVISOR_domctl, domctl.xen_domctl, raw, None, layout)
-    reply = parse(domctl.xen_domctl, out)
-    reply.payload = payload.parse(reply.u[: payload.size]) if payload is not None else None
+    size = envelope.size
+    user = tail.user if tail is not None else None
+    extra = tail.size if tail is not None and user is not None else 0
+    buf = xch.arena.alloc(size + extra)
+    try:
+        mem = buf.mem
+        if tail is not None:
+            fields[tail.handle] = buf.addr + size if user is not None else 0
+            if user is not None and extra and tail.direction != "out":
+                mem[size : size + extra] = memoryview(user).cast("B")[:extra]
+        # xen_domctl's flat values: cmd, interface_version, domain (C narrows uint32_t domid
+        # to domid_t), _pad[3], then the union
+        union = payload.build(fields) if payload is not None else b""
+        envelope.pack_into(mem, 0, cmd, version, domid & 0xFFFF, 0, 0, 0, union)
+        raw = bytes(mem[:size]) if trace.tracing() else None
+        rc = xch.hypercall(HYPERVISOR_domctl, buf.addr)
+        out = bytes(mem[:size])
+        if tail is not None and user is not None and extra and tail.direction != "in":
+            memoryview(user).cast("B")[:extra] = mem[size : size + extra]
+    finally:
+        buf.free()
+    if raw is not None and trace.tracing():
+        args = (buf.addr,)
+        trace.hypercall(xch, HYPERVISOR_domctl, args, domctl.xen_domctl, layout, raw, out, rc)
+    reply = envelope.parse(out)
+    reply.payload = payload.parse(reply.u) if payload is not None else None
     return rc, reply
 
 

@@ -168,17 +168,25 @@ def current_call() -> str:
     return _local.names[-1] if _local.names else "hypercall"
 
 
-def traced(layer: str) -> Callable[[F], F]:
-    """Mark a library function so traces show it, with its arguments, as one layer."""
+def traced(
+    layer: str, convert: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] | None = None
+) -> Callable[[F], F]:
+    """Mark a library function so traces show it, with its arguments as the caller gave
+    them, as one layer. ``convert`` (a call's C integers, see ``cints``) turns them into the
+    arguments the function gets, in the same wrapper."""
 
     def decorate(fn: F) -> F:
+        name = fn.__name__
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            _local.names.append(fn.__name__)
+            _local.names.append(name)
             try:
-                if not _state.traces:
-                    return fn(*args, **kwargs)
-                return _record(layer, fn, args, kwargs)
+                if _state.traces:
+                    return _record(layer, fn, args, kwargs, convert)
+                if convert is not None:
+                    args = convert(args, kwargs)
+                return fn(*args, **kwargs)
             finally:
                 _local.names.pop()
 
@@ -187,12 +195,20 @@ def traced(layer: str) -> Callable[[F], F]:
     return decorate
 
 
-def _record(layer: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+def _record(
+    layer: str,
+    fn: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    convert: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] | None,
+) -> Any:
     bound = _signature(fn).bind_partial(*args, **kwargs)
     record = CallRecord(layer, fn.__name__, {k: _short(v) for k, v in bound.arguments.items()})
     parent = _local.stack[-1] if _local.stack else None
     _local.stack.append(record)
     try:
+        if convert is not None:
+            args = convert(args, kwargs)
         result = fn(*args, **kwargs)
         record.outcome = f"-> {_short(result)}"
         return result
