@@ -28,7 +28,7 @@ class CInt:
         self.top = (1 << (bits - signed)) - 1  # the largest value kept as is
 
     def __repr__(self) -> str:
-        return f"CInt({self.name!r}, {self.bits}, signed={self.signed})"
+        return f"CInt(name={self.name!r}, bits={self.bits}, signed={self.signed})"
 
     def convert(self, value: Any, call: str, param: str) -> int:
         if type(value) is int and 0 <= value <= self.top:
