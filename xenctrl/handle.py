@@ -225,21 +225,23 @@ def do_domctl(
         if tail is not None:
             fields[tail.handle] = buf.addr + size if user is not None else 0
             if user is not None and extra and tail.direction != "out":
-                mem[size : size + extra] = memoryview(user).cast("B")[:extra]
+                mem[size : size + extra] = bytes(user)[:extra]
         # xen_domctl's flat values: cmd, interface_version, domain (C narrows uint32_t domid
         # to domid_t), _pad[3], then the union
         union = payload.build(fields) if payload is not None else b""
         envelope.pack_into(mem, 0, cmd, version, domid & 0xFFFF, 0, 0, 0, union)
         raw = bytes(mem[:size]) if trace.tracing() else None
         rc = xch.hypercall(HYPERVISOR_domctl, buf.addr)
-        out = bytes(mem[:size])
+        out = mem[:size]
         if tail is not None and user is not None and extra and tail.direction != "in":
             memoryview(user).cast("B")[:extra] = mem[size : size + extra]
     finally:
         buf.free()
     if raw is not None and trace.tracing():
         args = (buf.addr,)
-        trace.hypercall(xch, HYPERVISOR_domctl, args, domctl.xen_domctl, layout, raw, out, rc)
+        trace.hypercall(
+            xch, HYPERVISOR_domctl, args, domctl.xen_domctl, layout, raw, bytes(out), rc
+        )
     reply = envelope.parse(out)
     reply.payload = payload.parse(reply.u) if payload is not None else None
     return rc, reply
