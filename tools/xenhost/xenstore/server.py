@@ -207,11 +207,14 @@ class XenstoreServer:
             client.writing = writing
 
     def _drop(self, client: _Client) -> None:
-        if self._clients.pop(client.sock, None) is None:
+        """Disconnect ``client``; it counts in ``clients`` until its watches and
+        transactions are gone too."""
+        if client.sock not in self._clients:
             return
         self._selector.unregister(client.sock)
         client.sock.close()
         client.conn.close()
+        del self._clients[client.sock]
 
 
 def _remove_stale(path: Path) -> None:
