@@ -86,14 +86,15 @@ class xc_interface:
             raise XenError(EBADF, trace.current_call(), "the xc_interface is closed")
         if self.link is not None:
             return self.link.hypercall(op, *args)
-        assert isinstance(self.hv, Hypervisor)
-        hooks = self.hv.trace_hooks  # the machine's counter probe, only while tracing
+        hv = self.hv
+        assert isinstance(hv, Hypervisor)
+        hooks = hv.trace_hooks  # the machine's counter probe, only while tracing
         if trace.tracing():
             if trace.machine_hook not in hooks:
                 hooks.append(trace.machine_hook)
-        elif trace.machine_hook in hooks:
+        elif hooks and trace.machine_hook in hooks:
             hooks.remove(trace.machine_hook)
-        return self.hv.hypercall(op, *args, caller=self.domid)
+        return hv.hypercall(op, *args, caller=self.domid)
 
 
 def xc_interface_open(
