@@ -21,6 +21,7 @@ from construct import Construct
 from hypervisor_model.codec import codec
 
 PAGE_SIZE = 4096
+PAGE_START = -PAGE_SIZE  # addr & PAGE_START: the start of addr's page
 ARENA_BASE = 0x7F00_0000_0000  # where the arena's addresses start (user half of x86_64)
 USER_LIMIT = 1 << 47  # canonical user addresses: access_ok() refuses anything above
 HYPERVISOR_VIRT_END = 0xFFFF_8800_0000_0000  # ... up to the end of Xen's own range (__addr_ok)
@@ -113,11 +114,15 @@ class Arena(GuestMemory):
         return len(self._buffers)
 
     def _locate(self, addr: int, size: int) -> tuple[HypercallBuffer, int]:
-        """The buffer holding ``[addr, addr + size)`` and the offset in it. The lock keeps
-        the list and the dict in step; a lookup of one start in the dict needs none."""
-        with self._lock:
-            i = bisect_right(self._starts, addr) - 1
-            buf = self._buffers[self._starts[i]] if i >= 0 else None
+        """The buffer holding ``[addr, addr + size)`` and the offset in it. Buffers start on
+        pages, so an address in a buffer's first page finds it by that page, with a lookup
+        in the dict, which needs no lock; a search of the starts holds the lock that keeps
+        the list and the dict in step."""
+        buf = self._buffers.get(addr & PAGE_START)
+        if buf is None:
+            with self._lock:
+                i = bisect_right(self._starts, addr) - 1
+                buf = self._buffers[self._starts[i]] if i >= 0 else None
         if buf is None or addr + size > buf.addr + buf.size:
             raise GuestFault(f"no hypercall memory at {addr:#x}+{size:#x}")
         return buf, addr - buf.addr

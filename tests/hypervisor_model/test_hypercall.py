@@ -315,6 +315,22 @@ def test_arena_round_trips_bytes() -> None:
     assert bytes(buf.mem[4:8]) == b"xen!"
 
 
+def test_arena_finds_an_address_in_any_page_of_a_buffer() -> None:
+    """An address in a buffer's first page is found by its page, one further in by the
+    search: both reach the same bytes, and both fault past the buffer's end."""
+    arena = hypervisor_model.Arena()
+    arena.alloc(8)
+    buf = arena.alloc(3 * PAGE_SIZE - 8)  # three pages, the last one 8 bytes short
+    arena.alloc(8)
+    for offset in (8, PAGE_SIZE + 8, 2 * PAGE_SIZE + 8):
+        arena.copy_to_guest(buf.addr + offset, b"xen!")
+        assert bytes(buf.mem[offset : offset + 4]) == b"xen!"
+        assert arena.copy_from_guest(buf.addr + offset, 4) == b"xen!"
+        assert arena.readable(buf.addr + offset) == 3 * PAGE_SIZE - 8 - offset
+    with pytest.raises(GuestFault):
+        arena.copy_from_guest(buf.addr + 3 * PAGE_SIZE - 12, 5)  # 4 bytes left, 5 asked
+
+
 def test_arena_addresses_are_never_reused() -> None:
     arena = hypervisor_model.Arena()
     first = arena.alloc(8)
