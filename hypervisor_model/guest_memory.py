@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from construct import Construct
@@ -108,7 +108,7 @@ class Arena(GuestMemory):
                 return
             buf.live = False
             del self._buffers[buf.addr]
-            self._starts.remove(buf.addr)
+            del self._starts[bisect_left(self._starts, buf.addr)]  # a search, not a scan
 
     def live_buffers(self) -> int:
         return len(self._buffers)

@@ -148,7 +148,9 @@ class Turns:
     every run.
 
     Free threads contend for the heap lock and the GIL in a convoy; turns run each builder
-    with the CPU to itself. No model lock is held at a switch point, so the builder given
+    with the CPU to itself. The first turn is given once every builder has arrived: a
+    builder running while threads are still being started would share the CPU with the
+    thread starting them. No model lock is held at a switch point, so the builder given
     the turn never waits for one held by a builder without it. Threads that are not builders
     pass through the switch points untouched.
     """
@@ -165,12 +167,17 @@ class Turns:
         self._runnable = list(range(builders))
         self._builder: dict[int, int] = {}  # thread ident -> builder, while it runs
         self._left = 0
-        first = self._pass()
-        self._waiting[first].release()
+        self._first = self._pass()
+        self._absent = builders  # builders yet to arrive
+        self._arrival = threading.Lock()
 
     @contextmanager
     def turn(self, builder: int) -> Iterator[None]:
         """Run the calling thread as ``builder``: from its first turn until it is done."""
+        with self._arrival:
+            self._absent -= 1
+            if not self._absent:
+                self._waiting[self._first].release()
         self._waiting[builder].acquire()
         me = threading.get_ident()
         self._builder[me] = builder
