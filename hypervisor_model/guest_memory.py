@@ -61,6 +61,8 @@ class HypercallBuffer:
     (``pages`` whole pages of ordinary process memory: allocating one costs no system
     call)."""
 
+    __slots__ = ("addr", "arena", "live", "mem", "size")
+
     def __init__(self, arena: Arena, addr: int, size: int, pages: int) -> None:
         self.arena = arena
         self.addr = addr
