@@ -44,6 +44,7 @@ from xenctrl.types import (
 )
 
 traced = xenctrl_call  # traced as libxenctrl, its C integers converted
+CLAIM_SIZE = ctypes.sizeof(xen_memory_claim_t)
 
 
 def _to_ctypes(ctype: type[ctypes.Structure], raw: bytes) -> Any:
@@ -248,7 +249,6 @@ def xc_domain_claim_memory(
     """Set or get a NUMA claim set (v7 of the claim-set series); returns ``nr_entries`` as
     Xen left it. SET takes a sequence of ``memory_claim_t``; GET fills a ctypes array (or a
     list) of capacity ``nr_entries``. A short GET raises ERANGE with ``.nr_entries`` needed."""
-    size = ctypes.sizeof(xen_memory_claim_t)
     user = claim_set
     if claim_set is not None and not isinstance(claim_set, ctypes.Array):
         claim_set = (xen_memory_claim_t * max(len(claim_set), 1))(*claim_set)
@@ -262,7 +262,7 @@ def xc_domain_claim_memory(
         domctl.XEN_DOMCTL_claim_memory,
         domid,
         domctl.xen_domctl_claim_memory,
-        tail=Tail("claim_set", claim_set, nr_entries * size, direction),
+        tail=Tail("claim_set", claim_set, nr_entries * CLAIM_SIZE, direction),
         nr_entries=nr_entries,
         mode=mode,
     )
