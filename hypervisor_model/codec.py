@@ -113,7 +113,8 @@ class Codec:
     """One layout's ``size`` and its functions: ``parse``, ``build``, ``parse_array`` (many
     structures back to back), ``unpack_array`` (the same, each a tuple of its fields,
     without a record) and, for a derived layout, ``pack_into`` (its flat values, as
-    ``make`` takes them, written into a buffer at an offset, unchecked as struct packs).
+    ``make`` takes them, written into a buffer at an offset, unchecked as struct packs)
+    and ``unpack_from`` (the flat values read from a buffer at an offset).
     The functions are made on first use, so a process pays only for the layouts it
     decodes; ``sizeof`` needs none of them."""
 
@@ -122,6 +123,7 @@ class Codec:
     parse_array: Callable[[Any], list[Any]]
     unpack_array: Callable[[Any], list[tuple[Any, ...]]]
     pack_into: Callable[..., None]
+    unpack_from: Callable[..., tuple[Any, ...]]
     # What a layout containing this one uses: the record class, the function making a
     # record from its flat values, and the one flattening a record or mapping into them.
     record: type[Record]
@@ -151,7 +153,17 @@ class Codec:
 
 
 _MADE_ON_FIRST_USE = frozenset(
-    ("parse", "build", "parse_array", "unpack_array", "record", "make", "values", "pack_into")
+    (
+        "parse",
+        "build",
+        "parse_array",
+        "unpack_array",
+        "record",
+        "make",
+        "values",
+        "pack_into",
+        "unpack_from",
+    )
 )
 
 
@@ -428,7 +440,7 @@ def _generate(c: Codec) -> dict[str, Any]:
     ]
     ns = src.namespace
     exec("\n".join(src.lines), ns)  # our own source, generated from the declaration
-    ns["pack_into"] = fmt.pack_into
+    ns["pack_into"], ns["unpack_from"] = fmt.pack_into, fmt.unpack_from
     return {attr: ns["R" if attr == "record" else attr] for attr in _MADE_ON_FIRST_USE}
 
 

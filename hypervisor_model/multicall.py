@@ -13,8 +13,9 @@ import struct
 import threading
 from typing import TYPE_CHECKING
 
+from hypervisor_model.codec import codec
 from hypervisor_model.errors import XenError
-from hypervisor_model.guest_memory import copy_struct_from_guest, guest_handle_okay, sizeof
+from hypervisor_model.guest_memory import guest_handle_okay
 from hypervisor_model.public.errno import EFAULT, EINVAL
 from hypervisor_model.public.xen import multicall_entry
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from hypervisor_model.domain import Domain
     from hypervisor_model.hypervisor import Hypervisor
 
-ENTRY_SIZE = sizeof(multicall_entry)
+ENTRY = codec(multicall_entry)  # read as flat values: op, result, args[0..5]
+ENTRY_SIZE = ENTRY.size
 RESULT = struct.Struct("<Q")  # multicall_entry.result, at offset 8
 RESULT_OFFSET = 8
 ENTRY_ARGS = 5  # Xen passes args[0..4]; args[5] is never read (public/xen.h)
@@ -53,8 +55,8 @@ def do_multicall(hv: Hypervisor, current: Domain, call_list: int, nr_calls: int,
             if i:
                 hv.preempt_check()  # do_multicall's continuation point between entries
             addr = call_list + i * ENTRY_SIZE
-            entry = copy_struct_from_guest(memory, addr, multicall_entry)
-            result = hv.dispatch(current, entry.op, [*entry.args[:ENTRY_ARGS], 0])
+            op, _, *args = ENTRY.unpack_from(memory.copy_from_guest(addr, ENTRY_SIZE))
+            result = hv.dispatch(current, op, [*args[:ENTRY_ARGS], 0])
             if not memory.try_copy_to_guest(addr + RESULT_OFFSET, RESULT.pack(result % 2**64)):
                 raise XenError(EFAULT, "entry result not writable")
     finally:

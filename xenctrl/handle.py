@@ -38,7 +38,8 @@ from xenctrl.errors import XenError
 from xenctrl.remote import Connection, RemoteHost
 
 Host = Hypervisor | RemoteHost  # what a handle can be opened on
-ENTRY_SIZE = sizeof(xen.multicall_entry)
+ENTRY = codec(xen.multicall_entry)  # packed and read as flat values: op, result, args[0..5]
+ENTRY_SIZE = ENTRY.size
 Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
 
 
@@ -301,18 +302,17 @@ def _memory_op(
         raw = build(layout, fields) if layout is not None else b""
         mem[:size] = raw
         args = (cmd, buf.addr if layout is not None else 0)
-        call = dict(op=HYPERVISOR_memory_op, result=0, args=[*args, 0, 0, 0, 0])
-        entry_in = build(xen.multicall_entry, call)
-        mem[size:list_at] = entry_in
+        ENTRY.pack_into(mem, size, HYPERVISOR_memory_op, 0, *args, 0, 0, 0, 0)
+        entry_in = bytes(mem[size:list_at]) if trace.tracing() else None
         mc_args = (buf.addr + size, 1)
         rc = xch.hypercall(HYPERVISOR_multicall, *mc_args)
         out = bytes(mem[:size])
         entry_out = bytes(mem[size:list_at])
         if frames is not None and list_bytes:
-            ctypes.memmove(frames, bytes(mem[list_at : list_at + list_bytes]), list_bytes)
-    result = parse(xen.multicall_entry, entry_out).result
+            memoryview(frames).cast("B")[:list_bytes] = mem[list_at : list_at + list_bytes]
+    result = ENTRY.unpack_from(entry_out)[1]
     result -= (result >> 63) << 64  # the entry holds a long
-    if trace.tracing():
+    if entry_in is not None and trace.tracing():
         ran = None
         if not rc:
             ran = trace.subcall(HYPERVISOR_memory_op, args, layout, None, raw, out, result)

@@ -132,6 +132,8 @@ def test_codec_is_byte_identical_to_construct(
     into = bytearray(b"\xff" * (len(wire) + 5))  # flat values packed at an offset
     codec(layout).pack_into(into, 3, *codec(layout).values(decoded))
     assert into == b"\xff" * 3 + layout.build(layout.parse(raw)) + b"\xff" * 2
+    flat = codec(layout).unpack_from(into, 3)  # and read back from the same offset
+    assert codec(layout).make(flat) == parse(layout, layout.build(layout.parse(raw)))
 
 
 def test_fields_named_like_dict_methods_are_fields() -> None:
@@ -200,6 +202,8 @@ def test_a_layout_it_cannot_read_falls_back_to_construct() -> None:
     assert sizeof(odd) == 4
     with pytest.raises(AttributeError):
         codec(odd).pack_into  # noqa: B018  # construct has no flat values to pack
+    with pytest.raises(AttributeError):
+        codec(odd).unpack_from  # noqa: B018  # nor to unpack
     assert parse(odd, b"\x01\0\0\0").kind == "a"
 
 
