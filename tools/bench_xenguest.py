@@ -116,16 +116,11 @@ def phase_storm(builders: int | None = None, **how: Any) -> dict[str, Any]:
 
 def phase_one_4g() -> dict[str, Any]:
     """One 4 GiB HVM build of the storm (vNUMA node 0, numa claims), on the storm's host:
-    CPU time of the meminit, the hypercalls it issued and the extents it populated."""
+    CPU time of the meminit, the hypercalls it issued and the extents it populated. The
+    first build in a process also loads handlers and derives codecs, so a second, built
+    the same way beside it, is the one reported; the first's time is given too."""
     hv = hypervisor_model.boot(nodes=STORM_HOST_NODES)
     xch = xc_interface_open(hv)
-    domid = xc_domain_create(xch, config=default_createdomain(True))
-    memkb = STORM_MIB << 10
-    xc_domain_setmaxmem(xch, domid, memkb + 1024)
-    dom = xc_dom_allocate(xch, domid)
-    dom.claim_mode = "numa"
-    hvm_layout(dom, memkb, video_memkb=8192)
-    vnuma_hvm(dom, [memkb], [0], 8192)
     calls = [0]
     issue = hv.hypercall
 
@@ -134,12 +129,23 @@ def phase_one_4g() -> dict[str, Any]:
         return issue(op, *args, **kwargs)
 
     hv.hypercall = counted  # type: ignore[method-assign]
-    start = time.process_time()
-    xc_dom_boot_mem_init(dom)
-    cpu = time.process_time() - start
+    cpu = []
+    for _ in range(2):
+        domid = xc_domain_create(xch, config=default_createdomain(True))
+        memkb = STORM_MIB << 10
+        xc_domain_setmaxmem(xch, domid, memkb + 1024)
+        dom = xc_dom_allocate(xch, domid)
+        dom.claim_mode = "numa"
+        hvm_layout(dom, memkb, video_memkb=8192)
+        vnuma_hvm(dom, [memkb], [0], 8192)
+        calls[0] = 0
+        start = time.process_time()
+        xc_dom_boot_mem_init(dom)
+        cpu.append(time.process_time() - start)
     stats = dom.stats
     return dict(
-        seconds=cpu,
+        seconds=cpu[1],
+        first_seconds=cpu[0],
         hypercalls=calls[0],
         extents=stats.pages_4k + stats.pages_2m + stats.pages_1g,
         tot_pages=xc_get_tot_pages(xch, domid),
@@ -190,7 +196,8 @@ def report(phase: str, plain: dict[str, Any], traced: dict[str, Any] | None) -> 
     }[phase]
     print(f"== {title}")
     if phase == "one-4g":
-        print(f"   CPU time            {plain['seconds'] * 1000:.1f} ms")
+        print(f"   CPU time            {plain['seconds'] * 1000:.1f} ms", end="")
+        print(f" (the process's first build: {plain['first_seconds'] * 1000:.1f} ms)")
         print(f"   hypercalls          {plain['hypercalls']}")
         print(f"   extents             {plain['extents']}")
     else:
