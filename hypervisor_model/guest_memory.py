@@ -142,23 +142,22 @@ class Arena(GuestMemory):
         return buf.size - offset
 
     def copy_from_guest(self, addr: int, size: int) -> bytes:
-        buf = self._buffers.get(addr)  # most handles point at a buffer's start
-        if buf is not None and size <= buf.size:
-            return bytes(memoryview(buf.mem)[:size])
-        if size == 0:
-            return b""
-        buf, offset = self._locate(addr, size)
-        return bytes(memoryview(buf.mem)[offset : offset + size])
+        buf = self._buffers.get(addr & PAGE_START)  # most handles point into a first page
+        if buf is None or addr + size > buf.addr + buf.size:
+            if not size:
+                return b""
+            buf, _ = self._locate(addr, size)
+        at = addr - buf.addr
+        return bytes(memoryview(buf.mem)[at : at + size])
 
     def copy_to_guest(self, addr: int, data: bytes | bytearray) -> None:
-        buf = self._buffers.get(addr)
-        if buf is not None and len(data) <= buf.size:
-            buf.mem[: len(data)] = data
-            return
-        if not data:
-            return
-        buf, offset = self._locate(addr, len(data))
-        buf.mem[offset : offset + len(data)] = data
+        buf = self._buffers.get(addr & PAGE_START)
+        if buf is None or addr + len(data) > buf.addr + buf.size:
+            if not data:
+                return
+            buf, _ = self._locate(addr, len(data))
+        at = addr - buf.addr
+        buf.mem[at : at + len(data)] = data
 
 
 def guest_handle_okay(addr: int, count: int, item_size: int) -> bool:

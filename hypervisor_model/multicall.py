@@ -28,6 +28,7 @@ ENTRY_SIZE = ENTRY.size
 RESULT = struct.Struct("<Q")  # multicall_entry.result, at offset 8
 RESULT_OFFSET = 8
 ENTRY_ARGS = 5  # Xen passes args[0..4]; args[5] is never read (public/xen.h)
+WORD_MASK = (1 << 64) - 1  # the entry's result is a long, stored as its 64 bits
 
 
 class _McState(threading.local):
@@ -49,15 +50,16 @@ def do_multicall(hv: Hypervisor, current: Domain, call_list: int, nr_calls: int,
     if not guest_handle_okay(call_list, nr_calls, ENTRY_SIZE):
         raise XenError(EFAULT, "call list outside the guest's address space")
     memory = hv.caller_memory  # the entries' handles resolve where the list's do
+    read, write = memory.copy_from_guest, memory.try_copy_to_guest
     _mc_state.in_multicall = True
     try:
-        for i in range(nr_calls):
-            if i:
+        for addr in range(call_list, call_list + nr_calls * ENTRY_SIZE, ENTRY_SIZE):
+            if addr != call_list:
                 hv.preempt_check()  # do_multicall's continuation point between entries
-            addr = call_list + i * ENTRY_SIZE
-            op, _, *args = ENTRY.unpack_from(memory.copy_from_guest(addr, ENTRY_SIZE))
-            result = hv.dispatch(current, op, [*args[:ENTRY_ARGS], 0])
-            if not memory.try_copy_to_guest(addr + RESULT_OFFSET, RESULT.pack(result % 2**64)):
+            op, _, *args = ENTRY.unpack_from(read(addr, ENTRY_SIZE))
+            args[ENTRY_ARGS] = 0  # the sixth word is never read
+            result = hv.dispatch(current, op, args)
+            if not write(addr + RESULT_OFFSET, RESULT.pack(result & WORD_MASK)):
                 raise XenError(EFAULT, "entry result not writable")
     finally:
         _mc_state.in_multicall = False
