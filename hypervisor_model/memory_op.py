@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
 from hypervisor_model import claims, pod, vnuma
+from hypervisor_model.codec import codec
 from hypervisor_model.domain import Domain
 from hypervisor_model.domheap import (
     P2M_LIMIT,
@@ -35,6 +36,15 @@ UINT_MAX = 0xFFFFFFFF
 DOMU_MAX_ORDER, HWDOM_MAX_ORDER, CTLDOM_MAX_ORDER = 9, 12, MAX_ORDER  # x86 defaults
 PFN = struct.Struct("<Q")  # xen_pfn_t in an extent list
 PREEMPT_EVERY = 64  # extents between continuation points
+RESERVATION = codec(abi.xen_memory_reservation)  # read as flat values, padding skipped
+
+
+class Reservation(NamedTuple):
+    """What the extent loops use of a reservation (memory.c struct memop_args)."""
+
+    extent_start: int  # the extent list's guest handle
+    nr_extents: int
+    extent_order: int
 
 
 def do_memory_op(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int) -> int:
@@ -72,15 +82,16 @@ def _construct_memflags(hv: Hypervisor, current: Domain, d: Domain, mem_flags: i
     """Translate XENMEMF_* into MEMF_* (construct_memop_from_reservation); EINVAL if the
     flags are invalid for this caller or, for a vnode, for the target domain ``d``."""
     memflags = 0
-    address_bits = abi.XENMEMF_get_address_bits(mem_flags)
-    max_page_order = max(hv.heap.max_page - 1, 0).bit_length()  # get_order_from_pages
-    if address_bits and address_bits < max_page_order + PAGE_SHIFT:
-        if address_bits <= PAGE_SHIFT:
-            raise XenError(EINVAL, "address width too small")
-        memflags = MEMF_bits(address_bits)
+    address_bits = mem_flags & 0xFF  # XENMEMF_get_address_bits
+    if address_bits:
+        max_page_order = max(hv.heap.max_page - 1, 0).bit_length()  # get_order_from_pages
+        if address_bits < max_page_order + PAGE_SHIFT:
+            if address_bits <= PAGE_SHIFT:
+                raise XenError(EINVAL, "address width too small")
+            memflags = MEMF_bits(address_bits)
     if mem_flags & abi.XENMEMF_vnode:
         return memflags | vnuma.vnode_memflags(d, mem_flags)
-    node = abi.XENMEMF_get_node(mem_flags)
+    node = ((mem_flags >> 8) - 1) & 0xFF  # XENMEMF_get_node
     if node == NUMA_NO_NODE:
         return memflags
     if hv.is_control_domain(current):  # propagate_node
@@ -95,32 +106,35 @@ def _construct_memflags(hv: Hypervisor, current: Domain, d: Domain, mem_flags: i
 
 
 def _reservation_op(hv: Hypervisor, current: Domain, op: int, start: int, arg: int) -> int:
+    memory = hv.caller_memory
     try:
-        r = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_memory_reservation)
+        raw = memory.copy_from_guest(arg, RESERVATION.size)
     except GuestFault:
         return start
-    if r.nr_extents > UINT_MAX >> abi.MEMOP_EXTENT_SHIFT or start >= r.nr_extents:
+    extent_start, nr_extents, order, mem_flags, domid = RESERVATION.unpack_from(raw)
+    if nr_extents > UINT_MAX >> abi.MEMOP_EXTENT_SHIFT or start >= nr_extents:
         return start
-    d = lookup_any_id(hv, current, r.domid)
+    d = lookup_any_id(hv, current, domid)
     if d is None:
         return start
     try:
-        memflags = _construct_memflags(hv, current, d, r.mem_flags)
+        memflags = _construct_memflags(hv, current, d, mem_flags)
     except XenError:
         return start
     populate_on_demand = op == abi.XENMEM_populate_physmap and (
-        r.mem_flags & abi.XENMEMF_populate_on_demand
+        mem_flags & abi.XENMEMF_populate_on_demand
     )
     if not (d is current or hv.is_control_domain(current)):
         return start  # xsm_memory_adjust_reservation(XSM_TARGET)
     # An extent list must lie in the caller's address space (guest_handle_subrange_okay;
     # increase_reservation alone accepts none), and no extent may exceed max_order (PoD
     # entries: MAX_ORDER, they take no memory).
-    listed = r.extent_start or op != abi.XENMEM_increase_reservation
-    if listed and not handle_range_ok(r.extent_start, r.nr_extents, PFN.size):
+    listed = extent_start or op != abi.XENMEM_increase_reservation
+    if listed and not handle_range_ok(extent_start, nr_extents, PFN.size):
         return start
-    if r.extent_order > (MAX_ORDER if populate_on_demand else max_order(hv, current)):
+    if order > (MAX_ORDER if populate_on_demand else max_order(hv, current)):
         return start
+    r = Reservation(extent_start, nr_extents, order)
     if populate_on_demand:
         return _populate_on_demand(hv, current, d, r, start)
     return _EXTENT_LOOPS[op](hv, d, r, start, memflags)
@@ -182,7 +196,7 @@ def _batch_loop(
 def _allocate(
     hv: Hypervisor,
     d: Domain,
-    r: Any,
+    r: Reservation,
     memflags: int,
     first: int,
     count: int,
@@ -225,7 +239,7 @@ def _first_extents(runs: list[Extents], count: int) -> list[Extents]:
     return kept
 
 
-def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
+def _populate_physmap(hv: Hypervisor, d: Domain, r: Reservation, start: int, memflags: int) -> int:
     """Allocate and map one extent per listed gfn; PV guests get the MFNs written back.
     Armed faults run before their extents, outside every lock: while one is armed for
     ``d`` (perhaps by another thread since the call began), each extent is a batch of its
@@ -244,7 +258,9 @@ def _populate_physmap(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: i
     return _batch_loop(hv, start, start + len(gfns), batch, one_by_one=faulty)
 
 
-def _populate_on_demand(hv: Hypervisor, current: Domain, d: Domain, r: Any, start: int) -> int:
+def _populate_on_demand(
+    hv: Hypervisor, current: Domain, d: Domain, r: Reservation, start: int
+) -> int:
     """populate_physmap with XENMEMF_populate_on_demand: each extent marks its gfns PoD on
     an HVM guest (no memory taken, no frame written back) and counts as done on a PV one;
     never on oneself."""
@@ -258,7 +274,9 @@ def _populate_on_demand(hv: Hypervisor, current: Domain, d: Domain, r: Any, star
     return _extent_loop(hv, start, gfns, mark)
 
 
-def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
+def _increase_reservation(
+    hv: Hypervisor, d: Domain, r: Reservation, start: int, memflags: int
+) -> int:
     """Allocate extents without mapping them; PV callers may get the MFNs in a list."""
 
     def batch(first: int, stop: int) -> int:
@@ -267,7 +285,9 @@ def _increase_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflag
     return _batch_loop(hv, start, r.nr_extents, batch)
 
 
-def _decrease_reservation(hv: Hypervisor, d: Domain, r: Any, start: int, memflags: int) -> int:
+def _decrease_reservation(
+    hv: Hypervisor, d: Domain, r: Reservation, start: int, memflags: int
+) -> int:
     """Free the pages behind each listed extent; stop at the first page that is not there.
     An HVM guest's PoD entries go first (p2m_pod_decrease_reservation): the holes they
     leave, as many as it dealt with, are expected. A PV guest's extents that continue one
@@ -325,7 +345,7 @@ def _remove_after_pod(hv: Hypervisor, d: Domain, gfn: int, pages: int, pod_done:
     return True
 
 
-_EXTENT_LOOPS: dict[int, Callable[[Hypervisor, Domain, Any, int, int], int]] = {
+_EXTENT_LOOPS: dict[int, Callable[[Hypervisor, Domain, Reservation, int, int], int]] = {
     abi.XENMEM_increase_reservation: _increase_reservation,
     abi.XENMEM_decrease_reservation: _decrease_reservation,
     abi.XENMEM_populate_physmap: _populate_physmap,
