@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from construct import Construct
 
 from hypervisor_model import Hypervisor
-from hypervisor_model.codec import Record, codec
+from hypervisor_model.codec import Codec, Record, codec
 from hypervisor_model.guest_memory import HypercallBuffer, build, parse, sizeof
 from hypervisor_model.public import domctl, memory, sysctl, version, xen
 from hypervisor_model.public.errno import EBADF
@@ -40,6 +40,7 @@ from xenctrl.remote import Connection, RemoteHost
 Host = Hypervisor | RemoteHost  # what a handle can be opened on
 ENTRY = codec(xen.multicall_entry)  # packed and read as flat values: op, result, args[0..5]
 ENTRY_SIZE = ENTRY.size
+RESERVATION = codec(memory.xen_memory_reservation)
 Buffer = bytes | bytearray | memoryview | ctypes.Array[Any] | ctypes.Structure
 
 
@@ -276,44 +277,50 @@ def memory_op_struct(
     """xc_memory_op as libxenctrl issues it on Linux x86_64, also returning the argument
     structure as Xen left it: a one-entry multicall, whose entry brings back the whole
     64-bit result that privcmd's int return would truncate (xc_private.c xc_memory_op)."""
-    return _memory_op(xch, cmd, layout, fields, None, 0)
+    if layout is None:
+        return _memory_op(xch, cmd, None, fields, None, 0)[0], None
+    rc, out = _memory_op(xch, cmd, codec(layout), fields, None, 0)
+    return rc, parse(layout, out)
 
 
 def _memory_op(
     xch: xc_interface,
     cmd: int,
-    layout: Construct | None,
+    c: Codec | None,
     fields: dict[str, Any],
     frames: ctypes.Array[ctypes.c_uint64] | None,
     nr_frames: int,
-) -> tuple[int, Record | None]:
-    """Issue the memory_op multicall. The argument structure, the entry and, for the
-    reservation ops, ``nr_frames`` of ``frames`` as the extent list share one hypercall
-    buffer (each bounced both ways, where libxenctrl bounces three): the structure first,
-    the list last, so that the list ends where the buffer does."""
-    size = sizeof(layout) if layout is not None else 0
+) -> tuple[int, bytes]:
+    """Issue the memory_op multicall; its result and the argument structure (laid out by
+    ``c``, if any) as Xen left it. The structure, the entry and, for the reservation ops,
+    ``nr_frames`` of ``frames`` as the extent list share one hypercall buffer (each bounced
+    both ways, where libxenctrl bounces three): the structure first, the list last, so
+    that the list ends where the buffer does."""
+    size = c.size if c is not None else 0
     list_at = size + ENTRY_SIZE
     list_bytes = nr_frames * 8 if frames is not None else 0
+    tracing = trace.tracing()
     with xch.arena.alloc(list_at + list_bytes) as buf:
         mem = buf.mem
         if frames is not None:
             fields["extent_start"] = buf.addr + list_at
             mem[list_at : list_at + list_bytes] = memoryview(frames).cast("B")[:list_bytes]
-        raw = build(layout, fields) if layout is not None else b""
+        raw = c.build(fields) if c is not None else b""
         mem[:size] = raw
-        args = (cmd, buf.addr if layout is not None else 0)
+        args = (cmd, buf.addr if c is not None else 0)
         ENTRY.pack_into(mem, size, HYPERVISOR_memory_op, 0, *args, 0, 0, 0, 0)
-        entry_in = bytes(mem[size:list_at]) if trace.tracing() else None
+        entry_in = bytes(mem[size:list_at]) if tracing else None
         mc_args = (buf.addr + size, 1)
         rc = xch.hypercall(HYPERVISOR_multicall, *mc_args)
         out = bytes(mem[:size])
-        entry_out = bytes(mem[size:list_at])
+        result = ENTRY.unpack_from(mem, size)[1]
+        entry_out = bytes(mem[size:list_at]) if entry_in is not None else None
         if frames is not None and list_bytes:
             memoryview(frames).cast("B")[:list_bytes] = mem[list_at : list_at + list_bytes]
-    result = ENTRY.unpack_from(entry_out)[1]
     result -= (result >> 63) << 64  # the entry holds a long
-    if entry_in is not None and trace.tracing():
+    if entry_in is not None and entry_out is not None and trace.tracing():
         ran = None
+        layout = c.layout if c is not None else None
         if not rc:
             ran = trace.subcall(HYPERVISOR_memory_op, args, layout, None, raw, out, result)
         trace.hypercall(
@@ -327,7 +334,7 @@ def _memory_op(
             rc,
             entries=[ran] if ran is not None else None,
         )
-    return rc or result, parse(layout, out) if layout is not None else None
+    return rc or result, out
 
 
 def reservation(
@@ -348,7 +355,7 @@ def reservation(
         domid=domid & 0xFFFF,
         extent_start=0,
     )
-    rc, _ = _memory_op(xch, op, memory.xen_memory_reservation, fields, frames, nr_extents)
+    rc, _ = _memory_op(xch, op, RESERVATION, fields, frames, nr_extents)
     if (
         frames is not None
         and frames is not extent_start
