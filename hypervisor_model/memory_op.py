@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from hypervisor_model import claims, pod, vnuma
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 UINT_MAX = 0xFFFFFFFF
 DOMU_MAX_ORDER, HWDOM_MAX_ORDER, CTLDOM_MAX_ORDER = 9, 12, MAX_ORDER  # x86 defaults
+# max_order's two answers: dom0 is the control and the hardware domain at once.
+_DOMU_MAX_ORDER = min(DOMU_MAX_ORDER, MAX_ORDER)
+_CONTROL_MAX_ORDER = min(max(DOMU_MAX_ORDER, CTLDOM_MAX_ORDER, HWDOM_MAX_ORDER), MAX_ORDER)
 PFN = struct.Struct("<Q")  # xen_pfn_t in an extent list
 PREEMPT_EVERY = 64  # extents between continuation points
 RESERVATION = codec(abi.xen_memory_reservation)  # read as flat values, padding skipped
@@ -69,10 +73,7 @@ def lookup_any_id(hv: Hypervisor, current: Domain, domid: int) -> Domain | None:
 
 def max_order(hv: Hypervisor, d: Domain) -> int:
     """The largest extent a domain may request (max_order in memory.c)."""
-    order = DOMU_MAX_ORDER
-    if hv.is_control_domain(d):
-        order = max(order, CTLDOM_MAX_ORDER, HWDOM_MAX_ORDER)
-    return min(order, MAX_ORDER)
+    return _CONTROL_MAX_ORDER if hv.is_control_domain(d) else _DOMU_MAX_ORDER
 
 
 # -- increase / decrease / populate -------------------------------------------------------
@@ -252,9 +253,7 @@ def _populate_physmap(hv: Hypervisor, d: Domain, r: Reservation, start: int, mem
             return 0
         return _allocate(hv, d, r, memflags, first, len(mine), mine)
 
-    def faulty() -> bool:
-        return hv.faults.populate_armed(d)
-
+    faulty = partial(hv.faults.populate_armed, d)
     return _batch_loop(hv, start, start + len(gfns), batch, one_by_one=faulty)
 
 
