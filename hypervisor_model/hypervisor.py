@@ -268,7 +268,7 @@ class Hypervisor:
             if self.trace_hooks:
                 rc = self._watched(current, op, words)
             else:
-                rc = _call(handler, self, current, words)
+                rc = self.dispatch(current, op, words)
         finally:
             running.memory = outer
         if self.check_after_each_hypercall:
@@ -295,11 +295,17 @@ class Hypervisor:
 
     def dispatch(self, current: Domain, op: int, words: Sequence[int]) -> int:
         """Run hypercall ``op`` for ``current`` through the hypercall table: the one path of a
-        top-level call and of each multicall entry alike (call_handlers_pv64)."""
+        top-level call and of each multicall entry alike (call_handlers_pv64). Xen's
+        errors become its ``long`` result."""
         handler = self._handlers.get(op) or self._load_handler(op)
         if handler is None:
             return -ENOSYS
-        return _call(handler, self, current, words)
+        try:
+            return handler(self, current, *words)
+        except XenError as e:
+            return -e.errno
+        except GuestFault:
+            return -EFAULT
 
     def _load_handler(self, op: int) -> Handler | None:
         """Hypercall ``op``'s handler, its module imported now; None if Xen has none."""
@@ -344,13 +350,3 @@ class _Running(threading.local):
 
     memory: GuestMemory | None = None
     watch: Watch | None = None
-
-
-def _call(handler: Handler, hv: Hypervisor, current: Domain, words: Sequence[int]) -> int:
-    """Run a handler; Xen's errors become its ``long`` result."""
-    try:
-        return handler(hv, current, *words)
-    except XenError as e:
-        return -e.errno
-    except GuestFault:
-        return -EFAULT
