@@ -69,8 +69,9 @@ def alloc_domheap_extents(
         return heap.alloc_extents(attempts, order, memflags, d, count, heap.faults)
     with d.page_alloc_lock:
         fits = _assignable(d, 1 << order, memflags, count)
-        runs = heap.alloc_extents(attempts, order, memflags, d, min(count, fits + 1), heap.faults)
-        if sum(r.length for r in runs) > fits:
+        asked = min(count, fits + 1)  # one more than fits: the extent assign_pages refuses
+        runs = heap.alloc_extents(attempts, order, memflags, d, asked, heap.faults)
+        if asked > fits and sum(r.length for r in runs) > fits:
             refused = runs.pop()
             if refused.length > 1:
                 runs.append(refused._replace(length=refused.length - 1))
@@ -213,8 +214,7 @@ def guest_physmap_add_extents(d: Domain, runs: list[Extents], gfns: Sequence[int
         r = runs[0]
         if _evenly(gfns, r.size):
             batch = Progression(gfns[0], r.size, r.mfn, 1, None, r.length, -r.size)
-            if _map_new(d, batch.start, batch.end):
-                d.p2m.insert_progression(batch)
+            if _map_new(d, batch):
                 return
     mappings: list[Run] = []
     first = 0
@@ -236,13 +236,17 @@ def guest_physmap_add_extents(d: Domain, runs: list[Extents], gfns: Sequence[int
         _map(d, mappings)
 
 
-def _map_new(d: Domain, start: int, end: int) -> bool:
-    """For a mapping of gfns ``[start, end)`` where neither the p2m nor a PoD entry has
-    any: raise max_mapped_pfn (p2m_pt/ept_set_entry) and say True; else False."""
-    span = [Run(start, end - start, None, 1, None)]
-    if d.p2m.meets(span) or d.pod_entries.meets(span):
+def _map_new(d: Domain, batch: Progression) -> bool:
+    """Map ``batch`` where neither the p2m nor a PoD entry has any of its gfns: raise
+    max_mapped_pfn (p2m_pt/ept_set_entry) and say True; else False, nothing changed. The
+    p2m's own overlap check (insert_progression's, before any change) is the test."""
+    if d.pod_entries.overlapping(batch.start, batch.end):
         return False
-    d.max_mapped_pfn = max(d.max_mapped_pfn, end - 1)
+    try:
+        d.p2m.insert_progression(batch)
+    except ValueError:
+        return False
+    d.max_mapped_pfn = max(d.max_mapped_pfn, batch.end - 1)
     return True
 
 

@@ -218,7 +218,7 @@ def _allocate(
     with d.page_alloc_lock:
         asked = min(count, whole + 1)
         runs = alloc_domheap_extents(hv.heap, d, r.extent_order, memflags, asked, gfns)
-        went = sum(run.length for run in runs)
+        went = runs[0].length if len(runs) == 1 else sum(run.length for run in runs)
         if went > whole:
             went, runs = whole, _first_extents(runs, whole)
         if d.is_translated and gfns is not None:
