@@ -39,6 +39,7 @@ class Domain:
     max_vcpus: int = 0
     nr_vcpus: int = 0  # vCPUs created by XEN_DOMCTL_max_vcpus
     vcpu_online: int = 0  # bit i: vCPU i is up (not VPF_down); vCPUs are created down
+    vm_assist: int = 0  # VMASST_TYPE_* bits, from vCPU 0's first context (arch_set_info_guest)
     cpupool: int = 0
     is_dying: int = DOMDYING_alive
     max_pages: int = 0  # a new domain may not allocate until max_mem raises this

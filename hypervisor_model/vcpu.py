@@ -196,6 +196,10 @@ def setvcpucontext(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) ->
     layout = arch_x86.compat_vcpu_guest_context if compat else arch_x86.vcpu_guest_context
     c = copy_struct_from_guest(hv.caller_memory, req.ctxt, layout)
     _check_context(hv, d, req.vcpu, c, compat)
+    # arch_set_info_guest: vCPU 0's context sets the domain's VM assists, a PV guest's
+    # only while the vCPU is not yet initialised (here: not up)
+    if req.vcpu == 0 and (d.is_hvm or not is_online(d, 0)):
+        d.vm_assist = c.vm_assist
     _set_online(d, req.vcpu, bool(c.flags & arch_x86.VGCF_online))
     return 0
 

@@ -2,7 +2,8 @@
 
 The emulated host reports the strings of the release it runs (``hv.release``): master is
 4.23-unstable, the version of the commit the model follows. 4.17 has no variable-length
-sub-ops (XENVER_*2) and checks build_id's buffer before finding no build id.
+sub-ops (XENVER_*2), checks build_id's buffer before finding no build id, and reports
+fewer features.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 from hypervisor_model.errors import XenError
 from hypervisor_model.guest_memory import build, copy_struct_from_guest, sizeof
 from hypervisor_model.public import version as abi
+from hypervisor_model.public.domctl import XEN_X86_EMU_USE_PIRQ
 from hypervisor_model.public.errno import E2BIG, EINVAL, ENOBUFS, ENODATA, ENOSYS, EPERM
+from hypervisor_model.public.xen import VMASST_TYPE_pae_extended_cr3
 
 if TYPE_CHECKING:
     from hypervisor_model.domain import Domain
@@ -58,6 +61,8 @@ def do_xen_version(hv: Hypervisor, current: Domain, cmd: int, arg: int, *_: int)
         if arg:
             raise XenError(EINVAL, "XENVER_pagesize takes a NULL handle")
         return 4096
+    if cmd == abi.XENVER_get_features:
+        return _get_features(hv, current, arg)
     if cmd == abi.XENVER_build_id and not release.xenver_varbuf:
         return _build_id_4_17(hv, deny, arg)
     if cmd in _VARBUF and release.xenver_varbuf:
@@ -110,6 +115,43 @@ _VARBUF: dict[int, Callable[[Release], bytes]] = {
     abi.XENVER_changeset2: lambda r: r.changeset.encode(),
     abi.XENVER_commandline2: lambda r: COMMANDLINE.encode(),
 }
+
+
+def features(release: Release, d: Domain, hardware_domain: bool) -> int:
+    """Submap 0 of XENVER_get_features for a caller in ``d`` (kernel.c do_xen_version)."""
+    submap = 1 << abi.XENFEAT_memory_op_vnode_supported
+    if release.xenfeat_phys_areas:
+        submap |= 1 << abi.XENFEAT_vcpu_time_phys_area | 1 << abi.XENFEAT_runstate_phys_area
+        submap |= 1 << abi.XENFEAT_dm_msix_all_writes
+    if d.vm_assist >> VMASST_TYPE_pae_extended_cr3 & 1:
+        submap |= 1 << abi.XENFEAT_pae_pgdir_above_4gb
+    if d.is_translated:
+        submap |= 1 << abi.XENFEAT_writable_page_tables | 1 << abi.XENFEAT_auto_translated_physmap
+    if hardware_domain:
+        submap |= 1 << abi.XENFEAT_dom0
+    if d.is_hvm:
+        submap |= 1 << abi.XENFEAT_hvm_safe_pvclock | 1 << abi.XENFEAT_hvm_callback_vector
+        if d.emulation_flags & XEN_X86_EMU_USE_PIRQ:  # has_pirq
+            submap |= 1 << abi.XENFEAT_hvm_pirqs
+    else:
+        submap |= 1 << abi.XENFEAT_mmu_pt_update_preserve_ad | 1 << abi.XENFEAT_highmem_assist
+        submap |= 1 << abi.XENFEAT_gnttab_map_avail_bits
+    # x86 never direct-maps a translated guest (CDF_directmap is Arm's), so only PV is
+    direct = not d.is_translated
+    return submap | 1 << (abi.XENFEAT_direct_mapped if direct else abi.XENFEAT_not_direct_mapped)
+
+
+def _get_features(hv: Hypervisor, current: Domain, arg: int) -> int:
+    """XENVER_get_features: the caller's xen_feature_info is read (EFAULT), only submap 0
+    exists (EINVAL), and it is written back with the submap filled in."""
+    fi = copy_struct_from_guest(hv.caller_memory, arg, abi.xen_feature_info)
+    if fi.submap_idx >= abi.XENFEAT_NR_SUBMAPS:
+        raise XenError(EINVAL, f"expected feature submap 0, got {fi.submap_idx}")
+    # dom0 is the hardware domain as well as the control domain here
+    submap = features(hv.release, current, hv.is_control_domain(current))
+    reply = build(abi.xen_feature_info, dict(submap_idx=fi.submap_idx, submap=submap))
+    hv.caller_memory.copy_to_guest(arg, reply)
+    return 0
 
 
 def _build_id_4_17(hv: Hypervisor, deny: bool, arg: int) -> int:

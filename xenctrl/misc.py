@@ -169,13 +169,16 @@ def xc_readconsolering(
 @traced
 def xc_version(xch: xc_interface, cmd: int32_t) -> int | bytes | Record:
     """xc_version: an int for XENVER_version / XENVER_pagesize, a structure for compile
-    info and platform parameters, the caller's 16-byte handle for XENVER_guest_handle, the
-    NUL-trimmed text for the string queries."""
+    info, platform parameters and features (submap 0), the caller's 16-byte handle for
+    XENVER_guest_handle, the NUL-trimmed text for the string queries."""
     if cmd in (version.XENVER_version, version.XENVER_pagesize):
         return check(xch.hypercall(HYPERVISOR_xen_version, cmd, 0))
     layouts = {
         version.XENVER_compile_info: version.xen_compile_info,
         version.XENVER_platform_parameters: version.xen_platform_parameters,
+        # bounced out only, as xc_version does: Xen reads submap_idx from the zeroed
+        # hypercall buffer, so this asks for submap 0, the only one there is
+        version.XENVER_get_features: version.xen_feature_info,
     }
     sizes = {
         version.XENVER_extraversion: version.XEN_EXTRAVERSION_LEN,

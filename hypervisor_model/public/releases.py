@@ -81,6 +81,9 @@ class Release(NamedTuple):
     # Master's release builds give an HVM caller 0 for XENVER_platform_parameters; 4.17
     # gives everyone HYPERVISOR_VIRT_START.
     platform_parameters_pv_only: bool
+    # XENVER_get_features: master also reports runstate_phys_area, vcpu_time_phys_area and
+    # dm_msix_all_writes (kernel.c); 4.17 knows none of the three.
+    xenfeat_phys_areas: bool
 
     @property
     def version(self) -> str:
@@ -127,6 +130,7 @@ MASTER = Release(
     multicall_nr_calls_bits=64,
     xenver_varbuf=True,
     platform_parameters_pv_only=True,
+    xenfeat_phys_areas=True,
 )
 
 # Xen 4.17 as Debian 12 ships it (package 4.17.5+72-g01140da4e8-1). The stable-4.17 branch
@@ -160,6 +164,7 @@ XEN_4_17 = Release(
     multicall_nr_calls_bits=32,
     xenver_varbuf=False,
     platform_parameters_pv_only=False,
+    xenfeat_phys_areas=False,
 )
 
 RELEASES: dict[str, Release] = {r.name: r for r in (MASTER, XEN_4_17)}

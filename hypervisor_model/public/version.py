@@ -37,6 +37,26 @@ xen_compile_info: Construct = Struct(
 # XENVER_platform_parameters: where Xen's virtual address range starts.
 xen_platform_parameters: Construct = Struct("virt_start" / xen_ulong_t)
 
+# XENVER_get_features: the caller names a 32-bit submap, Xen fills it in (features.h bits).
+xen_feature_info: Construct = Struct("submap_idx" / uint32_t, "submap" / uint32_t)
+XENFEAT_writable_page_tables = 0
+XENFEAT_auto_translated_physmap = 2
+XENFEAT_pae_pgdir_above_4gb = 4
+XENFEAT_mmu_pt_update_preserve_ad = 5
+XENFEAT_highmem_assist = 6
+XENFEAT_gnttab_map_avail_bits = 7
+XENFEAT_hvm_callback_vector = 8
+XENFEAT_hvm_safe_pvclock = 9
+XENFEAT_hvm_pirqs = 10
+XENFEAT_dom0 = 11
+XENFEAT_memory_op_vnode_supported = 13
+XENFEAT_not_direct_mapped = 16
+XENFEAT_direct_mapped = 17
+XENFEAT_runstate_phys_area = 18  # master only, as the two below
+XENFEAT_vcpu_time_phys_area = 19
+XENFEAT_dm_msix_all_writes = 20
+XENFEAT_NR_SUBMAPS = 1
+
 # A variable-length answer: ``len`` (IN: room in ``buf``) then the bytes, no NUL.
 xen_varbuf: Construct = Struct("len" / uint32_t)
 xen_build_id: Construct = xen_varbuf  # the older name of the same layout for XENVER_build_id

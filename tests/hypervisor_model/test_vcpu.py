@@ -18,7 +18,12 @@ from hypervisor_model import snapshot
 from hypervisor_model.guest_memory import build, parse, sizeof
 from hypervisor_model.public import arch_x86, domctl, hvm_save, memory
 from hypervisor_model.public.errno import EFAULT, EINVAL, ENODATA, ENOENT, ENOSPC, EPERM, ESRCH
-from hypervisor_model.public.xen import DOMID_ANY
+from hypervisor_model.public.version import XENVER_get_features
+from hypervisor_model.public.xen import (
+    DOMID_ANY,
+    HYPERVISOR_xen_version,
+    VMASST_TYPE_pae_extended_cr3,
+)
 
 DESC = struct.Struct("<HHI")  # hvm_save_descriptor
 HEADER = DESC.size + 24
@@ -248,6 +253,33 @@ def test_setvcpucontext_errno_changes_nothing(
 def test_vm_assists_are_checked_on_vcpu_0_only(dom0: Guest) -> None:
     domid = domain(dom0, 2)
     assert setcontext(dom0, domid, 1, context(vm_assist=1 << 6)) == 0
+
+
+def test_vcpu_0s_pae_extended_cr3_becomes_the_domains_pae_pgdir_above_4gb(dom0: Guest) -> None:
+    """arch_set_info_guest keeps vCPU 0's VM assists for the domain; XENVER_get_features
+    then adds XENFEAT_pae_pgdir_above_4gb (bit 4) to a master PV domU's 0x1E20E0 (see
+    test_version). vCPU 1's assists, and vCPU 0's once it is up, change nothing."""
+    domid = domain(dom0, 2, hvm=False)
+    base = {"ctrlreg3": populate_pv(dom0, domid) << 12}
+    pae = 1 << VMASST_TYPE_pae_extended_cr3
+    with dom0.hv.arena.alloc(8) as fi:
+
+        def submap() -> int:
+            fi.mem[:8] = bytes(8)
+            assert (
+                dom0.hv.hypercall(
+                    HYPERVISOR_xen_version, XENVER_get_features, fi.addr, caller=domid
+                )
+                == 0
+            )
+            return int.from_bytes(fi.mem[4:8], "little")
+
+        assert setcontext(dom0, domid, 1, context(**base, vm_assist=pae)) == 0
+        assert submap() == 0x1E20E0
+        assert setcontext(dom0, domid, 0, context(**base, vm_assist=pae)) == 0
+        assert submap() == 0x1E20E0 | 1 << 4
+        assert setcontext(dom0, domid, 0, context(**base)) == 0  # initialised: kept
+        assert submap() == 0x1E20E0 | 1 << 4
 
 
 def test_setvcpucontext_refuses_the_caller_itself_no_vcpus_and_bad_handles(dom0: Guest) -> None:

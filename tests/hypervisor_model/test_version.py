@@ -12,6 +12,7 @@ import struct
 import pytest
 from hypercalls import Guest, createdomain_payload
 
+import hypervisor_model
 from hypervisor_model import version
 from hypervisor_model.public import domctl
 from hypervisor_model.public import version as abi
@@ -153,3 +154,99 @@ def test_errno(dom0: Guest, cmd: int, domu: bool, room: int, size: int | None, e
     else:
         rc, _ = varbuf(dom0, cmd, room, caller=caller, size=size)
     assert rc == -errno
+
+
+# -- XENVER_get_features (kernel.c do_xen_version) -----------------------------------------------
+
+# Submap 0 bit by bit (public/features.h). Every caller: memory_op_vnode_supported (13).
+# Master adds runstate_phys_area (18), vcpu_time_phys_area (19), dm_msix_all_writes (20):
+# 0x1C0000 more than 4.17. PV: mmu_pt_update_preserve_ad, highmem_assist,
+# gnttab_map_avail_bits (5, 6, 7: 0xE0), direct_mapped (17). Translated (HVM):
+# writable_page_tables, auto_translated_physmap (0, 2: 0x5), hvm_callback_vector,
+# hvm_safe_pvclock (8, 9: 0x300), hvm_pirqs (10) with USE_PIRQ, not_direct_mapped (16).
+# The hardware domain: dom0 (11).
+PV_DOMU_4_17 = 1 << 13 | 0xE0 | 1 << 17  # 0x220E0
+DOM0_4_17 = PV_DOMU_4_17 | 1 << 11  # 0x228E0
+HVM_DOMU_4_17 = 1 << 13 | 0x5 | 0x300 | 1 << 16  # 0x12305
+MASTER_ONLY = 1 << 18 | 1 << 19 | 1 << 20  # 0x1C0000
+FEATURES = [
+    # (release, caller, submap)
+    ("master", "dom0", 0x1E28E0),
+    ("master", "pv", 0x1E20E0),
+    ("master", "hvm", 0x1D2305),
+    ("master", "hvm-pirq", 0x1D2705),
+    ("4.17", "dom0", 0x228E0),
+    ("4.17", "pv", 0x220E0),
+    ("4.17", "hvm-pirq", 0x12705),  # 4.17 requires USE_PIRQ of an HVM domU
+]
+
+
+def test_the_hand_worked_submaps_are_the_sums_of_their_bits() -> None:
+    assert [row[2] for row in FEATURES] == [
+        DOM0_4_17 | MASTER_ONLY,
+        PV_DOMU_4_17 | MASTER_ONLY,
+        HVM_DOMU_4_17 | MASTER_ONLY,
+        HVM_DOMU_4_17 | MASTER_ONLY | 1 << 10,
+        DOM0_4_17,
+        PV_DOMU_4_17,
+        HVM_DOMU_4_17 | 1 << 10,
+    ]
+
+
+def _caller(dom0: Guest, kind: str) -> int:
+    """dom0 (PV, the hardware domain) or a new PV domU, HVM domU (every emulator but vPCI
+    and PIRQ, 0x1FF) or HVM domU with PIRQ (0x3FF)."""
+    if kind == "dom0":
+        return 0
+    release = dom0.hv.release
+    flags = 0 if kind == "pv" else domctl.XEN_DOMCTL_CDF_hvm | domctl.XEN_DOMCTL_CDF_hap
+    payload = createdomain_payload(flags, release)
+    if kind == "hvm-pirq":
+        payload["arch"] = dict(payload["arch"], emulation_flags=0x3FF)
+    rc, after = dom0.domctl(
+        domctl.XEN_DOMCTL_createdomain, release.any_domid, release.xen_domctl_createdomain, payload
+    )
+    assert rc == 0
+    return int(after.domain)
+
+
+def features(dom0: Guest, submap_idx: int = 0, caller: int = 0, size: int = 8) -> tuple[int, bytes]:
+    """XENVER_get_features with ``submap_idx`` and a 0xEE submap in ``size`` bytes; the
+    result and the bytes after."""
+    with dom0.hv.arena.alloc(size) as buf:
+        buf.mem[:size] = (struct.pack("<I", submap_idx) + b"\xee" * 4)[:size]
+        rc = dom0.hv.hypercall(
+            HYPERVISOR_xen_version, abi.XENVER_get_features, buf.addr, caller=caller
+        )
+        return rc, bytes(buf.mem[:size])
+
+
+@pytest.mark.parametrize(
+    ("xen", "kind", "submap"), FEATURES, ids=[f"{r}-{k}" for r, k, _ in FEATURES]
+)
+def test_features_submap_0_for_each_kind_of_caller(xen: str, kind: str, submap: int) -> None:
+    hv = hypervisor_model.boot(nodes=[64], xen=xen)
+    dom0 = Guest(hv)
+    caller = _caller(dom0, kind)
+    assert features(dom0, caller=caller) == (0, struct.pack("<II", 0, submap))
+
+
+FEATURE_ERRNOS = [
+    # (what, submap_idx, buffer bytes, errno)
+    ("submap-1", 1, 8, EINVAL),
+    ("submap-huge", 0xFFFFFFFF, 8, EINVAL),
+    ("unreadable", 0, 4, EFAULT),
+]
+
+
+@pytest.mark.parametrize(
+    ("idx", "size", "errno"), [r[1:] for r in FEATURE_ERRNOS], ids=[r[0] for r in FEATURE_ERRNOS]
+)
+def test_features_errno_and_nothing_written(dom0: Guest, idx: int, size: int, errno: int) -> None:
+    rc, out = features(dom0, idx, size=size)
+    assert rc == -errno
+    assert out == (struct.pack("<I", idx) + b"\xee" * 4)[:size]
+
+
+def test_features_null_handle_is_efault(dom0: Guest) -> None:
+    assert dom0.hv.hypercall(HYPERVISOR_xen_version, abi.XENVER_get_features, 0) == -EFAULT

@@ -47,3 +47,13 @@ def test_guest_handle_is_the_callers_16_bytes(xen_host: Hypervisor, xch: xc_inte
     domu = xenctrl.xc_interface_open(xen_host, xenctrl.xc_domain_create(xch, config=config))
     assert xenctrl.xc_version(xch, abi.XENVER_guest_handle) == bytes(16)
     assert xenctrl.xc_version(domu, abi.XENVER_guest_handle) == bytes(range(16))
+
+
+def test_features_are_submap_0_of_the_callers_kind(xen_host: Hypervisor, xch: xc_interface) -> None:
+    """xc_version bounces xen_feature_info out only, so Xen reads submap_idx 0 from the
+    zeroed buffer. On master, dom0 (PV): 0x1E28E0; xc_domain_create's default domU (HVM,
+    every emulator but vPCI, so with PIRQ): 0x1D2705 (bits worked out in test_version)."""
+    domu = xenctrl.xc_interface_open(xen_host, xenctrl.xc_domain_create(xch))
+    fi = xenctrl.xc_version(xch, abi.XENVER_get_features)
+    assert (fi.submap_idx, fi.submap) == (0, 0x1E28E0)
+    assert xenctrl.xc_version(domu, abi.XENVER_get_features).submap == 0x1D2705

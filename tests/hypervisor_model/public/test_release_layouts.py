@@ -123,6 +123,7 @@ ABI_4_17: list[tuple[str, int, dict[str, int]]] = [
     ("xen_pod_target", 40, {"target_pages": 0, "pod_entries": 24, "domid": 32}),
     ("xen_compile_info", 144, {"compiler": 0, "compile_by": 64, "compile_date": 112}),
     ("xen_platform_parameters", 8, {"virt_start": 0}),
+    ("xen_feature_info", 8, {"submap_idx": 0, "submap": 4}),
     ("xen_build_id", 4, {"len": 0}),  # master's xen_varbuf, the same bytes
     ("multicall_entry", 64, {"op": 0, "result": 8, "args": 16}),
 ]
