@@ -8,6 +8,7 @@ Xen's: a domain's ``page_alloc_lock`` before ``heap_lock``, never the other way 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import islice
 
 from hypervisor_model.domain import Domain
@@ -52,19 +53,8 @@ def alloc_domheap_extents(
     batch: a claim already redeemed for it stays spent, as in Xen. The batch holds the
     domain's page_alloc_lock throughout, so what assign_pages will accept is known first.
     """
-    bits = MEMF_get_bits(memflags) or BITS_PER_LONG + 12
-    if d is not None and d.physaddr_bitsize and not memflags & MEMF_no_owner:
-        bits = min(bits, d.physaddr_bitsize)  # domain_clamp_alloc_bitsize
-    zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
-    if memflags & MEMF_no_owner:
-        memflags |= MEMF_no_refcount
-    attempts = []
-    if not heap.dma_bitsize:
-        memflags &= ~MEMF_no_dma
-    elif (dma_zone := bits_to_zone(heap.dma_bitsize)) < zone_hi:
-        attempts.append((dma_zone + 1, zone_hi))
-    if not memflags & MEMF_no_dma:
-        attempts.append((1, zone_hi))
+    clamp = d.physaddr_bitsize if d is not None else 0
+    memflags, attempts = _zone_attempts(memflags, clamp, heap.dma_bitsize)
     if d is None or memflags & MEMF_no_owner:
         return heap.alloc_extents(attempts, order, memflags, d, count, heap.faults)
     with d.page_alloc_lock:
@@ -78,6 +68,29 @@ def alloc_domheap_extents(
             heap.free_heap_pages(refused.last, order)
         _assign(d, runs, memflags, gfns)
     return runs
+
+
+@lru_cache(maxsize=256)  # bounded: a caller may try any memflags
+def _zone_attempts(
+    memflags: int, physaddr_bitsize: int, dma_bitsize: int
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """alloc_domheap_pages' memflags and zone ranges for them, in the order tried: above
+    the DMA zone first, then all zones unless MEMF_no_dma. The same few arguments recur
+    with every call, so the answer is worked out once for each."""
+    bits = MEMF_get_bits(memflags) or BITS_PER_LONG + 12
+    if physaddr_bitsize and not memflags & MEMF_no_owner:
+        bits = min(bits, physaddr_bitsize)  # domain_clamp_alloc_bitsize
+    zone_hi = min(bits_to_zone(bits), NR_ZONES - 1)
+    if memflags & MEMF_no_owner:
+        memflags |= MEMF_no_refcount
+    attempts = []
+    if not dma_bitsize:
+        memflags &= ~MEMF_no_dma
+    elif (dma_zone := bits_to_zone(dma_bitsize)) < zone_hi:
+        attempts.append((dma_zone + 1, zone_hi))
+    if not memflags & MEMF_no_dma:
+        attempts.append((1, zone_hi))
+    return memflags, tuple(attempts)
 
 
 def _assignable(d: Domain, nr: int, memflags: int, most: int) -> int:
@@ -103,17 +116,20 @@ def _assign(d: Domain, runs: list[Extents], memflags: int, gfns: Sequence[int] |
     owned: list[Run] = []
     first = 0
     for r in runs:
-        d.node_pages[r.node] = d.node_pages.get(r.node, 0) + r.length * size
-        if gfns is None or d.is_translated:
-            owned.append(Run(r.last, r.length * size, None, 1, None))
-        else:
+        pages = r.length * size
+        d.node_pages[r.node] = d.node_pages.get(r.node, 0) + pages
+        if gfns is not None and not d.is_translated:
             owned += pairs_as_runs(r.mfns(), gfns[first : first + r.length], size, any_step=True)
+        elif len(runs) == 1:  # the common case: one run, entered as it is
+            d.pages.insert(r.last, pages, None, 1, None)
+        else:
+            owned.append(Run(r.last, pages, None, 1, None))
         first += r.length
     if not memflags & MEMF_no_refcount:
         d.tot_pages += first * size
     if len(owned) == 1:
         d.pages.insert(*owned[0])
-    else:
+    elif owned:
         owned.sort()
         d.pages.insert_many(owned)
 
