@@ -463,6 +463,15 @@ class RunMap:
         key is mapped). Where neither they nor their neighbours continue one another they
         stay one element, which carries on the progression just before them if it can: so a
         guest populated in order with extents carved from one block costs one element."""
+        if batch.times >= 2 and self._runs:  # the common case: carrying on the last element
+            c, i = len(self._runs) - 1, len(self._runs[-1]) - 1
+            last = self._runs[c][i]
+            if isinstance(last, Progression) and last.times >= 2:
+                grown = last.followed_by(batch)
+                if grown is not None:  # its runs meet as that progression's do: no merges
+                    self._put(c, i, grown)
+                    self._count += batch.times
+                    return
         step = batch.step
         if (
             batch.length <= 0
