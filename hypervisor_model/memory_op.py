@@ -209,10 +209,11 @@ def _allocate(
     the extent was allocated and assigned, and leave it so: a gfn beyond what the p2m maps
     (guest_physmap_add_page), and an MFN that cannot be written back."""
     nr = 1 << r.extent_order
+    translated = d.is_translated
     whole = count  # extents that can go all the way through
-    if d.is_translated and gfns is not None and max(gfns) + nr > P2M_LIMIT:
+    if translated and gfns is not None and max(gfns) + nr > P2M_LIMIT:
         whole = next(i for i, gfn in enumerate(gfns) if gfn + nr > P2M_LIMIT)
-    elif not d.is_translated and r.extent_start:
+    elif not translated and r.extent_start:
         at = r.extent_start + first * PFN.size
         whole = min(count, hv.caller_memory.readable(at) // PFN.size)
     with d.page_alloc_lock:
@@ -221,9 +222,9 @@ def _allocate(
         went = runs[0].length if len(runs) == 1 else sum(run.length for run in runs)
         if went > whole:
             went, runs = whole, _first_extents(runs, whole)
-        if d.is_translated and gfns is not None:
+        if translated and gfns is not None:
             guest_physmap_add_extents(d, runs, gfns)
-    if not d.is_translated and r.extent_start and went:
+    if not translated and r.extent_start and went:
         mfns = [mfn for run in runs for mfn in run.mfns()]
         hv.caller_memory.copy_to_guest(at, struct.pack(f"<{went}Q", *mfns))
     return went
