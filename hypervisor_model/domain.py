@@ -39,6 +39,10 @@ class Domain:
     max_vcpus: int = 0
     nr_vcpus: int = 0  # vCPUs created by XEN_DOMCTL_max_vcpus
     vcpu_online: int = 0  # bit i: vCPU i is up (not VPF_down); vCPUs are created down
+    # Per-vCPU scheduling affinity (sched_unit cpu_hard_affinity / cpu_soft_affinity) as CPU
+    # masks, kept only for vCPUs set to less than every CPU, which is where vCPUs start.
+    cpu_hard_affinity: dict[int, int] = field(default_factory=dict)
+    cpu_soft_affinity: dict[int, int] = field(default_factory=dict)
     vm_assist: int = 0  # VMASST_TYPE_* bits, from vCPU 0's first context (arch_set_info_guest)
     cpupool: int = 0
     is_dying: int = DOMDYING_alive

@@ -374,7 +374,7 @@ def _max_vcpus(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int
     if d is current or wanted != d.max_vcpus:
         raise XenError(EINVAL, f"expected max_vcpus {d.max_vcpus}, got {wanted}")
     d.nr_vcpus = wanted
-    _update_node_affinity(hv, d)
+    vcpu.update_node_affinity(hv, d)
     return 0
 
 
@@ -407,13 +407,6 @@ def _get_address_size(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply)
 # -- node affinity -----------------------------------------------------------------------
 
 
-def _update_node_affinity(hv: Hypervisor, d: Domain) -> None:
-    """domain_update_node_affinity: once a domain has vCPUs, automatic affinity becomes the
-    nodes of the online CPUs they may run on (all of them: vCPUs start with full affinity)."""
-    if d.nr_vcpus and d.auto_node_affinity:
-        d.node_affinity = hv.cpu_node_mask()
-
-
 def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
     """xenctl_bitmap_to_nodemask, then domain_set_node_affinity: a mask with no online node
     is EINVAL, a full mask means automatic affinity."""
@@ -426,7 +419,7 @@ def _setnodeaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) 
     else:
         d.auto_node_affinity = False
         d.node_affinity = mask
-    _update_node_affinity(hv, d)
+    vcpu.update_node_affinity(hv, d)
     return 0
 
 
@@ -496,6 +489,7 @@ _COMMANDS: dict[int, Callable[..., int]] = {
     abi.XEN_DOMCTL_claim_memory: _claim_memory,
     abi.XEN_DOMCTL_setvcpucontext: vcpu.setvcpucontext,
     abi.XEN_DOMCTL_getvcpuaffinity: vcpu.getvcpuaffinity,
+    abi.XEN_DOMCTL_setvcpuaffinity: vcpu.setvcpuaffinity,
     abi.XEN_DOMCTL_gethvmcontext: vcpu.gethvmcontext,
     abi.XEN_DOMCTL_sethvmcontext: vcpu.sethvmcontext,
     abi.XEN_DOMCTL_shadow_op: paging.shadow_op,

@@ -87,7 +87,11 @@ class Hypervisor:
         self._domains: dict[int, Domain] = {}
         self._leaked_domids: set[int] = set()
         self._domid_last = 0
-        self.nr_cpus = sum(node.cpus for node in host.nodes if node.online)
+        # cpu_to_node: the online nodes' CPUs, numbered node by node (as cputopoinfo shows)
+        self.cpu_node = tuple(
+            n for n, node in enumerate(host.nodes) if node.online for _ in range(node.cpus)
+        )
+        self.nr_cpus = len(self.cpu_node)
         self._handlers: dict[int, Handler] = {}  # those called so far (see HANDLERS)
         # None: callers' threads run free, as the OS schedules them (:meth:`scheduled_by`)
         self.scheduler: Scheduler | None = None
@@ -220,9 +224,12 @@ class Hypervisor:
         lines.append(f"Dom0 has maximum {self.nr_cpus} VCPUs, {self.host.dom0_memory_mib} MiB")
         return "\n".join(lines)
 
-    def cpu_node_mask(self) -> int:
-        """Online nodes with CPUs: where vCPUs with full affinity may run."""
-        return sum(1 << n for n, node in enumerate(self.host.nodes) if node.online and node.cpus)
+    def cpu_node_mask(self, cpus: int | None = None) -> int:
+        """The nodes of the CPUs in the mask ``cpus`` (every CPU if None): where vCPUs with
+        that affinity may run."""
+        every = (1 << self.nr_cpus) - 1
+        cpus = every if cpus is None else cpus & every
+        return sum(1 << n for n in {self.cpu_node[c] for c in range(self.nr_cpus) if cpus >> c & 1})
 
     def is_control_domain(self, d: Domain) -> bool:
         return d.domain_id == 0

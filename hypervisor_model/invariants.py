@@ -66,6 +66,12 @@ def _claim_problems(hv: Hypervisor, domains: list) -> list[str]:  # type: ignore
     for d in domains:
         if d.vcpu_online >> d.nr_vcpus:
             out.append(f"d{d.domain_id}: a vCPU online that was never created")
+        every = (1 << hv.nr_cpus) - 1
+        for which in (d.cpu_hard_affinity, d.cpu_soft_affinity):
+            if any(v >= d.nr_vcpus or mask & ~every or mask == every for v, mask in which.items()):
+                out.append(f"d{d.domain_id}: an affinity kept for no vCPU, no CPU or every CPU")
+        if not all(mask for mask in d.cpu_hard_affinity.values()):  # vcpu_set_hard_affinity
+            out.append(f"d{d.domain_id}: a vCPU's hard affinity has no CPU")
         if d.node_claims != sum(d.claims.values()) or d.node_claims > d.outstanding_pages:
             out.append(f"d{d.domain_id}: node_claims inconsistent with claims[]")
         if any(pages <= 0 or not heap.online_mask >> n & 1 for n, pages in d.claims.items()):

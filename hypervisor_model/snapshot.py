@@ -148,6 +148,9 @@ def _domain_schema() -> Record:
         "max_vcpus": Int(0, MAX_VIRT_CPUS),
         "nr_vcpus": Int(0, MAX_VIRT_CPUS),
         "vcpu_online": Int(0, (1 << MAX_VIRT_CPUS) - 1),  # a bit per vCPU
+        # [vCPU, CPU mask]: the vCPUs with an affinity set (states before have none)
+        "cpu_hard_affinity": _AFFINITY,
+        "cpu_soft_affinity": _AFFINITY,
     }
     shapes: dict[str, Schema] = {}
     for f in fields(Domain):
@@ -161,6 +164,7 @@ def _domain_schema() -> Record:
     return Record(shapes, optional=frozenset(shapes.keys() - required))
 
 
+_AFFINITY = List(Row(Int(0, MAX_VIRT_CPUS - 1), Int(0, (1 << NR_CPUS) - 1)), MAX_VIRT_CPUS)
 # [start, length, value or null, step]: a RunMap run (MFNs or guest frames)
 _RUN = Row(Int(0, U64), Int(1, U64), Optional(Int(0, U64)), Int(-U64, U64))
 MAX_RUNS = MAX_VALUES // 4  # in all maps: no more than a state of plain runs could hold
@@ -263,6 +267,8 @@ def _domain_from(state: dict[str, Any], nr_nodes: int) -> Domain:
         if any(node >= nr_nodes for node, _ in kwargs[name]):
             raise StateError(f"damaged state: d{state['domain_id']}: {name} names no node")
         kwargs[name] = dict(kwargs[name])
+    for name in ("cpu_hard_affinity", "cpu_soft_affinity"):
+        kwargs[name] = dict(kwargs.get(name, ()))
     if kwargs.get("last_alloc_node", 0) >= nr_nodes:
         raise StateError(f"damaged state: d{state['domain_id']}: last_alloc_node names no node")
     # saved before the model kept them: what the state showed then, the highest gfn mapped

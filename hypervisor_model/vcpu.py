@@ -1,5 +1,6 @@
 """vCPUs: which are up, what an idle host reports of them, and the domctls that load a vCPU's
-context or read its state (common/domctl.c; x86 domain.c arch_set_info_guest; hvm/save.c).
+context, read its state or set where it may run (common/domctl.c; sched/core.c; x86 domain.c
+arch_set_info_guest; hvm/save.c).
 
 A vCPU is created down (vcpu_create sets VPF_down). It comes up when its context is set
 with VGCF_online, or when an HVM context load carries a CPU record for it; a NULL context
@@ -14,12 +15,14 @@ holds the registers of a vCPU after reset.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap
+from hypervisor_model.bitmap import bitmap_to_xenctl_bitmap, xenctl_bitmap_to_bitmap
 from hypervisor_model.errors import XenError
 from hypervisor_model.guest_memory import (
     USER_LIMIT,
+    GuestFault,
     build,
     copy_struct_from_guest,
     parse,
@@ -110,18 +113,68 @@ def first_unpause(d: Domain) -> None:
 
 def processor(hv: Hypervisor, d: Domain, vcpu: int) -> int:
     """Where Xen placed the vCPU (sched_select_initial_cpu): vCPU 0 on the first CPU of the
-    domain's nodes, each next vCPU on the next of those CPUs, round; nothing moves it."""
-    first, mine, every = 0, list[int](), list[int]()
-    for n, node in enumerate(hv.host.nodes):
-        if not node.online:
-            continue
-        ids = range(first, first + node.cpus)
-        every += ids
-        if d.node_affinity >> n & 1:
-            mine += ids
-        first += node.cpus
-    cpus = mine or every
-    return cpus[vcpu % len(cpus)]
+    domain's nodes, each next vCPU on the next of those CPUs, round. A vCPU whose hard
+    affinity leaves that CPU moves (sched_unit_migrate_finish) to the lowest CPU it prefers,
+    or else may, run on: the model's pick, as no scheduler runs here."""
+    every = range(hv.nr_cpus)
+    cpus = [c for c in every if d.node_affinity >> hv.cpu_node[c] & 1] or list(every)
+    cpu = cpus[vcpu % len(cpus)]
+    hard = hard_affinity(hv, d, vcpu) & pool_cpus(hv, d)
+    if hard >> cpu & 1:
+        return cpu
+    pick = hard & soft_affinity(hv, d, vcpu) or hard
+    return (pick & -pick).bit_length() - 1
+
+
+# -- scheduling affinity ------------------------------------------------------------------------
+
+
+def pool_cpus(hv: Hypervisor, d: Domain) -> int:
+    """cpupool_domain_master_cpumask: the CPUs of the domain's pool; Pool-0 has them all."""
+    return (1 << hv.nr_cpus) - 1
+
+
+def hard_affinity(hv: Hypervisor, d: Domain, vcpu: int) -> int:
+    """The CPUs the vCPU may run on; every CPU unless set (sched_init_vcpu)."""
+    return d.cpu_hard_affinity.get(vcpu, (1 << hv.nr_cpus) - 1)
+
+
+def soft_affinity(hv: Hypervisor, d: Domain, vcpu: int) -> int:
+    """The CPUs the vCPU prefers; every CPU unless set."""
+    return d.cpu_soft_affinity.get(vcpu, (1 << hv.nr_cpus) - 1)
+
+
+def update_node_affinity(hv: Hypervisor, d: Domain) -> None:
+    """domain_update_node_affinity: once a domain has vCPUs, automatic node affinity is the
+    nodes of the pool's CPUs its vCPUs may run on (the union of their hard affinities),
+    narrowed to those they prefer (soft) if that leaves any."""
+    if not d.nr_vcpus or not d.auto_node_affinity:
+        return
+    every = (1 << hv.nr_cpus) - 1
+
+    def union(masks: dict[int, int]) -> int:
+        # vCPUs without an entry have every CPU
+        return every if len(masks) < d.nr_vcpus else _or(masks.values())
+
+    hard = union(d.cpu_hard_affinity) & pool_cpus(hv, d)
+    soft = union(d.cpu_soft_affinity) & hard
+    d.node_affinity = hv.cpu_node_mask(soft or hard)
+
+
+def _or(masks: Iterable[int]) -> int:
+    total = 0
+    for mask in masks:
+        total |= mask
+    return total
+
+
+def _set_affinity(hv: Hypervisor, d: Domain, which: dict[int, int], vcpu: int, mask: int) -> None:
+    """sched_set_affinity, then domain_update_node_affinity; every CPU is kept as no entry."""
+    if mask == (1 << hv.nr_cpus) - 1:
+        which.pop(vcpu, None)
+    else:
+        which[vcpu] = mask
+    update_node_affinity(hv, d)
 
 
 # -- XEN_DOMCTL_getvcpuinfo -------------------------------------------------------------------
@@ -146,13 +199,12 @@ def getvcpuinfo(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> in
     return reply.send(0)
 
 
-# -- XEN_DOMCTL_getvcpuaffinity ----------------------------------------------------------------
+# -- XEN_DOMCTL_getvcpuaffinity / setvcpuaffinity (sched/core.c vcpu_affinity_domctl) ---------
 
 
-def getvcpuaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
-    """vcpu_affinity_domctl, reading: a vCPU may run, and prefers to run, on every CPU (no
-    vCPU is ever pinned here). EINVAL beyond max_vcpus or without a map asked for (or its
-    handle), ESRCH for a vCPU not created."""
+def _affinity_request(d: Domain, reply: _Reply) -> Any:
+    """The request, checked: EINVAL beyond max_vcpus, ESRCH for a vCPU not created, EINVAL
+    without a map asked for or with a NULL handle for one (vcpuaffinity_params_invalid)."""
     req = parse(abi.xen_domctl_vcpuaffinity, reply.op.u)
     if req.vcpu >= d.max_vcpus:
         raise XenError(EINVAL, f"vCPU {req.vcpu} beyond max_vcpus")
@@ -164,21 +216,65 @@ def getvcpuaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -
         or (hard and not req.cpumap_hard.bitmap)
         or (soft and not req.cpumap_soft.bitmap)
     ):
-        raise XenError(EINVAL, "no affinity map to read")
-    every = (1 << hv.nr_cpus) - 1
+        raise XenError(EINVAL, "no affinity map asked for")
+    return req
+
+
+def _write_map(hv: Hypervisor, cpumap: Any, mask: int) -> int:
+    """cpumask_to_xenctl_bitmap: 0, or EFAULT if the caller's map is not writable."""
     quirk = hv.release.bitmap_last_byte_quirk
-    failed = False  # both maps are written even when the first faults (hret ?: ret)
-    for asked, cpumap in ((hard, req.cpumap_hard), (soft, req.cpumap_soft)):
-        try:
-            if asked:
-                bitmap_to_xenctl_bitmap(
-                    hv.caller_memory, cpumap, every, hv.nr_cpus, last_byte_quirk=quirk
-                )
-        except XenError:
-            failed = True
-    if failed:
-        raise XenError(EFAULT, "affinity map not writable")
+    try:
+        bitmap_to_xenctl_bitmap(hv.caller_memory, cpumap, mask, hv.nr_cpus, last_byte_quirk=quirk)
+    except XenError as e:
+        return e.errno
     return 0
+
+
+def _answer(hret: int, ret: int) -> int:
+    """``hret ?: ret``: both maps are handled even when the hard one's copy faults."""
+    if hret or ret:
+        raise XenError(hret or ret, "affinity map not writable")
+    return 0
+
+
+def getvcpuaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
+    """The vCPU's hard and soft affinity, as set (not narrowed to the pool)."""
+    req = _affinity_request(d, reply)
+    hret = ret = 0
+    if req.flags & abi.XEN_VCPUAFFINITY_HARD:
+        hret = _write_map(hv, req.cpumap_hard, hard_affinity(hv, d, req.vcpu))
+    if req.flags & abi.XEN_VCPUAFFINITY_SOFT:
+        ret = _write_map(hv, req.cpumap_soft, soft_affinity(hv, d, req.vcpu))
+    return _answer(hret, ret)
+
+
+def setvcpuaffinity(hv: Hypervisor, current: Domain, d: Domain, reply: _Reply) -> int:
+    """Set the hard map, then the soft one; each is written back as the scheduler uses it:
+    hard within the pool, soft within the pool and the hard map. A hard map with no CPU of
+    the pool is EINVAL (vcpu_set_hard_affinity); an unreadable soft map undoes the hard one.
+    As in Xen, a map that cannot be written back is EFAULT but the affinity stays set.
+    XEN_VCPUAFFINITY_FORCE undoes a guest's temporary pin, which no guest here makes."""
+    req = _affinity_request(d, reply)
+    vcpu, memory, online = req.vcpu, hv.caller_memory, pool_cpus(hv, d)
+    hard_asked = req.flags & abi.XEN_VCPUAFFINITY_HARD
+    old_hard = hard_affinity(hv, d, vcpu)
+    hret = ret = 0
+    if hard_asked:
+        new = xenctl_bitmap_to_bitmap(memory, req.cpumap_hard, hv.nr_cpus)
+        if not new & online:
+            raise XenError(EINVAL, "hard affinity with no CPU of the domain's pool")
+        _set_affinity(hv, d, d.cpu_hard_affinity, vcpu, new)
+        hret = _write_map(hv, req.cpumap_hard, online & new)
+    if req.flags & abi.XEN_VCPUAFFINITY_SOFT:
+        try:
+            new = xenctl_bitmap_to_bitmap(memory, req.cpumap_soft, hv.nr_cpus)
+        except GuestFault:
+            if hard_asked:
+                _set_affinity(hv, d, d.cpu_hard_affinity, vcpu, old_hard)
+            return _answer(hret, EFAULT)
+        _set_affinity(hv, d, d.cpu_soft_affinity, vcpu, new)
+        ret = _write_map(hv, req.cpumap_soft, new & online & hard_affinity(hv, d, vcpu))
+    return _answer(hret, ret)
 
 
 # -- XEN_DOMCTL_setvcpucontext -----------------------------------------------------------------

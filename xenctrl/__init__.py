@@ -132,6 +132,7 @@ __getattr__ = lazy.face(
             "xc_domain_hvm_setcontext",
             "xc_vcpu_getaffinity",
             "xc_vcpu_getinfo",
+            "xc_vcpu_setaffinity",
             "xc_vcpu_setcontext",
         ),
     },
@@ -227,6 +228,7 @@ __all__ = [
     "xc_sharing_used_frames",
     "xc_vcpu_getaffinity",
     "xc_vcpu_getinfo",
+    "xc_vcpu_setaffinity",
     "xc_vcpu_setcontext",
     "xc_vcpuinfo_t",
     "xc_version",
@@ -351,5 +353,6 @@ if typing.TYPE_CHECKING:  # the members, for type checkers
         xc_domain_hvm_setcontext,
         xc_vcpu_getaffinity,
         xc_vcpu_getinfo,
+        xc_vcpu_setaffinity,
         xc_vcpu_setcontext,
     )

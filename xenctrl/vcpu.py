@@ -11,7 +11,7 @@ import ctypes
 
 from hypervisor_model.guest_memory import sizeof
 from hypervisor_model.public import arch_x86, domctl
-from xenctrl.cints import domid_t, uint32_t, xenctrl_call
+from xenctrl.cints import domid_t, int32_t, uint32_t, xenctrl_call
 from xenctrl.handle import Bounce, Buffer, check, do_domctl, xc_interface
 from xenctrl.misc import xc_get_cpumap_size
 from xenctrl.types import xc_vcpuinfo_t
@@ -90,6 +90,39 @@ def xc_vcpu_getaffinity(
         )
     check(rc)
     return (None if hard is None else bytes(hard)), (None if soft is None else bytes(soft))
+
+
+@traced
+def xc_vcpu_setaffinity(
+    xch: xc_interface,
+    domid: domid_t,
+    vcpu: int32_t,
+    cpumap_hard_inout: bytearray | None,
+    cpumap_soft_inout: bytearray | None,
+    flags: uint32_t,
+) -> None:
+    """Set the CPUs a vCPU may run on (hard) and prefers (soft), for the maps ``flags``
+    asks for; as in C, each map given is xc_get_cpumap_size bytes, sent and overwritten
+    with what the scheduler uses (hard within the pool; soft within the pool and hard)."""
+    size = xc_get_cpumap_size(xch)
+    for cpumap in (cpumap_hard_inout, cpumap_soft_inout):
+        if cpumap is not None and len(cpumap) < size:
+            raise ValueError(f"expected a cpumap of {size} bytes, got {len(cpumap)}")
+    with (
+        Bounce(xch, cpumap_hard_inout, size, "both") as h,
+        Bounce(xch, cpumap_soft_inout, size, "both") as s,
+    ):
+        rc, _ = do_domctl(
+            xch,
+            domctl.XEN_DOMCTL_setvcpuaffinity,
+            domid,
+            domctl.xen_domctl_vcpuaffinity,
+            vcpu=vcpu,
+            flags=flags,
+            cpumap_hard=dict(bitmap=h.addr, nr_bits=size * 8),
+            cpumap_soft=dict(bitmap=s.addr, nr_bits=size * 8),
+        )
+    check(rc)
 
 
 @traced

@@ -28,6 +28,7 @@ XEN_DOMCTL_destroydomain = 2
 XEN_DOMCTL_pausedomain = 3
 XEN_DOMCTL_unpausedomain = 4
 XEN_DOMCTL_getdomaininfo = 5
+XEN_DOMCTL_setvcpuaffinity = 9
 XEN_DOMCTL_shadow_op = 10
 XEN_DOMCTL_max_mem = 11
 XEN_DOMCTL_setvcpucontext = 12

@@ -816,3 +816,48 @@ def test_page_offline_status_array_costs_what_xen_allocates(guest_class: type) -
         tracemalloc.stop()
     assert rc == -errno.EFAULT
     assert peak < 4 << 20, f"peak {peak >> 20} MiB for a 1 MiB status array"
+
+
+# -- vCPU affinity --------------------------------------------------------------------------
+
+affinity_st = st.fixed_dictionaries(
+    {
+        "domain": st.sampled_from(["hvm", "pv", "dom0"]),
+        "vcpu": mostly(st.just(0), st.integers(0, 16)),
+        "flags": mostly(st.sampled_from([1, 2, 3, 7]), u32_st),
+        # each map: random bytes in a live buffer, a garbage address, or NULL
+        "hard": st.one_of(handle_st, st.just(("garbage", 0))),
+        "soft": st.one_of(handle_st, st.just(("garbage", 0))),
+        "nr_bits": mostly(st.sampled_from([12, 16, 64]), u32_st),
+        "caller": st.integers(0, 5),
+    }
+)
+
+
+@fuzz_settings
+@given(calls=st.lists(affinity_st, min_size=1, max_size=4))
+def test_setvcpuaffinity_changes_only_what_succeeds(
+    guest_class: type, calls: list[dict[str, Any]]
+) -> None:
+    """XEN_DOMCTL_setvcpuaffinity with random maps: any failure but EFAULT (which Xen may
+    return after the new map is in force, when it cannot write it back) leaves every vCPU's
+    affinity and the domain's node affinity as they were; a success leaves a hard map with
+    a CPU in it, which getvcpuaffinity then reads (the invariants check the rest)."""
+    host = Host(guest_class)
+    for c in calls:
+        domid = {"hvm": host.hvm, "pv": host.pv, "dom0": 0}[c["domain"]]
+        d = host.hv.find_domain(domid)
+        assert d is not None
+        maps = [struct.pack("<QI4x", host.handle(c[k]), c["nr_bits"]) for k in ("hard", "soft")]
+        union = struct.pack("<II", c["vcpu"], c["flags"] & U32) + b"".join(maps)
+        raw = struct.pack("<IIH6s128s", 9, 0x18, domid, bytes(6), union.ljust(128, b"\0"))
+        before = (dict(d.cpu_hard_affinity), dict(d.cpu_soft_affinity), d.node_affinity)
+        rc = host.call(HYPERVISOR_domctl, host.place(raw), caller=host.caller(c["caller"]))
+        if rc < 0 and rc != -errno.EFAULT:
+            assert (d.cpu_hard_affinity, d.cpu_soft_affinity, d.node_affinity) == before
+        if rc == 0:
+            out = host.place(bytes(2))
+            get = struct.pack("<IIQI4xQI4x", c["vcpu"], 1, out, 16, 0, 0)
+            raw = struct.pack("<IIH6s128s", 25, 0x18, domid, bytes(6), get.ljust(128, b"\0"))
+            assert host.call(HYPERVISOR_domctl, host.place(raw)) == 0
+            assert host.hv.arena.copy_from_guest(out, 2) != bytes(2)

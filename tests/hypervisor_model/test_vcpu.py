@@ -588,3 +588,189 @@ def test_a_hard_map_that_faults_still_lets_the_soft_one_be_written(dom0: Guest) 
         dict(vcpu=0, flags=HARD | SOFT, **maps),
     )
     assert (rc, bytes(soft_buf.mem[:1])) == (-EFAULT, b"\xff")
+
+
+# -- XEN_DOMCTL_setvcpuaffinity ------------------------------------------------------------------
+
+
+def set_affinity(
+    dom0: Guest,
+    domid: int,
+    vcpu: int,
+    flags: int,
+    hard: bytes | None = None,
+    soft: bytes | None = None,
+    nr_bits: int = 16,
+    handles: tuple[int | None, int | None] = (None, None),
+) -> tuple[int, bytes, bytes]:
+    """Maps in 2-byte buffers (None: a NULL handle, or ``handles`` given); the result and
+    both maps as Xen left them."""
+    hv = dom0.hv
+    bufs = [hv.arena.alloc(2) for _ in range(2)]
+    maps = []
+    for buf, data, handle in zip(bufs, (hard, soft), handles, strict=True):
+        buf.mem[:2] = data or bytes(2)
+        addr = handle if handle is not None else buf.addr if data is not None else 0
+        maps.append(dict(bitmap=addr, nr_bits=nr_bits))
+    rc, _ = dom0.domctl(
+        domctl.XEN_DOMCTL_setvcpuaffinity,
+        domid,
+        domctl.xen_domctl_vcpuaffinity,
+        dict(vcpu=vcpu, flags=flags, cpumap_hard=maps[0], cpumap_soft=maps[1]),
+    )
+    return rc, bytes(bufs[0].mem[:2]), bytes(bufs[1].mem[:2])
+
+
+FAULT = 0xDEAD000  # an address no hypercall buffer covers
+
+
+def node_affinity(dom0: Guest, domid: int) -> int:
+    with dom0.hv.arena.alloc(8) as nodemap:
+        rc, _ = dom0.domctl(
+            domctl.XEN_DOMCTL_getnodeaffinity,
+            domid,
+            domctl.xen_domctl_nodeaffinity,
+            dict(nodemap=dict(bitmap=nodemap.addr, nr_bits=64)),
+        )
+        assert rc == 0
+        return int.from_bytes(nodemap.mem[:8], "little")
+
+
+def test_set_affinity_writes_back_what_the_scheduler_uses_and_get_reads_what_was_set(
+    dom0: Guest,
+) -> None:
+    """Hard {1, 2} (0x06), soft {2, 5} (0x24): hard comes back as hard & Pool-0's 8 CPUs =
+    0x06, soft as soft & pool & hard = 0x04, each caller's second byte zeroed; get reports
+    the maps as set. Soft CPU 2 is within hard, so the domain's node affinity is CPU 2's
+    node 0 (mask 0x1), and vCPU 0 (first placed on CPU 0 of nodes {0, 1}) moves to CPU 2."""
+    domid = domain(dom0, 1)
+    assert state(dom0, domid, 0)[3] == 0
+    both = HARD | SOFT
+    assert set_affinity(dom0, domid, 0, both, b"\x06\xaa", b"\x24\xaa") == (
+        0,
+        b"\x06\x00",
+        b"\x04\x00",
+    )
+    assert affinity(dom0, domid, 0, both) == (0, b"\x06\x00", b"\x24\x00")
+    assert node_affinity(dom0, domid) == 0x1
+    assert state(dom0, domid, 0)[3] == 2
+
+
+def test_node_affinity_follows_the_union_of_hard_then_soft_maps(dom0: Guest) -> None:
+    """Two vCPUs. Only vCPU 0 pinned to {4, 5} (node 1): vCPU 1 still may run anywhere, so
+    both nodes (0x3). vCPU 1 pinned to {6}: the union {4, 5, 6} is node 1 (0x2). A soft map
+    {0} on vCPU 0 meets no hard CPU, so the hard union decides still (0x2); soft {5} on
+    vCPU 0 and the unset vCPU 1 soft (every CPU) leave {4, 5, 6}: 0x2."""
+    domid = domain(dom0, 2)
+    assert set_affinity(dom0, domid, 0, HARD, b"\x30\x00")[0] == 0
+    assert node_affinity(dom0, domid) == 0x3
+    assert set_affinity(dom0, domid, 1, HARD, b"\x40\x00")[0] == 0
+    assert node_affinity(dom0, domid) == 0x2
+    assert set_affinity(dom0, domid, 0, SOFT, soft=b"\x01\x00") == (0, bytes(2), b"\x00\x00")
+    assert node_affinity(dom0, domid) == 0x2
+    assert affinity(dom0, domid, 0, HARD | SOFT) == (0, b"\x30\x00", b"\x01\x00")
+    # vCPU 0 was placed on CPU 4 (first of node 1) and stays; vCPU 1 moves to CPU 6
+    assert [state(dom0, domid, v)[3] for v in range(2)] == [4, 6]
+
+
+def test_an_explicit_node_affinity_is_not_recomputed(dom0: Guest) -> None:
+    """domain_update_node_affinity leaves a domain with auto_node_affinity off alone."""
+    domid = domain(dom0, 1, nodes=0x1)
+    assert set_affinity(dom0, domid, 0, HARD, b"\x30\x00")[0] == 0
+    assert node_affinity(dom0, domid) == 0x1
+
+
+def _affinities(dom0: Guest, domid: int) -> tuple[bytes, bytes, int]:
+    rc, hard, soft = affinity(dom0, domid, 0, HARD | SOFT)
+    assert rc == 0
+    return hard, soft, node_affinity(dom0, domid)
+
+
+SET_AFFINITY_ERRNOS = [
+    # (what, vcpu, flags, hard, soft, nr_bits, handles, errno)
+    ("beyond-max_vcpus", 1, HARD, b"\x01\x00", None, 16, (None, None), EINVAL),
+    ("no-flags", 0, 0, b"\x01\x00", None, 16, (None, None), EINVAL),
+    ("hard-null", 0, HARD, None, None, 16, (None, None), EINVAL),
+    ("soft-null", 0, HARD | SOFT, b"\x01\x00", None, 16, (None, None), EINVAL),
+    ("hard-empty", 0, HARD, b"\x00\x00", None, 16, (None, None), EINVAL),
+    # CPU 8 and up do not exist: only nr_cpu_ids bits (one byte) are read
+    ("hard-beyond-the-cpus", 0, HARD, b"\x00\xff", None, 16, (None, None), EINVAL),
+    # nr_bits 4 keeps CPUs 0-3 only (xenctl_bitmap_to_bitmap masks the last byte)
+    ("hard-beyond-nr_bits", 0, HARD, b"\xf0\x00", None, 4, (None, None), EINVAL),
+    ("hard-unreadable", 0, HARD, b"\x01\x00", None, 16, (FAULT, None), EFAULT),
+    # the hard map was set, then undone when the soft one could not be read
+    ("soft-unreadable", 0, HARD | SOFT, b"\x01\x00", b"\x01\x00", 16, (None, FAULT), EFAULT),
+]
+
+
+@pytest.mark.parametrize(
+    ("vcpu", "flags", "hard", "soft", "nr_bits", "handles", "errno"),
+    [r[1:] for r in SET_AFFINITY_ERRNOS],
+    ids=[r[0] for r in SET_AFFINITY_ERRNOS],
+)
+def test_setvcpuaffinity_errno_changes_nothing(
+    dom0: Guest,
+    vcpu: int,
+    flags: int,
+    hard: bytes | None,
+    soft: bytes | None,
+    nr_bits: int,
+    handles: tuple[int | None, int | None],
+    errno: int,
+) -> None:
+    domid = domain(dom0, 1)
+    assert set_affinity(dom0, domid, 0, HARD | SOFT, b"\x0c\x00", b"\x08\x00")[0] == 0
+    before = _affinities(dom0, domid)
+    assert before == (b"\x0c\x00", b"\x08\x00", 0x1)
+    rc = set_affinity(dom0, domid, vcpu, flags, hard, soft, nr_bits, handles)[0]
+    assert rc == -errno
+    assert _affinities(dom0, domid) == before
+
+
+def test_a_vcpu_not_yet_created_is_esrch_for_set_too(dom0: Guest) -> None:
+    payload = dict(createdomain_payload(domctl.XEN_DOMCTL_CDF_hvm), max_vcpus=2)
+    rc, after = dom0.domctl(
+        domctl.XEN_DOMCTL_createdomain, DOMID_ANY, domctl.xen_domctl_createdomain, payload
+    )
+    assert rc == 0
+    assert set_affinity(dom0, int(after.domain), 1, HARD, b"\x01\x00")[0] == -ESRCH
+
+
+def test_a_map_xen_cannot_write_back_is_efault_but_the_affinity_is_set(dom0: Guest) -> None:
+    """As vcpu_affinity_domctl does: the new hard map is in force before it is copied back.
+    nr_bits says 2 pages of map where the buffer has 1 page: the first byte is read, the
+    zeroing of the rest runs into the guard page."""
+    domid = domain(dom0, 1)
+    with dom0.hv.arena.alloc(4096) as buf:
+        buf.mem[0] = 0x30
+        rc, _ = dom0.domctl(
+            domctl.XEN_DOMCTL_setvcpuaffinity,
+            domid,
+            domctl.xen_domctl_vcpuaffinity,
+            dict(
+                vcpu=0,
+                flags=HARD,
+                cpumap_hard=dict(bitmap=buf.addr, nr_bits=8 * 8192),
+                cpumap_soft=dict(bitmap=0, nr_bits=0),
+            ),
+        )
+    assert rc == -EFAULT
+    assert _affinities(dom0, domid) == (b"\x30\x00", b"\xff\x00", 0x2)
+
+
+def test_affinities_survive_save_and_resume(dom0: Guest) -> None:
+    domid = domain(dom0, 2)
+    assert set_affinity(dom0, domid, 1, HARD | SOFT, b"\x06\x00", b"\x02\x00")[0] == 0
+    hv = snapshot.load_state(snapshot.save_state(dom0.hv))
+    again = Guest(hv)
+    assert affinity(again, domid, 1, HARD | SOFT) == (0, b"\x06\x00", b"\x02\x00")
+    assert affinity(again, domid, 0, HARD | SOFT) == (0, b"\xff\x00", b"\xff\x00")
+
+
+def test_a_state_saved_before_affinities_loads_with_every_cpu(dom0: Guest) -> None:
+    domid = domain(dom0, 1)
+    doc = snapshot.save_state(dom0.hv)
+    for d in doc["domains"]:
+        del d["cpu_hard_affinity"], d["cpu_soft_affinity"]
+    again = Guest(snapshot.load_state(doc))
+    assert affinity(again, domid, 0, HARD | SOFT) == (0, b"\xff\x00", b"\xff\x00")

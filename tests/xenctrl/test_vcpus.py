@@ -87,6 +87,23 @@ def test_failing_vcpu_calls_free_their_buffers(xch: xc_interface) -> None:
     assert xch.hv.arena.live_buffers() == 0
 
 
+def test_setaffinity_overwrites_the_maps_with_what_xen_uses(xch: xc_interface) -> None:
+    """8 CPUs, one byte each: hard {0, 1} stays 0x03; soft {1, 2} comes back within hard as
+    0x02; get then reads the maps as set (hard 0x03, soft 0x06). An empty hard map is
+    EINVAL and leaves both as they were."""
+    domid = hvm_domain(xch, 1)
+    both = xenctrl.XEN_VCPUAFFINITY_HARD | xenctrl.XEN_VCPUAFFINITY_SOFT
+    hard, soft = bytearray(b"\x03"), bytearray(b"\x06")
+    xenctrl.xc_vcpu_setaffinity(xch, domid, 0, hard, soft, both)
+    assert (hard, soft) == (b"\x03", b"\x02")
+    assert xenctrl.xc_vcpu_getaffinity(xch, domid, 0, both) == (b"\x03", b"\x06")
+    with pytest.raises(XenError) as e:
+        xenctrl.xc_vcpu_setaffinity(xch, domid, 0, bytearray(1), bytearray(b"\x01"), both)
+    assert e.value.errno == EINVAL
+    assert xenctrl.xc_vcpu_getaffinity(xch, domid, 0, both) == (b"\x03", b"\x06")
+    assert xch.hv.arena.live_buffers() == 0
+
+
 def test_getaffinity_reads_the_maps_asked_for(xch: xc_interface) -> None:
     """Every vCPU may run on every CPU of the 8: one 0xff byte (xc_get_cpumap_size 1)."""
     domid = hvm_domain(xch, 1)
