@@ -161,3 +161,18 @@ def test_a_domain_destroyed_by_either_is_gone_for_both(host: Host) -> None:
     listed = host.xl("list")["list"]
     assert [row.split()[0] for row in listed[1].splitlines()[1:]] == ["Domain-0", "web", "db"]
     assert host.xlemu("list") == listed
+
+
+def test_vcpu_pin_from_xl_is_what_both_list(host: Host) -> None:
+    """``xl vcpu-pin db 0 4-5 1`` sets hard {4, 5} and soft {1} (XEN_DOMCTL_setvcpuaffinity);
+    vcpu-list from either then shows them as set, on CPU 4 (db was placed on node 1, CPUs
+    4-7, so its vCPU 0 already runs within the new hard map). Pinning back to all / all
+    leaves the host as the other tests expect it."""
+    pinned = host.xl("vcpu-pin db 0 4-5 1", "vcpu-list db")
+    assert pinned["vcpu-pin db 0 4-5 1"] == (0, "")
+    assert pinned["vcpu-list db"] == host.xlemu("vcpu-list db")
+    row = pinned["vcpu-list db"][1].splitlines()[1].split()
+    assert row[:4] + row[-3:] == ["db", "2", "0", "4", "4-5", "/", "1"]
+    back = host.xl("vcpu-pin db 0 all all", "vcpu-list db")
+    assert back["vcpu-pin db 0 all all"] == (0, "")
+    assert back["vcpu-list db"][1].splitlines()[1].endswith("all / all")
