@@ -413,6 +413,15 @@ class RunMap:
         end = start + length
         if self._progressions:
             self._open(start - 1, end + 1)
+        elif self._runs:
+            # The common case, frames carved one after another from a block's top: the
+            # new run continues the map's first run from below.
+            first = cast(Run, self._runs[0][0])
+            if first.start == end:
+                run = Run(start, length, value, step if length > 1 else 1, tag)
+                if (s := _continues(run, first, self.any_step)) is not None:
+                    self._put(0, 0, Run(start, length + first.length, value, s, tag))
+                    return
         lc, li = self._before(start)
         rc, ri = self._after(lc, li)
         left = cast(Run, self._runs[lc][li]) if lc >= 0 else None  # laid out by _open
