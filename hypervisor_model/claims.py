@@ -72,18 +72,14 @@ def _take_node(heap: Heap, d: ClaimHolder, node: int, pages: int) -> int:
     """Drop up to ``pages`` of the domain's claim on ``node``; return how many."""
     taken = min(d.claims.get(node, 0), pages)
     if taken:
-        _set_node_claim(heap, d, node, d.claims[node] - taken)
+        left = d.claims.pop(node) - taken  # what is left goes last, as a new entry
+        if left:
+            d.claims[node] = left
+        d.node_claims -= taken
+        heap.claimed_pages[node] -= taken
         d.outstanding_pages -= taken
         heap.outstanding_claims -= taken
     return taken
-
-
-def _set_node_claim(heap: Heap, d: ClaimHolder, node: int, pages: int) -> None:
-    old = d.claims.pop(node, 0)
-    if pages:
-        d.claims[node] = pages
-    d.node_claims += pages - old
-    heap.claimed_pages[node] += pages - old
 
 
 def _take_host(heap: Heap, d: ClaimHolder, pages: int) -> int:
