@@ -77,18 +77,7 @@ def xc_vcpu_getaffinity(
     size = xc_get_cpumap_size(xch)
     hard = bytearray(size) if flags & domctl.XEN_VCPUAFFINITY_HARD else None
     soft = bytearray(size) if flags & domctl.XEN_VCPUAFFINITY_SOFT else None
-    with Bounce(xch, hard, size, "out") as h, Bounce(xch, soft, size, "out") as s:
-        rc, _ = do_domctl(
-            xch,
-            domctl.XEN_DOMCTL_getvcpuaffinity,
-            domid,
-            domctl.xen_domctl_vcpuaffinity,
-            vcpu=vcpu,
-            flags=flags,
-            cpumap_hard=dict(bitmap=h.addr, nr_bits=size * 8),
-            cpumap_soft=dict(bitmap=s.addr, nr_bits=size * 8),
-        )
-    check(rc)
+    _vcpu_affinity(xch, domctl.XEN_DOMCTL_getvcpuaffinity, domid, vcpu, flags, hard, soft, "out")
     return (None if hard is None else bytes(hard)), (None if soft is None else bytes(soft))
 
 
@@ -108,13 +97,27 @@ def xc_vcpu_setaffinity(
     for cpumap in (cpumap_hard_inout, cpumap_soft_inout):
         if cpumap is not None and len(cpumap) < size:
             raise ValueError(f"expected a cpumap of {size} bytes, got {len(cpumap)}")
-    with (
-        Bounce(xch, cpumap_hard_inout, size, "both") as h,
-        Bounce(xch, cpumap_soft_inout, size, "both") as s,
-    ):
+    hard, soft = cpumap_hard_inout, cpumap_soft_inout
+    _vcpu_affinity(xch, domctl.XEN_DOMCTL_setvcpuaffinity, domid, vcpu, flags, hard, soft, "both")
+
+
+def _vcpu_affinity(
+    xch: xc_interface,
+    cmd: int,
+    domid: int,
+    vcpu: int,
+    flags: int,
+    hard: bytearray | None,
+    soft: bytearray | None,
+    direction: str,
+) -> None:
+    """XEN_DOMCTL_{get,set}vcpuaffinity, the two cpumaps (None: a NULL handle) bounced
+    ``direction`` at xc_get_cpumap_size bytes each."""
+    size = xc_get_cpumap_size(xch)
+    with Bounce(xch, hard, size, direction) as h, Bounce(xch, soft, size, direction) as s:
         rc, _ = do_domctl(
             xch,
-            domctl.XEN_DOMCTL_setvcpuaffinity,
+            cmd,
             domid,
             domctl.xen_domctl_vcpuaffinity,
             vcpu=vcpu,
