@@ -83,7 +83,7 @@ def _construct_memflags(hv: Hypervisor, current: Domain, d: Domain, mem_flags: i
     """Translate XENMEMF_* into MEMF_* (construct_memop_from_reservation); EINVAL if the
     flags are invalid for this caller or, for a vnode, for the target domain ``d``."""
     memflags = 0
-    address_bits = mem_flags & 0xFF  # XENMEMF_get_address_bits
+    address_bits = abi.XENMEMF_get_address_bits(mem_flags)
     if address_bits:
         max_page_order = max(hv.heap.max_page - 1, 0).bit_length()  # get_order_from_pages
         if address_bits < max_page_order + PAGE_SHIFT:
@@ -92,7 +92,7 @@ def _construct_memflags(hv: Hypervisor, current: Domain, d: Domain, mem_flags: i
             memflags = MEMF_bits(address_bits)
     if mem_flags & abi.XENMEMF_vnode:
         return memflags | vnuma.vnode_memflags(d, mem_flags)
-    node = ((mem_flags >> 8) - 1) & 0xFF  # XENMEMF_get_node
+    node = abi.XENMEMF_get_node(mem_flags)
     if node == NUMA_NO_NODE:
         return memflags
     if hv.is_control_domain(current):  # propagate_node
@@ -219,7 +219,7 @@ def _allocate(
     with d.page_alloc_lock:
         asked = min(count, whole + 1)
         runs = alloc_domheap_extents(hv.heap, d, r.extent_order, memflags, asked, gfns)
-        went = runs[0].length if len(runs) == 1 else sum(run.length for run in runs)
+        went = sum(run.length for run in runs)
         if went > whole:
             went, runs = whole, _first_extents(runs, whole)
         if translated and gfns is not None:
